@@ -1,0 +1,15 @@
+//! Configuration: the main file (SPEC §9, loaded with the `config` crate, every key overridable by
+//! `REGEVENT_GW__SECTION__KEY`) and the IP signalling profiles in `profiles/*.toml` (strict serde,
+//! one profile per file, named by the file stem).
+//!
+//! Owns: parsing, defaults, validation (all problems reported together, each naming file, key and
+//! problem). Never: sockets, or any behaviour beyond describing what the operator asked for.
+
+pub mod profile;
+pub mod settings;
+
+pub use profile::{Network, Profile, Profiles, Role};
+pub use settings::{
+    AdminSettings, Config, ConfigError, ConfigErrors, Listener, LimitsSettings, SipSettings,
+    SubscriptionSettings, Transport, TrunkGroup,
+};

@@ -1,0 +1,1 @@
+//! The sans-IO gateway core (filled in by the integrator).

@@ -1,0 +1,1 @@
+//! Emulated IMS core and UEs.

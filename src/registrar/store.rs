@@ -1,0 +1,1 @@
+//! Registration store (filled in by the integrator).

@@ -1,0 +1,1 @@
+//! UDP/TCP sockets (filled in by the integrator).
