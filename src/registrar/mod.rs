@@ -8,4 +8,5 @@ pub mod events;
 mod store;
 
 pub use events::{RegEvent, RemovalReason};
+#[allow(unused_imports)]
 pub use store::*;
