@@ -15,7 +15,9 @@
 //! `transport` and `stats::admin` touch sockets.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod config;
+pub mod demo;
 pub mod gateway;
 pub mod lab;
 pub mod reginfo;

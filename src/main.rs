@@ -1,1 +1,158 @@
-fn main(){}
+//! `regevent-gw`: the command line. The only place for `anyhow`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use regevent_gw::config::Config;
+use regevent_gw::stats::{client, SubscriptionFilter};
+
+#[derive(Parser)]
+#[command(name = "regevent-gw", version, about = "P-CSCF/SBC reg-event subscription gateway (RFC 3680, 3GPP TS 24.229)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the gateway (built-in loopback defaults without --config).
+    Run {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate the main file and every profile; exit 0 when valid, 1 otherwise.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// List live subscriptions of a running gateway.
+    Subscriptions {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: String,
+        #[arg(long)]
+        trunk_group: Option<String>,
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        pui_prefix: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Show the subscription count statistics of a running gateway.
+    Stats {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// One-process lab: gateway + emulated IMS core + a swarm of UEs on loopback.
+    Demo(regevent_gw::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("regevent-gw: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fmt(f: Format) -> client::OutputFormat {
+    match f {
+        Format::Table => client::OutputFormat::Table,
+        Format::Json => client::OutputFormat::Json,
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::CheckConfig { config } => match Config::load(Some(&config)) {
+            Ok(c) => {
+                println!(
+                    "{}: OK ({} listeners, {} trunk groups, {} profiles)",
+                    config.display(),
+                    c.sip.listen.len(),
+                    c.trunk_groups.len(),
+                    c.profiles.by_name.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errs) => {
+                eprintln!("{errs}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Cmd::Subscriptions { admin, trunk_group, state, pui_prefix, limit, format } => {
+            let filter = SubscriptionFilter { trunk_group, pui_prefix, state };
+            client::subscriptions_command(&admin, &filter, limit, fmt(format), &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Stats { admin, format } => {
+            client::stats_command(&admin, fmt(format), &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Run { config } => {
+            init_tracing();
+            let cfg = match Config::load(config.as_deref()) {
+                Ok(c) => Arc::new(c),
+                Err(errs) => {
+                    eprintln!("{errs}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            runtime()?.block_on(serve(cfg, config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Demo(args) => {
+            init_tracing();
+            runtime()?.block_on(regevent_gw::demo::run(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REGEVENT_GW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+async fn serve(cfg: Arc<Config>, file: Option<PathBuf>) -> anyhow::Result<()> {
+    let prom = regevent_gw::stats::recorder::global_handle()?;
+    let running = regevent_gw::app::start(cfg, prom, None).await?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => match Config::load(file.as_deref()) {
+                Ok(c) => {
+                    tracing::info!(profiles = c.profiles.by_name.len(), "SIGHUP: profiles reloaded");
+                    let _ = running.events.send(regevent_gw::transport::Event::Reload(Arc::new(c))).await;
+                }
+                Err(errs) => tracing::error!(%errs, "SIGHUP: configuration invalid, keeping the running one"),
+            },
+        }
+    }
+    tracing::info!("shutting down");
+    running.stop().await;
+    Ok(())
+}

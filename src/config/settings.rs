@@ -140,3 +140,16 @@ impl Config {
         todo!("config helper")
     }
 }
+
+impl Config {
+    /// The profile of a trunk group.
+    pub fn profile_for(&self, trunk_group: &str) -> Option<&super::Profile> {
+        let tg = self.trunk_groups.iter().find(|t| t.name == trunk_group)?;
+        self.profiles.get(&tg.profile)
+    }
+    /// The first trunk group (file order) matching the listener and source address.
+    pub fn trunk_group_for(&self, listener: &str, source: std::net::IpAddr) -> Option<&TrunkGroup> {
+        let _ = (listener, source);
+        todo!("config helper")
+    }
+}

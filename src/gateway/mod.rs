@@ -1,1 +1,548 @@
-//! The sans-IO gateway core (filled in by the integrator).
+//! The gateway core, sans-IO: every SIP message the transports receive goes through
+//! [`Gateway::handle`], with the current time; what must be sent comes out of
+//! [`Gateway::poll_transmit`], and [`Gateway::poll_timeout`] says when to call
+//! [`Gateway::handle_timeout`]. It owns the registrar, the subscription engine and the SIP
+//! transactions, and is the only place where they meet.
+//!
+//! ```text
+//!  Inbound ─▶ parse ─▶ request? ─ REGISTER ─▶ register.rs (forward to core, remember pending)
+//!                     │         └ NOTIFY for our dialog ─▶ notify.rs ─▶ engine + registrar
+//!                     └ response ─▶ ours (SUBSCRIBE tx) ─▶ engine
+//!                                 └ REGISTER's ─▶ registrar learns ─▶ engine ─▶ SUBSCRIBE out
+//! ```
+//! Never: sockets, the wall clock, DNS (host names leave as [`Dest::Name`]).
+
+mod notify;
+mod register;
+pub mod routing;
+mod subscribe;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+
+use crate::config::{Config, Profile, Role, Transport};
+use crate::registrar::{Flow, RegEvent, Registrar};
+use crate::sip::{self, Message, Method};
+use crate::stats::{names, AdminQuery, SubscriptionFilter, SubscriptionPage, SubscriptionRow};
+use crate::subscription::{Engine, EngineConfig, SubId, SubscribeKind, SubscribePolicy};
+use crate::transaction::{ClientTransactions, ServerTransactions, Timers};
+pub use routing::{uri_target, Dest, RoutePolicy, StaticRoutePolicy};
+
+/// A message received by a transport.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub transport: Transport,
+    /// Index into `config.sip.listen`.
+    pub listener: u16,
+    pub peer: SocketAddr,
+    pub bytes: Bytes,
+}
+
+/// Bytes to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub transport: Transport,
+    pub dest: Dest,
+    pub bytes: Bytes,
+}
+
+/// What a SUBSCRIBE client transaction belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TxUser {
+    sub: SubId,
+    cseq: u32,
+    kind: SubscribeKind,
+}
+
+/// A REGISTER we forwarded and whose final response we have not seen yet.
+#[derive(Debug, Clone)]
+struct PendingRegister {
+    trunk_group: Arc<str>,
+    flow: Flow,
+    aor: Box<str>,
+    contacts: Vec<Box<str>>,
+}
+
+/// Per trunk group: its name and profile (replaced on reload).
+#[derive(Debug, Clone)]
+struct Trunk {
+    name: Arc<str>,
+    profile: Profile,
+}
+
+/// Our own address as written in Via / Path / Record-Route.
+#[derive(Debug, Clone)]
+struct Identity {
+    /// `host:port` for Via sent-by and our URIs.
+    hostport: String,
+}
+
+/// The gateway. One owner (a task); no locks inside.
+#[derive(Debug)]
+pub struct Gateway {
+    cfg: Arc<Config>,
+    limits: sip::Limits,
+    reginfo_limits: crate::reginfo::Limits,
+    me: Identity,
+    core: (Transport, Dest),
+    trunks: HashMap<Arc<str>, Trunk>,
+    route_policy: Arc<dyn RoutePolicy>,
+    registrar: Registrar,
+    engine: Engine,
+    client_tx: ClientTransactions<(Transport, Dest), TxUser>,
+    server_tx: ServerTransactions,
+    pending: HashMap<Box<str>, PendingRegister>,
+    pending_order: VecDeque<(Instant, Box<str>)>,
+    pending_ttl: Duration,
+    registrations_by_trunk: HashMap<Arc<str>, i64>,
+    out: VecDeque<Transmit>,
+    events: Vec<RegEvent>,
+    next_gauges: Option<Instant>,
+    branch_secret: u64,
+    branch_seq: u64,
+}
+
+impl Gateway {
+    /// Build the gateway from a validated configuration. `seed` feeds tags, Call-IDs, branches.
+    pub fn new(cfg: Arc<Config>, seed: u64) -> Result<Self, String> {
+        let me = identity(&cfg.sip.identity)?;
+        let core = uri_target(&cfg.sip.core).ok_or_else(|| format!("sip.core: cannot route to {}", cfg.sip.core))?;
+        let timers = Timers { t1: cfg.sip.t1, t2: cfg.sip.t2, ..Timers::default() };
+        let engine = Engine::new(EngineConfig {
+            identity: cfg.sip.identity.clone(),
+            contact: cfg.sip.identity.clone(),
+            p_asserted_identity: cfg.sip.p_asserted_identity.clone(),
+            max_forwards: cfg.sip.max_forwards,
+            expiry_margin: cfg.subscription.expiry_margin,
+            max_subscribe_rate: cfg.subscription.max_subscribe_rate,
+            seed,
+        });
+        let mut gw = Gateway {
+            limits: sip::Limits { max_message: cfg.limits.max_message, ..sip::Limits::default() },
+            reginfo_limits: crate::reginfo::Limits {
+                max_bytes: cfg.limits.reginfo_max_bytes,
+                max_depth: cfg.limits.reginfo_max_depth,
+            },
+            me,
+            core,
+            trunks: HashMap::new(),
+            route_policy: Arc::new(StaticRoutePolicy),
+            registrar: Registrar::new(),
+            engine,
+            client_tx: ClientTransactions::new(timers),
+            server_tx: ServerTransactions::new(timers),
+            pending: HashMap::new(),
+            pending_order: VecDeque::new(),
+            pending_ttl: cfg.sip.t1 * 64,
+            registrations_by_trunk: HashMap::new(),
+            out: VecDeque::new(),
+            events: Vec::new(),
+            next_gauges: None,
+            branch_secret: seed ^ 0x9e37_79b9_7f4a_7c15,
+            branch_seq: 0,
+            cfg,
+        };
+        gw.reload_profiles(gw.cfg.clone());
+        Ok(gw)
+    }
+
+    /// Replace the routing policy for visited-network SUBSCRIBEs.
+    pub fn set_route_policy(&mut self, p: Arc<dyn RoutePolicy>) {
+        self.route_policy = p;
+    }
+
+    /// Take new profiles (SIGHUP): new registrations follow them; live ones are untouched.
+    pub fn reload_profiles(&mut self, cfg: Arc<Config>) {
+        self.trunks = cfg
+            .trunk_groups
+            .iter()
+            .map(|tg| {
+                let name: Arc<str> = Arc::from(tg.name.as_str());
+                let profile = cfg.profiles.get(&tg.profile).cloned().unwrap_or_default();
+                (name.clone(), Trunk { name, profile })
+            })
+            .collect();
+        self.cfg = cfg;
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    pub fn registrar(&self) -> &Registrar {
+        &self.registrar
+    }
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Process one received message.
+    pub fn handle(&mut self, now: Instant, inb: Inbound) {
+        let transport = inb.transport;
+        let msg = match Message::parse(inb.bytes.clone(), &self.limits) {
+            Ok(m) => m,
+            Err(e) => return self.reject_unparseable(&inb, &e),
+        };
+        count_message("in", &msg);
+        tracing::debug!(peer = %inb.peer, ?transport, method = msg.method_str(), status = msg.status(), "received");
+        if msg.is_request() {
+            self.handle_request(now, &inb, msg);
+        } else {
+            self.handle_response(now, msg);
+        }
+    }
+
+    fn reject_unparseable(&mut self, inb: &Inbound, e: &sip::ParseError) {
+        let proto = transport_label(inb.transport);
+        let (code, reason) = match e {
+            sip::ParseError::Version => (505, "Version Not Supported".to_string()),
+            sip::ParseError::TooLarge => (513, "Message Too Large".to_string()),
+            other => (400, format!("Bad Request ({other})")),
+        };
+        match sip::writer::error_response_from_raw(&inb.bytes, code, &reason) {
+            Some(resp) => {
+                metrics::counter!(names::SIP_PARSE_ERRORS, "transport" => proto, "answered" => "true").increment(1);
+                tracing::debug!(peer = %inb.peer, error = %e, "malformed request answered");
+                self.send(inb.transport, Dest::Addr(inb.peer), resp);
+            }
+            None => {
+                metrics::counter!(names::SIP_PARSE_ERRORS, "transport" => proto, "answered" => "false").increment(1);
+                metrics::counter!(names::SIP_DROPS, "reason" => "unparseable").increment(1);
+                tracing::debug!(peer = %inb.peer, error = %e, "malformed message dropped");
+            }
+        }
+    }
+
+    fn handle_request(&mut self, now: Instant, inb: &Inbound, msg: Message) {
+        match msg.method() {
+            Some(Method::Register) => self.handle_register(now, inb, &msg),
+            Some(Method::Notify) => self.handle_notify(now, inb, &msg),
+            Some(Method::Ack) => {} // hop-by-hop for our own non-2xx; nothing to do
+            _ => {
+                // Forwarding of non-REGISTER traffic for registered UEs is not implemented yet.
+                self.answer(inb, &msg, 501, "Not Implemented: only REGISTER is proxied", &[("Allow", "REGISTER, NOTIFY")]);
+            }
+        }
+    }
+
+    fn handle_response(&mut self, now: Instant, msg: Message) {
+        let via = msg.top_via();
+        let Some(branch) = via.branch() else {
+            metrics::counter!(names::SIP_DROPS, "reason" => "response_without_branch").increment(1);
+            return;
+        };
+        if !self.is_our_via_host(via.host, via.port) {
+            metrics::counter!(names::SIP_DROPS, "reason" => "response_not_ours").increment(1);
+            return;
+        }
+        let status = msg.status().unwrap_or(0);
+        if let Some(user) = self.client_tx.on_response(now, branch, status) {
+            self.on_subscribe_response(now, user, &msg);
+            return;
+        }
+        self.relay_register_response(now, branch.to_owned(), &msg);
+    }
+
+    /// Answer a request ourselves (to its source).
+    fn answer(&mut self, inb: &Inbound, req: &Message, code: u16, reason: &str, extra: &[(&str, &str)]) {
+        let tag = if code > 100 { Some(self.make_tag(req)) } else { None };
+        let resp = sip::writer::response(req, code, reason, tag.as_deref(), extra);
+        count_out("response", req.method_str());
+        self.send(inb.transport, Dest::Addr(inb.peer), resp);
+    }
+
+    fn send(&mut self, transport: Transport, dest: Dest, bytes: Bytes) {
+        self.out.push_back(Transmit { transport, dest, bytes });
+    }
+
+    /// Next thing to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    /// When `handle_timeout` must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.engine.poll_timeout(),
+            self.client_tx.poll_timeout(),
+            self.server_tx.poll_timeout(),
+            self.registrar.poll_timeout(),
+            self.pending_order.front().map(|(t, _)| *t + self.pending_ttl),
+            self.next_gauges,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Run every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut tx_events = Vec::new();
+        self.client_tx.handle_timeout(now, &mut tx_events);
+        for ev in tx_events {
+            match ev {
+                crate::transaction::ClientEvent::Retransmit { dest: (t, d), bytes } => self.send(t, d, bytes),
+                crate::transaction::ClientEvent::Timeout { user } => {
+                    metrics::counter!(names::SUBSCRIBE_TIMEOUTS, "kind" => user.kind.as_str()).increment(1);
+                    self.engine.on_transaction_timeout(now, user.sub, user.cseq);
+                }
+            }
+        }
+        self.server_tx.handle_timeout(now);
+        let mut events = std::mem::take(&mut self.events);
+        self.registrar.handle_timeout(now, &mut events);
+        self.apply_reg_events(now, &mut events);
+        self.events = events;
+        self.engine.handle_timeout(now);
+        self.drain_engine(now);
+        while let Some((t, _)) = self.pending_order.front() {
+            if *t + self.pending_ttl > now {
+                break;
+            }
+            if let Some((_, b)) = self.pending_order.pop_front() {
+                self.pending.remove(&b);
+            }
+        }
+        if self.next_gauges.is_none_or(|t| t <= now) {
+            self.update_gauges();
+            self.next_gauges = Some(now + Duration::from_secs(1));
+        }
+    }
+
+    fn update_gauges(&self) {
+        for (tg, n) in &self.registrations_by_trunk {
+            metrics::gauge!(names::REGISTRATIONS_LIVE, "trunk_group" => tg.to_string()).set(*n as f64);
+        }
+        let mut seen: HashMap<(Arc<str>, &'static str), usize> = HashMap::new();
+        for tg in self.trunks.keys() {
+            for st in ["pending", "active", "refreshing", "unsubscribing"] {
+                seen.insert((tg.clone(), st), 0);
+            }
+        }
+        for (tg, st, n) in self.engine.counts() {
+            *seen.entry((tg, st.as_str())).or_default() += n;
+        }
+        for ((tg, st), n) in seen {
+            metrics::gauge!(names::SUBSCRIPTIONS_LIVE, "trunk_group" => tg.to_string(), "state" => st).set(n as f64);
+        }
+        metrics::gauge!(names::REGISTRATIONS_UNSUBSCRIBED).set(self.blind_registrations() as f64);
+    }
+
+    /// Registrations on reg-event trunks that have no live subscription.
+    pub fn blind_registrations(&self) -> usize {
+        self.registrar
+            .iter()
+            .filter(|r| self.policy_enabled(&r.trunk_group) && !self.engine.has_subscription(&r.default_pui))
+            .count()
+    }
+
+    fn policy_enabled(&self, trunk_group: &str) -> bool {
+        self.trunks.get(trunk_group).is_some_and(|t| t.profile.support_reg_event && t.profile.role == Role::Pcscf)
+    }
+
+    /// Feed registration events to the engine (and the logs/gauges).
+    fn apply_reg_events(&mut self, now: Instant, events: &mut Vec<RegEvent>) {
+        for ev in events.drain(..) {
+            let policy = match &ev {
+                RegEvent::Registered { default_pui, trunk_group, initial, associated, service_route, granted, bindings } => {
+                    let label = if *initial { "initial" } else { "reregistration" };
+                    metrics::counter!(names::REGISTRATION_EVENTS, "event" => label, "trunk_group" => trunk_group.to_string()).increment(1);
+                    if *initial {
+                        *self.registrations_by_trunk.entry(trunk_group.clone()).or_default() += 1;
+                        tracing::info!(%default_pui, %trunk_group, implicit = associated.len(), bindings, granted_s = granted.as_secs(), "registration created");
+                    } else {
+                        tracing::info!(%default_pui, %trunk_group, bindings, granted_s = granted.as_secs(), "re-registration");
+                    }
+                    self.policy_for(trunk_group, default_pui, service_route)
+                }
+                RegEvent::Removed { default_pui, trunk_group, reason } => {
+                    metrics::counter!(names::REGISTRATION_EVENTS, "event" => reason.as_str(), "trunk_group" => trunk_group.to_string()).increment(1);
+                    *self.registrations_by_trunk.entry(trunk_group.clone()).or_default() -= 1;
+                    tracing::info!(%default_pui, %trunk_group, reason = reason.as_str(), "registration removed");
+                    self.policy_for(trunk_group, default_pui, &[])
+                }
+                RegEvent::BindingAdded { default_pui, contact } => {
+                    tracing::info!(%default_pui, %contact, "binding added");
+                    continue;
+                }
+                RegEvent::BindingRemoved { default_pui, contact } => {
+                    tracing::info!(%default_pui, %contact, "binding removed");
+                    continue;
+                }
+            };
+            self.engine.on_registration(now, &ev, &policy);
+        }
+    }
+
+    fn policy_for(&self, trunk_group: &str, default_pui: &str, service_route: &[String]) -> SubscribePolicy {
+        let Some(t) = self.trunks.get(trunk_group) else { return SubscribePolicy::default() };
+        let p = &t.profile;
+        let route = match p.network {
+            crate::config::Network::Home => service_route.to_vec(),
+            crate::config::Network::Visited => self.route_policy.subscribe_route(&t.name, p, default_pui),
+        };
+        SubscribePolicy {
+            enabled: p.support_reg_event && p.role == Role::Pcscf,
+            route,
+            resubscribe_on_reregistration: p.resubscribe_on_reregistration,
+        }
+    }
+
+    /// Answer an admin query from the gateway's state. `wall` maps `Instant`s to Unix time.
+    pub fn answer_admin(&self, q: AdminQuery, now: Instant, wall: SystemTime) {
+        match q {
+            AdminQuery::Subscriptions { filter, offset, limit, reply } => {
+                let _ = reply.send(self.subscription_page(&filter, offset, limit, now, wall));
+            }
+        }
+    }
+
+    /// A page of the live subscription list (SPEC §8).
+    pub fn subscription_page(
+        &self,
+        filter: &SubscriptionFilter,
+        offset: usize,
+        limit: usize,
+        now: Instant,
+        wall: SystemTime,
+    ) -> SubscriptionPage {
+        let unix_now = wall.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let unix = |t: Instant| -> f64 {
+            if t >= now {
+                unix_now + (t - now).as_secs_f64()
+            } else {
+                unix_now - (now - t).as_secs_f64()
+            }
+        };
+        let mut page = SubscriptionPage { total: 0, offset, rows: Vec::new() };
+        self.engine.for_each_view(&mut |v| {
+            if filter.trunk_group.as_deref().is_some_and(|t| t != &*v.trunk_group)
+                || filter.state.as_deref().is_some_and(|s| s != v.state.as_str())
+                || filter.pui_prefix.as_deref().is_some_and(|p| !v.default_pui.starts_with(p))
+            {
+                return;
+            }
+            let i = page.total;
+            page.total += 1;
+            if i < offset || page.rows.len() >= limit {
+                return;
+            }
+            page.rows.push(SubscriptionRow {
+                id: v.id.0,
+                package: "reg".into(),
+                domain: pui_domain(&v.default_pui).to_string(),
+                default_pui: v.default_pui.to_string(),
+                trunk_group: v.trunk_group.to_string(),
+                state: v.state.as_str().into(),
+                call_id: v.call_id,
+                registrar: v.registrar,
+                requested_expiry_s: v.requested_expiry,
+                granted_expiry_s: v.granted_expiry,
+                expires_at_unix: v.expires_at.map(unix),
+                next_refresh_unix: v.next_refresh.map(unix),
+                created_unix: unix(v.created),
+                last_notify_version: v.last_notify_version,
+                implicit_puis: v.implicit_puis as u32,
+            });
+        });
+        page
+    }
+
+    /// Is `host[:port]` (from a Via or URI) our own address?
+    fn is_our_via_host(&self, host: &str, port: Option<u16>) -> bool {
+        let ours = &self.me.hostport;
+        let (h, p) = split_hostport(ours);
+        host.eq_ignore_ascii_case(h) && port.unwrap_or(5060) == p
+    }
+
+    /// A fresh branch for a request we originate.
+    fn new_branch(&mut self) -> String {
+        self.branch_seq += 1;
+        format!("z9hG4bKrg{:x}{:x}", mix(self.branch_secret ^ self.branch_seq), self.branch_seq)
+    }
+
+    /// Stateless-proxy branch (RFC 3261 §16.11): a function of the incoming request's top Via,
+    /// so a retransmission is forwarded with the same branch.
+    fn derived_branch(&self, msg: &Message) -> String {
+        let via = msg.top_via();
+        let key = format!("{}|{}|{:?}|{}", via.branch().unwrap_or(""), via.host, via.port, msg.call_id());
+        format!("z9hG4bKrp{:016x}", mix(self.branch_secret ^ fnv(key.as_bytes())))
+    }
+
+    fn make_tag(&self, req: &Message) -> String {
+        format!("{:x}", mix(self.branch_secret ^ fnv(req.call_id().as_bytes())))
+    }
+}
+
+fn identity(uri: &str) -> Result<Identity, String> {
+    let u = sip::Uri::parse(uri).map_err(|e| format!("sip.identity: {e}"))?;
+    let port = u.port.unwrap_or(5060);
+    Ok(Identity { hostport: format!("{}:{}", u.host, port) })
+}
+
+fn split_hostport(hp: &str) -> (&str, u16) {
+    match hp.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') => (h, p.parse().unwrap_or(5060)),
+        _ => (hp, 5060),
+    }
+}
+
+/// The domain part of a PUI (`sip:alice@ims.example.net` → `ims.example.net`; tel → "").
+pub fn pui_domain(pui: &str) -> &str {
+    let rest = pui.split_once('@').map(|(_, d)| d).unwrap_or("");
+    rest.split([';', '>', ':', '?']).next().unwrap_or("")
+}
+
+fn transport_label(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+    }
+}
+
+fn via_transport(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "UDP",
+        Transport::Tcp => "TCP",
+    }
+}
+
+fn method_label(m: &str) -> &'static str {
+    match m {
+        "REGISTER" => "REGISTER",
+        "SUBSCRIBE" => "SUBSCRIBE",
+        "NOTIFY" => "NOTIFY",
+        "INVITE" => "INVITE",
+        "ACK" => "ACK",
+        "BYE" => "BYE",
+        "CANCEL" => "CANCEL",
+        "OPTIONS" => "OPTIONS",
+        "MESSAGE" => "MESSAGE",
+        _ => "other",
+    }
+}
+
+fn count_message(direction: &'static str, msg: &Message) {
+    let kind = if msg.is_request() { "request" } else { "response" };
+    metrics::counter!(names::SIP_MESSAGES, "direction" => direction, "method" => method_label(msg.method_str()), "kind" => kind)
+        .increment(1);
+}
+
+fn count_out(kind: &'static str, method: &str) {
+    metrics::counter!(names::SIP_MESSAGES, "direction" => "out", "method" => method_label(method), "kind" => kind).increment(1);
+}
+
+fn fnv(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// splitmix64 finaliser.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

@@ -8,5 +8,4 @@ pub mod events;
 mod store;
 
 pub use events::{RegEvent, RemovalReason};
-#[allow(unused_imports)]
 pub use store::*;

@@ -1,1 +1,334 @@
-//! Registration store (filled in by the integrator).
+//! The registration store: one entry per default PUI, O(1) lookup by default PUI, by any
+//! associated PUI and by contact URI; one expiry heap for all bindings.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hashbrown::HashMap;
+
+use super::events::{RegEvent, RemovalReason};
+use crate::config::Transport;
+
+/// Where a UE's messages come from (and terminating requests go back to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Flow {
+    pub transport: Transport,
+    pub peer: SocketAddr,
+    /// Index of the listener it arrived on.
+    pub listener: u16,
+}
+
+/// One contact binding of a registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// Contact URI as registered (without `<>` and header params).
+    pub uri: Box<str>,
+    /// `+sip.instance` (quotes and `<>` stripped), `reg-id` (RFC 5626).
+    pub instance: Option<Box<str>>,
+    pub reg_id: Option<u32>,
+    pub expires_at: Instant,
+    pub flow: Flow,
+}
+
+/// A registration, keyed by its default PUI.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub default_pui: Arc<str>,
+    pub trunk_group: Arc<str>,
+    /// Implicit registration set (P-Associated-URI), default PUI first.
+    pub associated: Vec<Box<str>>,
+    pub service_route: Vec<Box<str>>,
+    pub bindings: Vec<Binding>,
+    /// Bumped on every change that moves expiry (lazy deletion in the heap).
+    generation: u32,
+}
+
+impl Registration {
+    /// When the last binding expires.
+    pub fn expires_at(&self) -> Option<Instant> {
+        self.bindings.iter().map(|b| b.expires_at).max()
+    }
+}
+
+/// What the registrar needs from a REGISTER and its 2xx, extracted by the gateway.
+#[derive(Debug, Clone)]
+pub struct RegisterOutcome<'a> {
+    pub trunk_group: &'a Arc<str>,
+    pub flow: Flow,
+    /// The To URI of the REGISTER (address of record), used when P-Associated-URI is absent.
+    pub aor: &'a str,
+    /// Contact URIs the REGISTER named (empty for `Contact: *` or a fetch).
+    pub request_contacts: Vec<&'a str>,
+    /// Contacts listed in the 2xx: (uri, expires seconds, instance, reg-id). The 2xx enumerates
+    /// every current binding (RFC 3261 §10.3 step 8).
+    pub bindings: Vec<(&'a str, u32, Option<&'a str>, Option<u32>)>,
+    pub associated: Vec<&'a str>,
+    pub service_route: Vec<&'a str>,
+}
+
+/// Binding to remove or update, as named by a reginfo `<contact>`.
+#[derive(Debug, Clone, Copy)]
+pub struct BindingMatch<'a> {
+    pub uri: &'a str,
+    pub instance: Option<&'a str>,
+    pub reg_id: Option<u32>,
+}
+
+impl BindingMatch<'_> {
+    fn matches(&self, b: &Binding) -> bool {
+        if let (Some(i), Some(r)) = (self.instance, self.reg_id) {
+            if b.instance.as_deref() == Some(i) && b.reg_id == Some(r) {
+                return true;
+            }
+        }
+        uri_eq(&b.uri, self.uri)
+    }
+}
+
+/// The store. Owned by one task; no locks.
+#[derive(Debug, Default)]
+pub struct Registrar {
+    regs: HashMap<Arc<str>, Registration>,
+    /// Any associated PUI → default PUI.
+    by_pui: HashMap<Box<str>, Arc<str>>,
+    /// Contact URI → default PUI.
+    by_contact: HashMap<Box<str>, Arc<str>>,
+    heap: BinaryHeap<Reverse<(Instant, u32, Arc<str>)>>,
+}
+
+impl Registrar {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.regs.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.regs.is_empty()
+    }
+    pub fn get(&self, default_pui: &str) -> Option<&Registration> {
+        self.regs.get(default_pui)
+    }
+    /// The registration a PUI (default or implicit) belongs to.
+    pub fn by_pui(&self, pui: &str) -> Option<&Registration> {
+        self.by_pui.get(pui).and_then(|d| self.regs.get(d))
+    }
+    /// The registration and binding of a contact URI.
+    pub fn by_contact(&self, uri: &str) -> Option<(&Registration, &Binding)> {
+        let reg = self.regs.get(self.by_contact.get(uri)?)?;
+        let b = reg.bindings.iter().find(|b| &*b.uri == uri)?;
+        Some((reg, b))
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &Registration> {
+        self.regs.values()
+    }
+
+    /// Learn from a 2xx to REGISTER. Returns the lifecycle events, in order.
+    pub fn on_register_ok(&mut self, now: Instant, o: &RegisterOutcome<'_>, events: &mut Vec<RegEvent>) {
+        let default_pui: &str = o.associated.first().copied().unwrap_or(o.aor);
+        let key: Arc<str> = match self.regs.get_key_value(default_pui) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(default_pui),
+        };
+        let live: Vec<Binding> = o
+            .bindings
+            .iter()
+            .filter(|(_, exp, _, _)| *exp > 0)
+            .map(|&(uri, exp, inst, reg_id)| Binding {
+                uri: uri.into(),
+                instance: inst.map(Into::into),
+                reg_id,
+                expires_at: now + Duration::from_secs(u64::from(exp)),
+                flow: o.flow,
+            })
+            .collect();
+        let existed = self.regs.contains_key(&key);
+        if live.is_empty() {
+            if existed {
+                self.remove(&key, RemovalReason::UserDeregistration, events);
+            }
+            return;
+        }
+        // Granted: the longest expiry among the contacts this REGISTER named, else among all.
+        let named = |uri: &str| o.request_contacts.iter().any(|c| uri_eq(c, uri));
+        let granted = o
+            .bindings
+            .iter()
+            .filter(|(u, e, _, _)| *e > 0 && named(u))
+            .map(|(_, e, _, _)| *e)
+            .max()
+            .or_else(|| o.bindings.iter().map(|(_, e, _, _)| *e).max())
+            .unwrap_or(0);
+
+        let (old_contacts, generation) = match self.regs.get(&key) {
+            Some(r) => (r.bindings.iter().map(|b| b.uri.clone()).collect::<Vec<_>>(), r.generation + 1),
+            None => (Vec::new(), 0),
+        };
+        let mut reg = Registration {
+            default_pui: key.clone(),
+            trunk_group: o.trunk_group.clone(),
+            associated: if o.associated.is_empty() {
+                vec![Box::from(default_pui)]
+            } else {
+                o.associated.iter().map(|s| Box::from(*s)).collect()
+            },
+            service_route: o.service_route.iter().map(|s| Box::from(*s)).collect(),
+            bindings: live,
+            generation,
+        };
+        // Keep flows of bindings that this REGISTER did not come from (other devices, reg-id).
+        if let Some(old) = self.regs.get(&key) {
+            for b in &mut reg.bindings {
+                if !named(&b.uri) {
+                    if let Some(ob) = old.bindings.iter().find(|x| x.uri == b.uri) {
+                        b.flow = ob.flow;
+                    }
+                }
+            }
+        }
+        for c in &old_contacts {
+            if !reg.bindings.iter().any(|b| &b.uri == c) {
+                self.by_contact.remove(c);
+                events.push(RegEvent::BindingRemoved { default_pui: key.clone(), contact: c.to_string() });
+            }
+        }
+        for b in &reg.bindings {
+            if !old_contacts.contains(&b.uri) {
+                events.push(RegEvent::BindingAdded { default_pui: key.clone(), contact: b.uri.to_string() });
+            }
+            self.by_contact.insert(b.uri.clone(), key.clone());
+        }
+        if let Some(old) = self.regs.get(&key) {
+            for p in &old.associated {
+                if !reg.associated.contains(p) {
+                    self.by_pui.remove(p);
+                }
+            }
+        }
+        for p in &reg.associated {
+            self.by_pui.insert(p.clone(), key.clone());
+        }
+        if let Some(exp) = reg.expires_at() {
+            self.heap.push(Reverse((exp, reg.generation, key.clone())));
+        }
+        events.push(RegEvent::Registered {
+            default_pui: key.clone(),
+            trunk_group: reg.trunk_group.clone(),
+            initial: !existed,
+            associated: reg.associated.iter().map(|s| s.to_string()).collect(),
+            service_route: reg.service_route.iter().map(|s| s.to_string()).collect(),
+            granted: Duration::from_secs(u64::from(granted)),
+            bindings: reg.bindings.len(),
+        });
+        self.regs.insert(key, reg);
+    }
+
+    /// Remove a whole registration.
+    pub fn remove(&mut self, default_pui: &str, reason: RemovalReason, events: &mut Vec<RegEvent>) -> bool {
+        let Some(reg) = self.regs.remove(default_pui) else { return false };
+        for b in &reg.bindings {
+            self.by_contact.remove(&b.uri);
+        }
+        for p in &reg.associated {
+            if self.by_pui.get(p).is_some_and(|d| *d == reg.default_pui) {
+                self.by_pui.remove(p);
+            }
+        }
+        events.push(RegEvent::Removed { default_pui: reg.default_pui, trunk_group: reg.trunk_group, reason });
+        true
+    }
+
+    /// A PUI joins the implicit set.
+    pub fn add_pui(&mut self, default_pui: &str, pui: &str) {
+        if let Some(reg) = self.regs.get_mut(default_pui) {
+            if !reg.associated.iter().any(|p| &**p == pui) {
+                reg.associated.push(pui.into());
+                self.by_pui.insert(pui.into(), reg.default_pui.clone());
+            }
+        }
+    }
+
+    /// A PUI leaves the implicit set (never the default PUI: that is a deregistration).
+    pub fn remove_pui(&mut self, default_pui: &str, pui: &str) {
+        if let Some(reg) = self.regs.get_mut(default_pui) {
+            if pui == default_pui {
+                return;
+            }
+            reg.associated.retain(|p| &**p != pui);
+            self.by_pui.remove(pui);
+        }
+    }
+
+    /// Remove one binding; the registration goes with its last binding (reason Network).
+    pub fn remove_binding(&mut self, default_pui: &str, m: BindingMatch<'_>, events: &mut Vec<RegEvent>) -> bool {
+        let Some(reg) = self.regs.get_mut(default_pui) else { return false };
+        let Some(i) = reg.bindings.iter().position(|b| m.matches(b)) else { return false };
+        let b = reg.bindings.remove(i);
+        self.by_contact.remove(&b.uri);
+        let key = reg.default_pui.clone();
+        events.push(RegEvent::BindingRemoved { default_pui: key.clone(), contact: b.uri.to_string() });
+        if reg.bindings.is_empty() {
+            self.remove(&key, RemovalReason::Network, events);
+        }
+        true
+    }
+
+    /// `shortened` / `refreshed`: set a binding's expiry.
+    pub fn update_binding_expiry(&mut self, now: Instant, default_pui: &str, m: BindingMatch<'_>, expires: u32) -> bool {
+        let Some(reg) = self.regs.get_mut(default_pui) else { return false };
+        let Some(b) = reg.bindings.iter_mut().find(|b| m.matches(b)) else { return false };
+        b.expires_at = now + Duration::from_secs(u64::from(expires));
+        reg.generation += 1;
+        if let Some(exp) = reg.expires_at() {
+            self.heap.push(Reverse((exp, reg.generation, reg.default_pui.clone())));
+        }
+        true
+    }
+
+    /// Earliest moment a binding may expire.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Expire due bindings; registrations whose last binding expired are removed.
+    pub fn handle_timeout(&mut self, now: Instant, events: &mut Vec<RegEvent>) {
+        while let Some(Reverse((t, gen, _))) = self.heap.peek() {
+            if *t > now {
+                break;
+            }
+            let (gen, key) = (*gen, self.heap.pop().map(|Reverse((_, _, k))| k));
+            let Some(key) = key else { break };
+            let Some(reg) = self.regs.get_mut(&key) else { continue };
+            if reg.generation != gen {
+                continue;
+            }
+            let expired: Vec<Box<str>> =
+                reg.bindings.iter().filter(|b| b.expires_at <= now).map(|b| b.uri.clone()).collect();
+            reg.bindings.retain(|b| b.expires_at > now);
+            for c in expired {
+                self.by_contact.remove(&c);
+                events.push(RegEvent::BindingRemoved { default_pui: key.clone(), contact: c.to_string() });
+            }
+            match reg.expires_at() {
+                None => {
+                    self.remove(&key, RemovalReason::Expired, events);
+                }
+                Some(next) => {
+                    reg.generation += 1;
+                    let g = reg.generation;
+                    self.heap.push(Reverse((next, g, key)));
+                }
+            }
+        }
+    }
+}
+
+/// Contact URI comparison for binding matching: case-insensitive scheme/host is approximated by
+/// an ASCII case-insensitive comparison of the whole URI text (users in IMS are lower case).
+fn uri_eq(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}

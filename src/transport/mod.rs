@@ -1,1 +1,262 @@
-//! UDP/TCP sockets (filled in by the integrator).
+//! Sockets: UDP and TCP listeners (IPv4 and IPv6), TCP framing by Content-Length, the TCP
+//! connection table, host-name resolution — and the one task that owns the [`Gateway`] and feeds
+//! it. This is the only module (with `stats::admin`) that touches tokio I/O.
+//!
+//! ```text
+//!  UDP reader tasks ─┐                         ┌─▶ UDP send_to
+//!  TCP conn tasks ───┼─▶ mpsc ─▶ gateway task ─┼─▶ TCP writer (per connection)
+//!  admin queries ────┘     (owns Gateway)      └─▶ resolver tasks (host names)
+//! ```
+
+mod tcp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+
+use crate::config::{Config, Transport};
+use crate::gateway::{Dest, Gateway, Inbound, Transmit};
+use crate::stats::{names, AdminQuery};
+
+/// What reaches the gateway task.
+pub enum Event {
+    Inbound(Inbound),
+    TcpOpen(SocketAddr, mpsc::Sender<Bytes>),
+    TcpClosed(SocketAddr),
+    Admin(AdminQuery),
+    Reload(Arc<Config>),
+    /// Run a closure against the gateway's state (tests, diagnostics).
+    Inspect(Box<dyn FnOnce(&Gateway) + Send>),
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::Inbound(i) => f.debug_tuple("Inbound").field(&i.peer).finish(),
+            Event::TcpOpen(a, _) => f.debug_tuple("TcpOpen").field(a).finish(),
+            Event::TcpClosed(a) => f.debug_tuple("TcpClosed").field(a).finish(),
+            Event::Admin(q) => f.debug_tuple("Admin").field(q).finish(),
+            Event::Reload(_) => f.write_str("Reload"),
+            Event::Inspect(_) => f.write_str("Inspect"),
+        }
+    }
+}
+
+/// Bound sockets, ready to run.
+#[derive(Debug)]
+pub struct Bound {
+    udp: Vec<(u16, Arc<UdpSocket>)>,
+    tcp: Vec<(u16, TcpListener)>,
+    /// Actual local addresses, in `sip.listen` order (port 0 resolved).
+    pub local_addrs: Vec<(Transport, SocketAddr)>,
+}
+
+/// Bind every listener of the configuration.
+pub async fn bind(cfg: &Config) -> std::io::Result<Bound> {
+    let mut b = Bound { udp: Vec::new(), tcp: Vec::new(), local_addrs: Vec::new() };
+    for (i, l) in cfg.sip.listen.iter().enumerate() {
+        let idx = u16::try_from(i).unwrap_or(u16::MAX);
+        match l.transport {
+            Transport::Udp => {
+                let s = UdpSocket::bind(l.addr).await.map_err(|e| annotate(e, &l.name))?;
+                b.local_addrs.push((Transport::Udp, s.local_addr()?));
+                b.udp.push((idx, Arc::new(s)));
+            }
+            Transport::Tcp => {
+                let s = TcpListener::bind(l.addr).await.map_err(|e| annotate(e, &l.name))?;
+                b.local_addrs.push((Transport::Tcp, s.local_addr()?));
+                b.tcp.push((idx, s));
+            }
+        }
+    }
+    Ok(b)
+}
+
+fn annotate(e: std::io::Error, what: &str) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("cannot bind {what}: {e}"))
+}
+
+/// A handle to the running gateway task.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    pub events: mpsc::Sender<Event>,
+}
+
+/// Start reader tasks and the gateway task. Returns once the task is spawned.
+pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Event>(8192);
+    let max = gw.config().limits.max_message;
+    for (idx, sock) in &bound.udp {
+        tokio::spawn(udp_reader(sock.clone(), *idx, tx.clone(), max));
+    }
+    for (idx, l) in bound.tcp {
+        tokio::spawn(tcp::accept_loop(l, idx, tx.clone(), max));
+    }
+    let udp: Vec<Arc<UdpSocket>> = bound.udp.iter().map(|(_, s)| s.clone()).collect();
+    let handle = Handle { events: tx.clone() };
+    let task = tokio::spawn(async move {
+        let mut io = Io { udp, conns: HashMap::new(), events: tx, max };
+        let wall0 = SystemTime::now();
+        let mono0 = now();
+        let mut batch = Vec::with_capacity(256);
+        loop {
+            let deadline = gw.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                n = rx.recv_many(&mut batch, 256) => {
+                    if n == 0 {
+                        break;
+                    }
+                    let t = now();
+                    for ev in batch.drain(..) {
+                        match ev {
+                            Event::Inbound(inb) => gw.handle(t, inb),
+                            Event::TcpOpen(peer, s) => {
+                                io.conns.insert(peer, s);
+                            }
+                            Event::TcpClosed(peer) => {
+                                io.conns.remove(&peer);
+                            }
+                            Event::Admin(q) => gw.answer_admin(q, t, wall0 + (t - mono0)),
+                            Event::Reload(cfg) => gw.reload_profiles(cfg),
+                            Event::Inspect(f) => f(&gw),
+                        }
+                    }
+                }
+                _ = sleep => gw.handle_timeout(now()),
+            }
+            while let Some(tr) = gw.poll_transmit() {
+                io.send(tr);
+            }
+        }
+    });
+    (handle, task)
+}
+
+/// The current time as the gateway sees it (tokio's clock, so paused-time tests work).
+pub fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+struct Io {
+    udp: Vec<Arc<UdpSocket>>,
+    conns: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    events: mpsc::Sender<Event>,
+    max: usize,
+}
+
+impl Io {
+    fn send(&mut self, tr: Transmit) {
+        match tr.dest {
+            Dest::Addr(addr) => self.send_to(tr.transport, addr, tr.bytes),
+            Dest::Name(name, port) => {
+                // Resolve off the gateway task; the result comes back as a send of its own.
+                let udp = self.udp_for(true).cloned();
+                let events = self.events.clone();
+                let max = self.max;
+                tokio::spawn(async move {
+                    match tokio::net::lookup_host((&*name, port)).await.ok().and_then(|mut a| a.next()) {
+                        Some(addr) => match tr.transport {
+                            Transport::Udp => {
+                                if let Some(s) = udp {
+                                    let _ = s.send_to(&tr.bytes, addr).await;
+                                }
+                            }
+                            Transport::Tcp => tcp::connect_and_send(addr, tr.bytes, events, max).await,
+                        },
+                        None => {
+                            metrics::counter!(names::SIP_DROPS, "reason" => "unresolvable").increment(1);
+                            tracing::warn!(host = %name, "cannot resolve next hop");
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    fn udp_for(&self, v4: bool) -> Option<&Arc<UdpSocket>> {
+        self.udp.iter().find(|s| s.local_addr().map(|a| a.is_ipv4() == v4).unwrap_or(false)).or(self.udp.first())
+    }
+
+    fn send_to(&mut self, t: Transport, addr: SocketAddr, bytes: Bytes) {
+        match t {
+            Transport::Udp => {
+                let Some(sock) = self.udp_for(addr.is_ipv4()) else {
+                    metrics::counter!(names::SIP_DROPS, "reason" => "no_udp_socket").increment(1);
+                    return;
+                };
+                match sock.try_send_to(&bytes, addr) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        let sock = sock.clone();
+                        tokio::spawn(async move {
+                            let _ = sock.send_to(&bytes, addr).await;
+                        });
+                    }
+                    Err(e) => {
+                        metrics::counter!(names::SIP_DROPS, "reason" => "send_error").increment(1);
+                        tracing::debug!(%addr, error = %e, "UDP send failed");
+                    }
+                }
+            }
+            Transport::Tcp => {
+                if let Some(c) = self.conns.get(&addr) {
+                    match c.try_send(bytes) {
+                        Ok(()) => return,
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            metrics::counter!(names::SIP_DROPS, "reason" => "tcp_backlog").increment(1);
+                            return;
+                        }
+                        Err(mpsc::error::TrySendError::Closed(b)) => {
+                            self.conns.remove(&addr);
+                            return self.connect(addr, b);
+                        }
+                    }
+                }
+                self.connect(addr, bytes);
+            }
+        }
+    }
+
+    fn connect(&mut self, addr: SocketAddr, first: Bytes) {
+        let (tx, rx) = mpsc::channel(1024);
+        let _ = tx.try_send(first);
+        self.conns.insert(addr, tx);
+        tokio::spawn(tcp::connect_with_queue(addr, rx, self.events.clone(), self.max));
+    }
+}
+
+async fn udp_reader(sock: Arc<UdpSocket>, listener: u16, tx: mpsc::Sender<Event>, max: usize) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, peer)) => {
+                if n > max {
+                    metrics::counter!(names::SIP_DROPS, "reason" => "oversize").increment(1);
+                    continue;
+                }
+                if buf[..n].iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0)) {
+                    continue; // keep-alive
+                }
+                let inb = Inbound { transport: Transport::Udp, listener, peer, bytes: Bytes::copy_from_slice(&buf[..n]) };
+                if tx.send(Event::Inbound(inb)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // ICMP port unreachable surfaces here on some systems; keep reading.
+                tracing::debug!(error = %e, "UDP receive error");
+            }
+        }
+    }
+}

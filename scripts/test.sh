@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The test command: everything CI runs. Installs what the tests need (Debian packages via
+# apt-get, crates via cargo), then: format, lint, unit + integration tests, benchmarks compiled,
+# the real-Prometheus check and the SIPp interop scenarios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Debian's prometheus package starts a service when it can; we run our own instance.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${need[@]}"
+  rm -f /usr/sbin/policy-rc.d
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --all-features
+echo "== cargo bench --no-run"
+cargo bench --no-run >/dev/null
+
+cargo build --release --bin regevent-gw
+for s in scripts/prometheus-check.sh scripts/interop.sh; do
+  if [ -x "$s" ]; then
+    echo "== $s"
+    "$s"
+  fi
+done
+echo "== all checks passed"

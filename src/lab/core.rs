@@ -1,0 +1,339 @@
+//! An emulated IMS core on one UDP socket: a registrar (200 OK with Service-Route and
+//! P-Associated-URI) and a reg-event notifier (200 OK to SUBSCRIBE, full-state NOTIFY, a
+//! terminated NOTIFY on unsubscribe), with error injection. Counts everything it sees.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::reginfo_doc::{render, DocRegistration};
+use crate::sip::{writer, Contacts, Limits, Message, Method, NameAddr};
+
+/// How the notifier answers SUBSCRIBEs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscribeMode {
+    /// 200 OK and NOTIFYs.
+    Accept,
+    /// This final status (e.g. 403) and nothing else.
+    Reject(u16),
+    /// Never answer (the gateway's transaction times out).
+    Ignore,
+}
+
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Cap on granted registration expiry.
+    pub reg_expires_max: u32,
+    /// Cap on granted subscription expiry.
+    pub sub_expires_max: u32,
+    /// Implicit PUIs per user besides the default one.
+    pub implicit: usize,
+    pub subscribe_mode: SubscribeMode,
+    /// Send the NOTIFY before the 200 OK to the SUBSCRIBE.
+    pub notify_before_ok: bool,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig { reg_expires_max: 3600, sub_expires_max: 3660, implicit: 2, subscribe_mode: SubscribeMode::Accept, notify_before_ok: false }
+    }
+}
+
+/// Counters of what the core saw and did.
+#[derive(Debug, Default)]
+pub struct CoreStats {
+    pub registers: AtomicU64,
+    pub subscribes_initial: AtomicU64,
+    pub subscribes_refresh: AtomicU64,
+    pub unsubscribes: AtomicU64,
+    pub notifies_sent: AtomicU64,
+    pub notify_responses_2xx: AtomicU64,
+    pub notify_responses_other: AtomicU64,
+    pub other: AtomicU64,
+}
+
+impl CoreStats {
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Relaxed)
+    }
+}
+
+/// Commands for a running core.
+#[derive(Debug)]
+pub enum CoreCmd {
+    /// Send a NOTIFY showing the default PUI's registration terminated (network-initiated
+    /// deregistration). `terminate_subscription` also ends the subscription in the same NOTIFY.
+    NetworkDeregister { pui: String, terminate_subscription: bool },
+    /// Send a NOTIFY with this raw body and content type for the subscription of `pui`.
+    RawNotify { pui: String, content_type: String, body: String },
+}
+
+/// A running core.
+#[derive(Debug, Clone)]
+pub struct ImsCore {
+    pub addr: SocketAddr,
+    pub stats: Arc<CoreStats>,
+    pub cmd: mpsc::Sender<CoreCmd>,
+}
+
+#[derive(Debug)]
+struct CoreSub {
+    pui: String,
+    gw_uri: String,
+    gw_tag: String,
+    our_tag: String,
+    cseq: u32,
+    version: u64,
+    peer: SocketAddr,
+}
+
+struct State {
+    cfg: CoreConfig,
+    sock: Arc<UdpSocket>,
+    addr: SocketAddr,
+    stats: Arc<CoreStats>,
+    regs: HashMap<String, Vec<(String, u32)>>,
+    subs: HashMap<String, CoreSub>,
+    by_pui: HashMap<String, String>,
+    seq: u64,
+}
+
+impl ImsCore {
+    /// Bind on `addr` (e.g. `127.0.0.1:0`) and run until the process ends.
+    pub async fn start(addr: SocketAddr, cfg: CoreConfig) -> std::io::Result<ImsCore> {
+        let sock = Arc::new(UdpSocket::bind(addr).await?);
+        let addr = sock.local_addr()?;
+        let stats = Arc::new(CoreStats::default());
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut st = State { cfg, sock: sock.clone(), addr, stats: stats.clone(), regs: HashMap::new(), subs: HashMap::new(), by_pui: HashMap::new(), seq: 0 };
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            loop {
+                tokio::select! {
+                    r = sock.recv_from(&mut buf) => {
+                        let Ok((n, peer)) = r else { continue };
+                        if let Ok(m) = Message::parse(Bytes::copy_from_slice(&buf[..n]), &Limits::default()) {
+                            st.handle(m, peer).await;
+                        }
+                    }
+                    c = rx.recv() => match c {
+                        Some(c) => st.command(c).await,
+                        None => return,
+                    }
+                }
+            }
+        });
+        Ok(ImsCore { addr, stats, cmd: tx })
+    }
+}
+
+fn uri_of(v: &str) -> String {
+    NameAddr::parse(v).map(|n| n.uri.to_string()).unwrap_or_else(|_| v.trim().to_string())
+}
+
+impl State {
+    async fn send(&self, b: &[u8], to: SocketAddr) {
+        let _ = self.sock.send_to(b, to).await;
+    }
+
+    async fn handle(&mut self, m: Message, peer: SocketAddr) {
+        if !m.is_request() {
+            if m.cseq().method.eq_ignore_ascii_case("NOTIFY") {
+                let c = if m.status().is_some_and(|s| (200..300).contains(&s)) { &self.stats.notify_responses_2xx } else { &self.stats.notify_responses_other };
+                c.fetch_add(1, Relaxed);
+            }
+            return;
+        }
+        match m.method() {
+            Some(Method::Register) => self.register(&m, peer).await,
+            Some(Method::Subscribe) => self.subscribe(&m, peer).await,
+            _ => {
+                self.stats.other.fetch_add(1, Relaxed);
+                let r = writer::response(&m, 501, "Not Implemented", Some("core"), &[]);
+                self.send(&r, peer).await;
+            }
+        }
+    }
+
+    async fn register(&mut self, m: &Message, peer: SocketAddr) {
+        self.stats.registers.fetch_add(1, Relaxed);
+        let pui = uri_of(m.to().uri);
+        let hdr_exp = m.expires().ok().flatten();
+        let entry = self.regs.entry(pui.clone()).or_default();
+        match m.contacts() {
+            Ok(Contacts::Star) => entry.clear(),
+            Ok(Contacts::List(l)) => {
+                for c in l {
+                    let req = c.params.get("expires").flatten().and_then(|v| v.parse().ok()).or(hdr_exp).unwrap_or(3600);
+                    let exp = req.min(self.cfg.reg_expires_max);
+                    entry.retain(|(u, _)| u != c.uri);
+                    if exp > 0 {
+                        entry.push((c.uri.to_string(), exp));
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+        let contacts: Vec<String> = entry.iter().map(|(u, e)| format!("<{u}>;expires={e}")).collect();
+        let mut extra: Vec<(String, String)> = Vec::new();
+        if !contacts.is_empty() {
+            extra.push(("Contact".into(), contacts.join(", ")));
+        }
+        let mut assoc = vec![format!("<{pui}>")];
+        for k in 0..self.cfg.implicit {
+            assoc.push(format!("<{}>", implicit_pui(&pui, k)));
+        }
+        extra.push(("P-Associated-URI".into(), assoc.join(", ")));
+        extra.push(("Service-Route".into(), format!("<sip:orig@{};lr>", self.addr)));
+        if entry.is_empty() {
+            self.regs.remove(&pui);
+        }
+        let extra_ref: Vec<(&str, &str)> = extra.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let r = writer::response(m, 200, "OK", Some("reg"), &extra_ref);
+        self.send(&r, peer).await;
+    }
+
+    async fn subscribe(&mut self, m: &Message, peer: SocketAddr) {
+        let call_id = m.call_id().to_string();
+        let requested = m.expires().ok().flatten().unwrap_or(3600);
+        let in_dialog = m.to().tag().is_some();
+        let counter = match (in_dialog, requested) {
+            (_, 0) => &self.stats.unsubscribes,
+            (true, _) => &self.stats.subscribes_refresh,
+            (false, _) => &self.stats.subscribes_initial,
+        };
+        counter.fetch_add(1, Relaxed);
+        match self.cfg.subscribe_mode {
+            SubscribeMode::Ignore => return,
+            SubscribeMode::Reject(code) => {
+                let r = writer::response(m, code, "Forbidden", Some("x"), &[]);
+                return self.send(&r, peer).await;
+            }
+            SubscribeMode::Accept => {}
+        }
+        let granted = requested.min(self.cfg.sub_expires_max);
+        self.seq += 1;
+        let our_tag = match m.to().tag() {
+            Some(t) => t.to_string(),
+            None => format!("n{}", self.seq),
+        };
+        let pui = uri_of(m.to().uri);
+        let sub = self.subs.entry(call_id.clone()).or_insert_with(|| CoreSub {
+            pui: pui.clone(),
+            gw_uri: uri_of(m.from().uri),
+            gw_tag: m.from().tag().unwrap_or("").to_string(),
+            our_tag: our_tag.clone(),
+            cseq: 0,
+            version: 0,
+            peer,
+        });
+        sub.peer = peer;
+        self.by_pui.insert(pui, call_id.clone());
+        let contact = format!("<sip:scscf@{}>", self.addr);
+        let exp = granted.to_string();
+        let ok = writer::response(m, 200, "OK", Some(&our_tag), &[("Expires", &exp), ("Contact", &contact)]);
+        let state = if granted == 0 { "terminated;reason=timeout".to_string() } else { format!("active;expires={granted}") };
+        let notify = self.notify(&call_id, &state, None);
+        if self.cfg.notify_before_ok {
+            if let Some(n) = &notify {
+                self.send(n, peer).await;
+            }
+            self.send(&ok, peer).await;
+        } else {
+            self.send(&ok, peer).await;
+            if let Some(n) = &notify {
+                self.send(n, peer).await;
+            }
+        }
+        if granted == 0 {
+            self.subs.remove(&call_id);
+        }
+    }
+
+    /// Build the next NOTIFY of a subscription (full state unless `body` is given).
+    fn notify(&mut self, call_id: &str, sub_state: &str, body: Option<(String, String)>) -> Option<Bytes> {
+        let regs = &self.regs;
+        let implicit = self.cfg.implicit;
+        let addr = self.addr;
+        let s = self.subs.get_mut(call_id)?;
+        s.cseq += 1;
+        let version = s.version;
+        s.version += 1;
+        let (ct, body) = body.unwrap_or_else(|| {
+            let contacts: Vec<(String, u32)> = regs.get(&s.pui).cloned().unwrap_or_default();
+            let cs: Vec<(&str, &str, &str, &str, Option<u32>)> =
+                contacts.iter().enumerate().map(|(i, (u, e))| (CONTACT_IDS[i.min(7)], "active", "registered", u.as_str(), Some(*e))).collect();
+            let state = if contacts.is_empty() { "terminated" } else { "active" };
+            let mut rs = vec![DocRegistration { aor: &s.pui, id: "r0", state, contacts: cs.clone() }];
+            let imps: Vec<String> = (0..implicit).map(|k| implicit_pui(&s.pui, k)).collect();
+            for (k, p) in imps.iter().enumerate() {
+                rs.push(DocRegistration { aor: p, id: IMPLICIT_IDS[k.min(7)], state, contacts: cs.clone() });
+            }
+            ("application/reginfo+xml".into(), render(version, true, &rs))
+        });
+        let mut b = writer::RequestBuilder::new("NOTIFY", &s.gw_uri);
+        b.header("Via", &format!("SIP/2.0/UDP {addr};branch=z9hG4bKcore{}x{}", s.cseq, fastrand::u64(..)));
+        b.header("Max-Forwards", "70");
+        b.header("From", &format!("<{}>;tag={}", s.pui, s.our_tag));
+        b.header("To", &format!("<{}>;tag={}", s.gw_uri, s.gw_tag));
+        b.header("Call-ID", call_id);
+        b.header("CSeq", &format!("{} NOTIFY", s.cseq));
+        b.header("Contact", &format!("<sip:scscf@{addr}>"));
+        b.header("Event", "reg");
+        b.header("Subscription-State", sub_state);
+        self.stats.notifies_sent.fetch_add(1, Relaxed);
+        Some(b.finish(Some((&ct, body.as_bytes()))))
+    }
+
+    async fn command(&mut self, c: CoreCmd) {
+        match c {
+            CoreCmd::NetworkDeregister { pui, terminate_subscription } => {
+                let Some(call_id) = self.by_pui.get(&pui).cloned() else { return };
+                let Some(version) = self.subs.get(&call_id).map(|s| s.version) else { return };
+                let body = render(version, true, &[DocRegistration { aor: &pui, id: "r0", state: "terminated", contacts: vec![] }]);
+                self.regs.remove(&pui);
+                let state = if terminate_subscription { "terminated;reason=deactivated" } else { "active;expires=600" };
+                let peer = self.subs.get(&call_id).map(|s| s.peer);
+                if let (Some(n), Some(peer)) = (self.notify(&call_id, state, Some(("application/reginfo+xml".into(), body))), peer) {
+                    self.send(&n, peer).await;
+                }
+            }
+            CoreCmd::RawNotify { pui, content_type, body } => {
+                let Some(call_id) = self.by_pui.get(&pui).cloned() else { return };
+                let peer = self.subs.get(&call_id).map(|s| s.peer);
+                if let (Some(n), Some(peer)) = (self.notify(&call_id, "active;expires=600", Some((content_type, body))), peer) {
+                    self.send(&n, peer).await;
+                }
+            }
+        }
+    }
+}
+
+const CONTACT_IDS: [&str; 8] = ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"];
+const IMPLICIT_IDS: [&str; 8] = ["r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8"];
+
+/// The k-th implicit PUI of a user: `sip:alice@d` → `sip:alice-k@d`.
+pub fn implicit_pui(pui: &str, k: usize) -> String {
+    match pui.split_once('@') {
+        Some((u, d)) => format!("{u}-{}@{d}", k + 1),
+        None => format!("{pui}-{}", k + 1),
+    }
+}
+
+/// Wait helper for tests: poll `f` until true or `wait` passes.
+pub async fn wait_until(wait: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    while tokio::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    f()
+}

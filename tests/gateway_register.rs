@@ -1,0 +1,179 @@
+//! Issue 2 over real loopback sockets: REGISTER forwarding as a P-CSCF (UDP and TCP), the
+//! registration learned from the 2xx, deregistration and expiry, malformed requests.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{profile, Harness, DOMAIN, WAIT};
+use regevent_gw::lab::peer::TcpPeer;
+use regevent_gw::sip::HeaderName;
+
+#[tokio::test]
+async fn udp_register_is_forwarded_with_path_via_and_max_forwards_and_learned() {
+    let h = Harness::start(profile(false)).await;
+    let req = h.register_bytes("alice", h.ue.addr, "UDP", 1, 600, ";+sip.instance=\"<urn:uuid:a1>\";reg-id=1");
+    h.ue.send(h.gw_udp, &req).await.unwrap();
+    let (fwd, from) = h.core.recv(WAIT).await.expect("forwarded");
+    assert_eq!(from, h.gw_udp, "sent from the gateway's listener");
+
+    // Our Via on top, the UE's below it with received/rport filled in.
+    let vias = fwd.vias().unwrap();
+    assert_eq!(vias.len(), 2);
+    assert_eq!(vias[0].host, "127.0.0.1");
+    assert_eq!(vias[0].port, Some(h.port));
+    assert!(vias[0].branch().unwrap().starts_with("z9hG4bK"));
+    assert_eq!(vias[1].rport(), Some(Some(h.ue.addr.port())));
+    assert_eq!(fwd.max_forwards().unwrap(), Some(69));
+    let path = fwd.header(HeaderName::Path).expect("Path added");
+    assert!(path.contains(&format!("@127.0.0.1:{};lr", h.port)), "{path}");
+    // Everything we did not edit leaves as it came.
+    let raw = std::str::from_utf8(fwd.raw()).unwrap();
+    assert!(raw.contains("X-Unknown-Header:   kept   as is  \r\n"));
+    assert!(raw.contains("Contact: <sip:alice@"));
+
+    let ok = h.register_ok(&fwd, 600, &["sip:alice-2@ims.example.net", "tel:+15550001"]);
+    h.core.send(from, &ok).await.unwrap();
+    let (resp, _) = h.ue.recv(WAIT).await.expect("200 reaches the UE");
+    assert_eq!(resp.status(), Some(200));
+    let vias = resp.vias().unwrap();
+    assert_eq!(vias.len(), 1, "our Via removed");
+    assert!(vias[0].branch().unwrap().starts_with("z9hG4bKalice"));
+
+    let pui = format!("sip:alice@{DOMAIN}");
+    let reg = h.registered(&pui).await.expect("registration learned");
+    assert_eq!(&*reg.default_pui, pui);
+    assert_eq!(reg.associated.len(), 3);
+    assert_eq!(&*reg.associated[2], "tel:+15550001");
+    assert_eq!(reg.service_route.len(), 1);
+    assert!(reg.service_route[0].starts_with("sip:scscf@"));
+    assert_eq!(reg.bindings.len(), 1);
+    assert_eq!(reg.bindings[0].reg_id, Some(1));
+    assert_eq!(reg.bindings[0].instance.as_deref(), Some("urn:uuid:a1"));
+    assert_eq!(&*reg.trunk_group, "default");
+    h.gw.stop().await;
+}
+
+#[tokio::test]
+async fn two_reg_id_bindings_then_deregistration_removes_the_registration() {
+    let h = Harness::start(profile(false)).await;
+    h.register_with("bob", 1, 600, &[], ";+sip.instance=\"<urn:uuid:b1>\";reg-id=1").await;
+    // A second flow of the same device (reg-id 2) from another contact.
+    let second = String::from_utf8(h.register_bytes("bob", h.ue.addr, "UDP", 2, 600, ";+sip.instance=\"<urn:uuid:b1>\";reg-id=2"))
+        .unwrap()
+        .replace("<sip:bob@", "<sip:bob2@");
+    h.ue.send(h.gw_udp, second.as_bytes()).await.unwrap();
+    let (fwd, from) = h.core.recv(WAIT).await.unwrap();
+    // The core's 200 lists both bindings (RFC 3261 §10.3 step 8).
+    let both = format!(
+        "<sip:bob@{0};transport=udp>;expires=600;+sip.instance=\"<urn:uuid:b1>\";reg-id=1, <sip:bob2@{0};transport=udp>;expires=600;+sip.instance=\"<urn:uuid:b1>\";reg-id=2",
+        h.ue.addr
+    );
+    let ok = regevent_gw::sip::writer::response(&fwd, 200, "OK", Some("c"), &[("Contact", &both)]);
+    h.core.send(from, &ok).await.unwrap();
+    h.ue.recv(WAIT).await.unwrap();
+    let pui = format!("sip:bob@{DOMAIN}");
+    let reg = h.registered(&pui).await.unwrap();
+    assert_eq!(reg.bindings.len(), 2);
+    assert_eq!(reg.bindings.iter().filter_map(|b| b.reg_id).sum::<u32>(), 3);
+
+    // Contact: * with Expires 0 removes everything.
+    let dereg = format!(
+        "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {0};branch=z9hG4bKd3;rport\r\nMax-Forwards: 70\r\nFrom: <sip:bob@{DOMAIN}>;tag=x\r\nTo: <sip:bob@{DOMAIN}>\r\nCall-ID: reg-bob@{0}\r\nCSeq: 3 REGISTER\r\nContact: *\r\nExpires: 0\r\nContent-Length: 0\r\n\r\n",
+        h.ue.addr
+    );
+    h.ue.send(h.gw_udp, dereg.as_bytes()).await.unwrap();
+    let (fwd, from) = h.core.recv(WAIT).await.unwrap();
+    let ok = regevent_gw::sip::writer::response(&fwd, 200, "OK", Some("c"), &[]);
+    h.core.send(from, &ok).await.unwrap();
+    assert_eq!(h.ue.recv(WAIT).await.unwrap().0.status(), Some(200));
+    assert!(h.registered(&pui).await.is_none(), "deregistration removed it");
+    h.gw.stop().await;
+}
+
+#[tokio::test]
+async fn binding_expiry_removes_the_registration() {
+    let h = Harness::start(profile(false)).await;
+    h.register("carol", 1, 1, &[]).await;
+    let pui = format!("sip:carol@{DOMAIN}");
+    assert!(h.registered(&pui).await.is_some());
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert!(h.registered(&pui).await.is_none(), "expired binding removed the registration");
+    h.gw.stop().await;
+}
+
+#[tokio::test]
+async fn tcp_register_reaches_a_tcp_core_and_the_answer_returns_on_the_ue_connection() {
+    let core = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let core_addr = core.local_addr().unwrap();
+    let h = Harness::start_with(profile(false), |c| c.sip.core = format!("sip:{core_addr};transport=tcp")).await;
+    let mut ue = TcpPeer::connect(h.gw_tcp).await.unwrap();
+    let req = h.register_bytes("dave", ue.local, "TCP", 1, 600, "");
+    ue.send(&req).await.unwrap();
+    let (stream, _) = tokio::time::timeout(WAIT, core.accept()).await.unwrap().unwrap();
+    let mut core_conn = TcpPeer::from_stream(stream).unwrap();
+    let fwd = core_conn.recv(WAIT).await.expect("REGISTER over TCP");
+    let vias = fwd.vias().unwrap();
+    assert_eq!(vias[0].transport, "TCP");
+    assert_eq!(fwd.max_forwards().unwrap(), Some(69));
+    assert!(fwd.header(HeaderName::Path).is_some());
+    let ok = h.register_ok(&fwd, 600, &[]);
+    core_conn.send(&ok).await.unwrap();
+    let resp = ue.recv(WAIT).await.expect("200 on the UE's own connection");
+    assert_eq!(resp.status(), Some(200));
+    assert_eq!(resp.vias().unwrap().len(), 1);
+    let reg = h.registered(&format!("sip:dave@{DOMAIN}")).await.expect("learned");
+    assert_eq!(reg.bindings[0].flow.transport, regevent_gw::config::Transport::Tcp);
+    h.gw.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_request_gets_400_with_a_reason_and_max_forwards_zero_gets_483() {
+    let h = Harness::start(profile(false)).await;
+    let bad = format!(
+        "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {0};branch=z9hG4bKbad\r\nFrom: <sip:e@{DOMAIN}>;tag=1\r\nTo: <sip:e@{DOMAIN}>\r\nCall-ID: bad1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        h.ue.addr
+    );
+    h.ue.send(h.gw_udp, bad.as_bytes()).await.unwrap();
+    let (resp, _) = h.ue.recv(WAIT).await.expect("400");
+    assert_eq!(resp.status(), Some(400));
+    let raw = String::from_utf8_lossy(resp.raw()).to_string();
+    assert!(raw.starts_with("SIP/2.0 400 Bad Request (CSeq method"), "{raw}");
+
+    let zero = String::from_utf8(h.register_bytes("e", h.ue.addr, "UDP", 1, 600, "")).unwrap().replace("Max-Forwards: 70", "Max-Forwards: 0");
+    h.ue.send(h.gw_udp, zero.as_bytes()).await.unwrap();
+    let (resp, _) = h.ue.recv(WAIT).await.expect("483");
+    assert_eq!(resp.status(), Some(483));
+    assert!(h.core.recv(Duration::from_millis(200)).await.is_none(), "nothing forwarded");
+    h.gw.stop().await;
+}
+
+#[tokio::test]
+async fn source_outside_every_trunk_group_gets_403() {
+    let h = Harness::start_with(profile(false), |c| {
+        c.trunk_groups[0].sources = vec!["10.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let req = h.register_bytes("frank", h.ue.addr, "UDP", 1, 600, "");
+    h.ue.send(h.gw_udp, &req).await.unwrap();
+    let (resp, _) = h.ue.recv(WAIT).await.expect("403");
+    assert_eq!(resp.status(), Some(403));
+    h.gw.stop().await;
+}
+
+#[tokio::test]
+async fn udp_retransmission_is_forwarded_with_the_same_branch_and_learned_once() {
+    let h = Harness::start(profile(true)).await;
+    let req = h.register_bytes("gina", h.ue.addr, "UDP", 1, 600, "");
+    h.ue.send(h.gw_udp, &req).await.unwrap();
+    h.ue.send(h.gw_udp, &req).await.unwrap();
+    let (a, from) = h.core.recv(WAIT).await.unwrap();
+    let (b, _) = h.core.recv(WAIT).await.unwrap();
+    assert_eq!(a.top_via().branch(), b.top_via().branch());
+    let ok = h.register_ok(&a, 600, &[]);
+    h.core.send(from, &ok).await.unwrap();
+    h.core.send(from, &ok).await.unwrap();
+    assert!(h.next_subscribe().await.is_some());
+    assert!(h.scscf.recv(Duration::from_millis(300)).await.is_none(), "one SUBSCRIBE only");
+    h.gw.stop().await;
+}
