@@ -382,7 +382,7 @@ fn build(p: &mut Problems, file: Option<&Path>, raw: RawConfig) -> Config {
         p.push("profiles.dir", "must not be empty");
     }
     let profiles_dir = match file.and_then(Path::parent) {
-        Some(base) if Path::new(&dir).is_relative() => base.join(&dir),
+        Some(base) if Path::new(&dir).is_relative() => normalize(&base.join(&dir)),
         _ => PathBuf::from(&dir),
     };
     let trunk_groups = trunk_groups(p, file.is_some(), raw.trunk_group, &sip.listen);
@@ -440,6 +440,25 @@ fn sip(p: &mut Problems, raw: RawSip) -> SipSettings {
         p_asserted_identity: pai,
         max_forwards: p.uint("sip.max_forwards", raw.max_forwards, 70, 1, 255) as u32,
     }
+}
+
+/// Remove `.` and `name/..` lexically, so that messages show `/etc/gw/profiles/x.toml` rather
+/// than `/etc/gw/deploy/../profiles/x.toml`.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Parse a CIDR (`10.0.0.0/8`, `::/0`) or a bare address (a /32 or /128).
@@ -593,6 +612,23 @@ mod tests {
         assert!(check_sip_uri("http://a").is_err());
         assert!(check_sip_uri("sip:a b").is_err());
         assert!(check_sip_uri("é").is_err());
+    }
+
+    #[test]
+    fn normalize_paths() {
+        assert_eq!(
+            normalize(Path::new("/a/deploy/../profiles")),
+            PathBuf::from("/a/profiles")
+        );
+        assert_eq!(
+            normalize(Path::new("./profiles")),
+            PathBuf::from("profiles")
+        );
+        assert_eq!(
+            normalize(Path::new("../profiles")),
+            PathBuf::from("../profiles")
+        );
+        assert_eq!(normalize(Path::new("a/./b")), PathBuf::from("a/b"));
     }
 
     #[test]

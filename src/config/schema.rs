@@ -172,9 +172,11 @@ pub(crate) fn parse_and_walk(
         spans: Vec::new(),
     };
     let clean = walk.table(de.get_ref(), &plain, fields, "");
+    // Tables iterate in key order; report in file order.
+    walk.errors.sort_by_key(|(offset, _)| *offset);
     Ok(Walked {
         clean,
-        errors: walk.errors,
+        errors: walk.errors.into_iter().map(|(_, e)| e).collect(),
         positions: walk.positions,
         spans: walk.spans,
     })
@@ -183,19 +185,22 @@ pub(crate) fn parse_and_walk(
 struct Walk<'a> {
     file: &'a str,
     lines: &'a LineIndex<'a>,
-    errors: Vec<ConfigError>,
+    /// Byte offset and error.
+    errors: Vec<(usize, ConfigError)>,
     positions: HashMap<String, String>,
     spans: Vec<(String, Range<usize>)>,
 }
 
 impl Walk<'_> {
     fn error(&mut self, key: &str, offset: usize, problem: String) {
-        self.errors.push(ConfigError {
+        let position = Some(self.lines.position(offset));
+        let error = ConfigError {
             file: self.file.to_string(),
             key: key.to_string(),
-            position: Some(self.lines.position(offset)),
+            position,
             problem,
-        });
+        };
+        self.errors.push((offset, error));
     }
 
     fn table(
