@@ -9,6 +9,7 @@ mod load;
 pub mod profile;
 mod schema;
 pub mod settings;
+mod values;
 
 pub use profile::{Network, Profile, Profiles, Role};
 pub use settings::render_errors_for_cli;

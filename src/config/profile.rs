@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::load::check_sip_uri;
 use super::schema::{self, LineIndex};
 use super::settings::{ConfigError, ConfigErrors};
+use super::values::check_sip_uri;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
