@@ -489,6 +489,16 @@ mod tests {
     }
 
     #[test]
+    fn config_crate_rejects_unknown_keys_too() {
+        let mut sip = toml::Table::new();
+        sip.insert("bogus".into(), toml::Value::Integer(1));
+        let mut table = toml::Table::new();
+        table.insert("sip".into(), toml::Value::Table(sip));
+        assert!(merge(&table, config::Map::new()).is_err());
+        assert!(merge(&toml::Table::new(), config::Map::new()).is_ok());
+    }
+
+    #[test]
     fn sources() {
         assert_eq!(parse_source("10.1.2.3").map(|n| n.prefix_len()), Ok(32));
         assert_eq!(parse_source("2001:db8::1").map(|n| n.prefix_len()), Ok(128));

@@ -136,7 +136,9 @@ impl Config {
     /// ./profiles, one trunk group `default` on profile `default` matching every source).
     /// Environment variables named `REGEVENT_GW__SECTION__KEY` override the file.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigErrors> {
-        let env: Vec<(String, String)> = std::env::vars()
+        // `vars_os`: `vars` panics on a non-UTF-8 variable anywhere in the environment.
+        let env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .filter(|(k, _)| k.starts_with(super::load::ENV_PREFIX))
             .collect();
         Self::load_with_env(file, &env)
