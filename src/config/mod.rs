@@ -5,11 +5,15 @@
 //! Owns: parsing, defaults, validation (all problems reported together, each naming file, key and
 //! problem). Never: sockets, or any behaviour beyond describing what the operator asked for.
 
+mod load;
 pub mod profile;
+mod schema;
 pub mod settings;
+mod values;
 
 pub use profile::{Network, Profile, Profiles, Role};
+pub use settings::render_errors_for_cli;
 pub use settings::{
-    AdminSettings, Config, ConfigError, ConfigErrors, Listener, LimitsSettings, SipSettings,
+    AdminSettings, Config, ConfigError, ConfigErrors, LimitsSettings, Listener, SipSettings,
     SubscriptionSettings, Transport, TrunkGroup,
 };

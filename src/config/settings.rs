@@ -1,10 +1,10 @@
 //! The main configuration file (SPEC §9). Key names are a contract.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::profile::Profiles;
+use super::profile::{Profile, Profiles};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
@@ -101,7 +101,11 @@ pub struct ConfigError {
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.position {
-            Some(p) => write!(f, "{}:{}: key `{}`: {}", self.file, p, self.key, self.problem),
+            Some(p) => write!(
+                f,
+                "{}:{}: key `{}`: {}",
+                self.file, p, self.key, self.problem
+            ),
             None => write!(f, "{}: key `{}`: {}", self.file, self.key, self.problem),
         }
     }
@@ -130,26 +134,92 @@ impl Config {
     /// names; validate everything; report every problem at once. `None` = built-in defaults
     /// (SPEC §9: loopback 5060 UDP+TCP, core sip:127.0.0.1:5070, admin 127.0.0.1:9090,
     /// ./profiles, one trunk group `default` on profile `default` matching every source).
+    /// Environment variables named `REGEVENT_GW__SECTION__KEY` override the file.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigErrors> {
-        let _ = file;
-        todo!("config helper")
+        // `vars_os`: `vars` panics on a non-UTF-8 variable anywhere in the environment.
+        let env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k.starts_with(super::load::ENV_PREFIX))
+            .collect();
+        Self::load_with_env(file, &env)
     }
-    /// Like `load`, but with explicit environment variables (for tests) instead of the process'.
-    pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
-        let _ = (file, env);
-        todo!("config helper")
-    }
-}
 
-impl Config {
-    /// The profile of a trunk group.
-    pub fn profile_for(&self, trunk_group: &str) -> Option<&super::Profile> {
+    /// Like `load`, but with explicit environment variables (for tests) instead of the process'.
+    /// Pairs whose name does not start with `REGEVENT_GW__` are ignored.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigErrors> {
+        super::load::load(file, env)
+    }
+
+    /// The profile of the trunk group named `trunk_group`.
+    pub fn profile_for(&self, trunk_group: &str) -> Option<&Profile> {
         let tg = self.trunk_groups.iter().find(|t| t.name == trunk_group)?;
         self.profiles.get(&tg.profile)
     }
-    /// The first trunk group (file order) matching the listener and source address.
-    pub fn trunk_group_for(&self, listener: &str, source: std::net::IpAddr) -> Option<&TrunkGroup> {
-        let _ = (listener, source);
-        todo!("config helper")
+
+    /// The first trunk group (in file order) that matches a message arriving on `listener` (its
+    /// name as written in `sip.listen`) from `source`.
+    pub fn trunk_group_for(&self, listener: &str, source: IpAddr) -> Option<&TrunkGroup> {
+        self.trunk_groups
+            .iter()
+            .find(|t| t.matches(listener, source))
     }
+}
+
+impl TrunkGroup {
+    /// Whether a message arriving on `listener` from `source` belongs to this trunk group: the
+    /// listener (when set) is equal and the sources (when any) contain the address. An
+    /// IPv4-mapped IPv6 source (`::ffff:a.b.c.d`) counts as the IPv4 address.
+    pub fn matches(&self, listener: &str, source: IpAddr) -> bool {
+        if self.listener.as_deref().is_some_and(|l| l != listener) {
+            return false;
+        }
+        let source = match source {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(source, IpAddr::V4),
+            v4 => v4,
+        };
+        self.sources.is_empty() || self.sources.iter().any(|net| net.contains(&source))
+    }
+}
+
+impl Listener {
+    /// Parse `udp:ADDR:PORT` / `tcp:ADDR:PORT` (IPv6 in brackets: `udp:[::]:5060`).
+    pub fn parse(text: &str) -> Result<Listener, String> {
+        let (proto, addr) = text
+            .split_once(':')
+            .ok_or_else(|| "expected `udp:ADDR:PORT` or `tcp:ADDR:PORT`".to_string())?;
+        let transport = match proto {
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
+            _ => return Err("transport must be `udp` or `tcp` (e.g. `udp:0.0.0.0:5060`)".into()),
+        };
+        let addr: SocketAddr = addr.parse().map_err(|_| {
+            "expected an address and port after the transport, e.g. `udp:0.0.0.0:5060` or \
+             `tcp:[::]:5060`"
+                .to_string()
+        })?;
+        Ok(Listener {
+            name: text.to_string(),
+            transport,
+            addr,
+        })
+    }
+}
+
+impl std::str::FromStr for Listener {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Listener::parse(s)
+    }
+}
+
+/// The text the CLI prints for a failed load: one problem per line, then a count.
+pub fn render_errors_for_cli(errs: &ConfigErrors) -> String {
+    let n = errs.0.len();
+    format!(
+        "{errs}\n{n} configuration problem{} found",
+        if n == 1 { "" } else { "s" }
+    )
 }

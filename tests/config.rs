@@ -1,0 +1,520 @@
+//! Configuration loading: built-in defaults, the shipped examples, environment overrides, and
+//! that every kind of mistake is reported with file, key (and position), all at once.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regevent_gw::config::{Config, ConfigError, ConfigErrors, Network, Profile, Role, Transport};
+
+const GOOD_PROFILE: &str = "support_reg_event = true\n";
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A temp dir with `gateway.toml` = `main` and `profiles/NAME.toml` for each of `profiles`.
+fn setup(main: &str, profiles: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("profiles")).expect("mkdir");
+    for (name, text) in profiles {
+        std::fs::write(
+            dir.path().join("profiles").join(format!("{name}.toml")),
+            text,
+        )
+        .expect("write");
+    }
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(&file, main).expect("write");
+    (dir, file)
+}
+
+fn load_err(main: &str, profiles: &[(&str, &str)]) -> (ConfigErrors, PathBuf) {
+    let (dir, file) = setup(main, profiles);
+    let errs = Config::load_with_env(Some(&file), &[]).expect_err("must be rejected");
+    let _ = dir;
+    (errs, file)
+}
+
+fn find<'a>(errs: &'a ConfigErrors, key: &str) -> &'a ConfigError {
+    errs.0
+        .iter()
+        .find(|e| e.key == key)
+        .unwrap_or_else(|| panic!("no error for `{key}` in:\n{errs}"))
+}
+
+const MINIMAL: &str = "[[trunk_group]]\nname = \"a\"\nprofile = \"p\"\n";
+
+#[test]
+fn built_in_defaults_match_spec() {
+    let c = Config::load_with_env(None, &[]).expect("built-in defaults load");
+    assert_eq!(c.file, None);
+    let listen: Vec<_> = c
+        .sip
+        .listen
+        .iter()
+        .map(|l| (l.name.as_str(), l.transport, l.addr))
+        .collect();
+    let lo: SocketAddr = "127.0.0.1:5060".parse().expect("addr");
+    assert_eq!(
+        listen,
+        [
+            ("udp:127.0.0.1:5060", Transport::Udp, lo),
+            ("tcp:127.0.0.1:5060", Transport::Tcp, lo)
+        ]
+    );
+    assert_eq!(c.sip.identity, "sip:127.0.0.1:5060");
+    assert_eq!(c.sip.core, "sip:127.0.0.1:5070");
+    assert_eq!(c.sip.t1, Duration::from_millis(500));
+    assert_eq!(c.sip.t2, Duration::from_secs(4));
+    assert_eq!(c.sip.p_asserted_identity, None);
+    assert_eq!(c.sip.max_forwards, 70);
+    assert_eq!(
+        c.admin.listen,
+        "127.0.0.1:9090".parse::<SocketAddr>().expect("addr")
+    );
+    assert_eq!(c.admin.subscription_series_cap, 10_000);
+    assert_eq!(c.subscription.expiry_margin, Duration::from_secs(60));
+    assert_eq!(c.subscription.max_subscribe_rate, 2000);
+    assert_eq!(c.limits.max_message, 65_535);
+    assert_eq!(c.limits.reginfo_max_bytes, 1_048_576);
+    assert_eq!(c.limits.reginfo_max_depth, 16);
+    assert_eq!(c.profiles_dir, PathBuf::from("profiles"));
+    assert_eq!(c.trunk_groups.len(), 1);
+    assert_eq!(c.trunk_groups[0].name, "default");
+    assert_eq!(c.trunk_groups[0].profile, "default");
+    assert_eq!(
+        c.profile_for("default").map(|p| p.support_reg_event),
+        Some(false)
+    );
+    for ip in ["192.0.2.1", "2001:db8::1", "::ffff:10.0.0.1"] {
+        let ip: IpAddr = ip.parse().expect("ip");
+        let tg = c
+            .trunk_group_for("udp:127.0.0.1:5060", ip)
+            .map(|t| t.name.as_str());
+        assert_eq!(tg, Some("default"), "{ip}");
+    }
+}
+
+#[test]
+fn built_in_defaults_without_profiles_dir_use_default_profile() {
+    let e = env(&[(
+        "REGEVENT_GW__PROFILES__DIR",
+        "/nonexistent/regevent-gw-profiles",
+    )]);
+    let c = Config::load_with_env(None, &e).expect("loads without a profiles dir");
+    assert_eq!(c.profile_for("default"), Some(&Profile::default()));
+}
+
+#[test]
+fn shipped_gateway_toml_loads() {
+    let c = Config::load_with_env(Some(&repo("deploy/gateway.toml")), &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<_> = c.trunk_groups.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["access", "roaming"]);
+    let home = c.profile_for("access").expect("access profile");
+    assert!(home.support_reg_event);
+    assert_eq!(home.network, Network::Home);
+    let visited = c.profile_for("roaming").expect("roaming profile");
+    assert_eq!(visited.network, Network::Visited);
+    assert_eq!(visited.subscribe_route, ["sip:scscf.home.example.net;lr"]);
+    assert_eq!(c.profiles.get("ibcf").map(|p| p.role), Some(Role::Ibcf));
+    assert_eq!(
+        c.profiles.get("default").map(|p| p.support_reg_event),
+        Some(false)
+    );
+    assert_eq!(
+        c.sip.p_asserted_identity.as_deref(),
+        Some("sip:pcscf.example.net")
+    );
+    assert!(c.sip.listen.iter().any(|l| l.addr.is_ipv6()));
+}
+
+#[test]
+fn env_overrides_t1_admin_listen_and_sip_listen() {
+    let e = env(&[
+        ("REGEVENT_GW__SIP__T1", "200ms"),
+        ("REGEVENT_GW__ADMIN__LISTEN", "127.0.0.1:9191"),
+        (
+            "REGEVENT_GW__SIP__LISTEN",
+            "udp:127.0.0.1:5062, tcp:[::1]:5062",
+        ),
+        ("REGEVENT_GW__SIP__MAX_FORWARDS", "20"),
+        ("UNRELATED", "ignored"),
+    ]);
+    let c = Config::load_with_env(None, &e).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.sip.t1, Duration::from_millis(200));
+    assert_eq!(
+        c.admin.listen,
+        "127.0.0.1:9191".parse::<SocketAddr>().expect("addr")
+    );
+    let names: Vec<_> = c.sip.listen.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["udp:127.0.0.1:5062", "tcp:[::1]:5062"]);
+    assert_eq!(c.sip.max_forwards, 20);
+}
+
+#[test]
+fn env_overrides_the_file() {
+    let (_dir, file) = setup(
+        &format!("[sip]\nt1 = \"1s\"\nt2 = \"8s\"\n{MINIMAL}"),
+        &[("p", GOOD_PROFILE)],
+    );
+    let e = env(&[("REGEVENT_GW__SIP__T1", "2s")]);
+    let c = Config::load_with_env(Some(&file), &e).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.sip.t1, Duration::from_secs(2));
+    assert_eq!(c.sip.t2, Duration::from_secs(8));
+}
+
+#[test]
+fn bad_env_value_names_the_variable() {
+    let e = env(&[
+        ("REGEVENT_GW__SIP__T1", "soon"),
+        ("REGEVENT_GW__SIP__T9", "1s"),
+    ]);
+    let errs = Config::load_with_env(None, &e).expect_err("rejected");
+    assert_eq!(
+        find(&errs, "sip.t1").file,
+        "environment variable REGEVENT_GW__SIP__T1"
+    );
+    assert_eq!(
+        find(&errs, "sip.t9").file,
+        "environment variable REGEVENT_GW__SIP__T9"
+    );
+}
+
+#[test]
+fn durations_parse() {
+    let main = format!(
+        "[sip]\nt1 = \"250ms\"\nt2 = \"10s\"\n[subscription]\nexpiry_margin = \"10m\"\n{MINIMAL}"
+    );
+    let (_dir, file) = setup(&main, &[("p", GOOD_PROFILE)]);
+    let c = Config::load_with_env(Some(&file), &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.sip.t1, Duration::from_millis(250));
+    assert_eq!(c.sip.t2, Duration::from_secs(10));
+    assert_eq!(c.subscription.expiry_margin, Duration::from_secs(600));
+    assert_eq!(
+        c.profiles_dir,
+        file.parent().expect("parent").join("profiles")
+    );
+}
+
+#[test]
+fn bad_duration_names_file_key_and_position() {
+    let (errs, file) = load_err(
+        &format!("[sip]\nt1 = \"fast\"\n{MINIMAL}"),
+        &[("p", GOOD_PROFILE)],
+    );
+    let e = find(&errs, "sip.t1");
+    assert_eq!(e.file, file.display().to_string());
+    assert_eq!(e.position.as_deref(), Some("2:6"));
+    assert!(e.problem.contains("duration"), "{e}");
+    let shown = errs.to_string();
+    assert!(shown.contains("gateway.toml:2:6: key `sip.t1`"), "{shown}");
+}
+
+#[test]
+fn bad_uri_names_key() {
+    let (errs, file) = load_err(
+        &format!("[sip]\ncore = \"icscf.example.net\"\n{MINIMAL}"),
+        &[("p", GOOD_PROFILE)],
+    );
+    let e = find(&errs, "sip.core");
+    assert_eq!(e.file, file.display().to_string());
+    assert_eq!(e.position.as_deref(), Some("2:8"));
+}
+
+#[test]
+fn unknown_key_names_key() {
+    let (errs, file) = load_err(
+        &format!("[sip]\ntimer_t1 = \"1s\"\n{MINIMAL}"),
+        &[("p", GOOD_PROFILE)],
+    );
+    let e = find(&errs, "sip.timer_t1");
+    assert_eq!(e.file, file.display().to_string());
+    assert_eq!(e.position.as_deref(), Some("2:1"));
+    assert_eq!(errs.0.len(), 1, "{errs}");
+}
+
+#[test]
+fn quoted_bool_is_an_error() {
+    let (errs, file) = load_err(MINIMAL, &[("p", "support_reg_event = \"yes\"\n")]);
+    let e = find(&errs, "support_reg_event");
+    let profile = file
+        .parent()
+        .expect("parent")
+        .join("profiles")
+        .join("p.toml");
+    assert_eq!(e.file, profile.display().to_string());
+    assert_eq!(e.position.as_deref(), Some("1:21"));
+    // The profile exists (it is wrong), so it is not also reported missing.
+    assert_eq!(errs.0.len(), 1, "{errs}");
+}
+
+#[test]
+fn wrong_types_in_main_file_are_errors() {
+    let (errs, _) = load_err(
+        &format!("[sip]\nt1 = 500\nmax_forwards = \"70\"\n{MINIMAL}"),
+        &[("p", GOOD_PROFILE)],
+    );
+    assert_eq!(find(&errs, "sip.t1").position.as_deref(), Some("2:6"));
+    find(&errs, "sip.max_forwards");
+    assert_eq!(errs.0.len(), 2, "{errs}");
+}
+
+#[test]
+fn missing_profile_names_trunk_group() {
+    let main = format!("{MINIMAL}[[trunk_group]]\nname = \"b\"\nprofile = \"nope\"\n");
+    let (errs, file) = load_err(&main, &[("p", GOOD_PROFILE)]);
+    let e = find(&errs, "trunk_group[1].profile");
+    assert_eq!(e.file, file.display().to_string());
+    assert_eq!(e.position.as_deref(), Some("6:11"));
+    assert!(e.problem.contains("nope"), "{e}");
+}
+
+#[test]
+fn missing_profiles_dir_with_a_file_is_an_error() {
+    let (errs, _) = load_err(&format!("[profiles]\ndir = \"elsewhere\"\n{MINIMAL}"), &[]);
+    find(&errs, "profiles.dir");
+}
+
+#[test]
+fn visited_profile_without_route() {
+    let (errs, file) = load_err(
+        MINIMAL,
+        &[("p", "support_reg_event = true\nnetwork = \"visited\"\n")],
+    );
+    let e = find(&errs, "subscribe_route");
+    assert!(e.file.ends_with("p.toml"), "{e}");
+    assert!(e
+        .file
+        .starts_with(&file.parent().expect("parent").display().to_string()));
+    assert_eq!(errs.0.len(), 1, "{errs}");
+}
+
+#[test]
+fn bad_route_uri_in_profile() {
+    let profile = "network = \"visited\"\nsubscribe_route = [\"sip:ok\", \"scscf\"]\n";
+    let (errs, _) = load_err(MINIMAL, &[("p", profile)]);
+    assert_eq!(
+        find(&errs, "subscribe_route[1]").position.as_deref(),
+        Some("2:30")
+    );
+}
+
+#[test]
+fn duplicate_trunk_group_name() {
+    let (errs, file) = load_err(&format!("{MINIMAL}{MINIMAL}"), &[("p", GOOD_PROFILE)]);
+    let e = find(&errs, "trunk_group[1].name");
+    assert_eq!(e.file, file.display().to_string());
+    assert!(e.problem.contains("duplicate"), "{e}");
+    assert_eq!(errs.0.len(), 1, "{errs}");
+}
+
+#[test]
+fn no_trunk_group_in_a_file_is_an_error() {
+    let (errs, _) = load_err("[sip]\nt1 = \"1s\"\n", &[("p", GOOD_PROFILE)]);
+    find(&errs, "trunk_group");
+}
+
+#[test]
+fn bad_listener_and_trunk_group_fields() {
+    let main = "[sip]\nlisten = [\"udp:0.0.0.0:5060\", \"sctp:0.0.0.0:5060\", \"tcp:[::]\"]\n\
+                [[trunk_group]]\nname = \"a\"\nprofile = \"p\"\nsources = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n\
+                listener = \"tcp:0.0.0.0:5060\"\n";
+    let (errs, _) = load_err(main, &[("p", GOOD_PROFILE)]);
+    let keys: Vec<_> = errs.0.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "sip.listen[1]",
+            "sip.listen[2]",
+            "trunk_group[0].sources[1]",
+            "trunk_group[0].listener"
+        ],
+        "{errs}"
+    );
+}
+
+#[test]
+fn several_problems_are_reported_at_once() {
+    let main = "[sip]\nt1 = \"2s\"\nt2 = \"1s\"\ncore = \"tel:+123\"\nbogus = true\n\
+                [admin]\nlisten = \"localhost\"\n\
+                [[trunk_group]]\nname = \"a\"\nprofile = \"missing\"\n\
+                [[trunk_group]]\nname = \"a\"\nprofile = \"v\"\n";
+    let (errs, _) = load_err(main, &[("v", "network = \"visited\"\nextra = 1\n")]);
+    let mut keys: Vec<_> = errs.0.iter().map(|e| e.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "admin.listen",
+            "extra",
+            "sip.bogus",
+            "sip.core",
+            "sip.t2",
+            "trunk_group[0].profile",
+            "trunk_group[1].name",
+        ],
+        "{errs}"
+    );
+    assert_eq!(errs.to_string().lines().count(), 7);
+}
+
+#[test]
+fn syntax_error_has_position() {
+    let (errs, file) = load_err("[sip\nt1 = \"1s\"\n", &[]);
+    assert_eq!(errs.0.len(), 1);
+    assert_eq!(errs.0[0].file, file.display().to_string());
+    assert_eq!(
+        errs.0[0].position.as_deref().map(|p| p.starts_with("1:")),
+        Some(true),
+        "{errs}"
+    );
+}
+
+/// Copy deploy/ and profiles/ into a temp dir keeping their relative layout.
+fn copy_examples() -> (tempfile::TempDir, Vec<PathBuf>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files = Vec::new();
+    for sub in ["deploy", "profiles"] {
+        std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        for entry in std::fs::read_dir(repo(sub)).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|x| x == "toml") {
+                let to = dir.path().join(sub).join(path.file_name().expect("name"));
+                std::fs::copy(&path, &to).expect("copy");
+                files.push(to);
+            }
+        }
+    }
+    files.sort();
+    (dir, files)
+}
+
+#[test]
+fn unknown_key_in_every_shipped_example_is_rejected() {
+    let (dir, files) = copy_examples();
+    let main = dir.path().join("deploy").join("gateway.toml");
+    Config::load_with_env(Some(&main), &[])
+        .unwrap_or_else(|e| panic!("copied examples must load: {e}"));
+    assert!(files.len() >= 5, "{files:?}");
+    for file in &files {
+        let original = std::fs::read_to_string(file).expect("read");
+        // Top level: before any table header.
+        std::fs::write(file, format!("injected_unknown_key = 1\n{original}")).expect("write");
+        let errs =
+            Config::load_with_env(Some(&main), &[]).expect_err("injected key must be rejected");
+        let e = find(&errs, "injected_unknown_key");
+        assert_eq!(e.file, file.display().to_string());
+        assert_eq!(e.position.as_deref(), Some("1:1"));
+        // Inside a section of the main file too.
+        if file == &main {
+            let text = original.replace("[sip]\n", "[sip]\nsip_injected = 1\n");
+            std::fs::write(file, text).expect("write");
+            let errs = Config::load_with_env(Some(&main), &[]).expect_err("rejected");
+            find(&errs, "sip.sip_injected");
+        }
+        std::fs::write(file, original).expect("restore");
+    }
+}
+
+#[test]
+fn trunk_group_for_matches_listener_and_sources_first_wins() {
+    let main = "[sip]\nlisten = [\"udp:0.0.0.0:5060\", \"udp:[::]:5060\", \"tcp:0.0.0.0:5061\"]\n\
+        [[trunk_group]]\nname = \"peer\"\nprofile = \"p\"\nsources = [\"192.0.2.7\"]\n\
+        [[trunk_group]]\nname = \"tcp-only\"\nprofile = \"p\"\nlistener = \"tcp:0.0.0.0:5061\"\n\
+        [[trunk_group]]\nname = \"v4\"\nprofile = \"p\"\nsources = [\"0.0.0.0/0\"]\n\
+        [[trunk_group]]\nname = \"v6\"\nprofile = \"p\"\nsources = [\"2001:db8::/32\"]\n";
+    let (_dir, file) = setup(main, &[("p", GOOD_PROFILE)]);
+    let c = Config::load_with_env(Some(&file), &[]).unwrap_or_else(|e| panic!("{e}"));
+    let tg = |listener: &str, ip: &str| {
+        let ip: IpAddr = ip.parse().expect("ip");
+        c.trunk_group_for(listener, ip).map(|t| t.name.clone())
+    };
+    let udp = "udp:0.0.0.0:5060";
+    assert_eq!(tg(udp, "192.0.2.7").as_deref(), Some("peer"));
+    assert_eq!(
+        tg("tcp:0.0.0.0:5061", "192.0.2.7").as_deref(),
+        Some("peer"),
+        "first match wins"
+    );
+    assert_eq!(
+        tg("tcp:0.0.0.0:5061", "198.51.100.1").as_deref(),
+        Some("tcp-only")
+    );
+    assert_eq!(tg(udp, "198.51.100.1").as_deref(), Some("v4"));
+    assert_eq!(
+        tg(udp, "::ffff:192.0.2.7").as_deref(),
+        Some("peer"),
+        "v4-mapped counts as v4"
+    );
+    assert_eq!(tg(udp, "::ffff:198.51.100.1").as_deref(), Some("v4"));
+    assert_eq!(
+        tg("udp:[::]:5060", "2001:db8::5").as_deref(),
+        Some("v6"),
+        "0.0.0.0/0 is IPv4 only"
+    );
+    assert_eq!(tg("udp:[::]:5060", "2001:db9::5"), None);
+    assert_eq!(c.profile_for("v6").map(|p| p.support_reg_event), Some(true));
+    assert_eq!(c.profile_for("nope"), None);
+}
+
+#[test]
+fn profiles_load_dir_reports_every_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("a.toml"), "role = \"sbc\"\n").expect("write");
+    std::fs::write(
+        dir.path().join("b.toml"),
+        "network = \"visited\"\nsubscribe_route = [\"sip:x;lr\"]\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "support_reg_event = \"yes\"\nx = 1\n",
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("notes.txt"), "not a profile").expect("write");
+    let errs = regevent_gw::config::Profiles::load_dir(dir.path()).expect_err("rejected");
+    let got: Vec<_> = errs
+        .0
+        .iter()
+        .map(|e| {
+            (
+                Path::new(&e.file)
+                    .file_name()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("")
+                    .to_string(),
+                e.key.clone(),
+            )
+        })
+        .collect();
+    let want = [
+        ("a.toml", "role"),
+        ("c.toml", "support_reg_event"),
+        ("c.toml", "x"),
+    ];
+    assert_eq!(
+        got,
+        want.map(|(f, k)| (f.to_string(), k.to_string())),
+        "{errs}"
+    );
+    std::fs::remove_file(dir.path().join("a.toml")).expect("rm");
+    std::fs::remove_file(dir.path().join("c.toml")).expect("rm");
+    let ok = regevent_gw::config::Profiles::load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok.by_name.keys().collect::<Vec<_>>(), ["b"]);
+}
+
+#[test]
+fn cli_rendering_counts_problems() {
+    let (errs, _) = load_err(&format!("{MINIMAL}{MINIMAL}"), &[("p", GOOD_PROFILE)]);
+    let text = regevent_gw::config::render_errors_for_cli(&errs);
+    assert!(text.ends_with("1 configuration problem found"), "{text}");
+}
