@@ -379,7 +379,7 @@ pub enum Contacts<'a> {
 impl<'a> Contacts<'a> {
     /// From the comma-split Contact values of a message. `*` must be the only value.
     pub fn from_values(values: &[&'a str]) -> Result<Contacts<'a>, HeaderError> {
-        if values.iter().any(|v| *v == "*") {
+        if values.contains(&"*") {
             return if values.len() == 1 {
                 Ok(Contacts::Star)
             } else {
