@@ -160,10 +160,11 @@ impl Message {
     /// mandatory headers (Via, From, To, Call-ID, CSeq; Max-Forwards is optional), single-valued
     /// headers not repeated, CSeq method = request method, Content-Length sane and ≤ body.
     ///
-    /// Leading CRLFs are skipped; a bare LF is accepted as a line end; the empty line ending the
-    /// header section is required. Via is required in responses too (RFC 3261 §20 table 2).
+    /// Leading CRLFs are skipped; a bare LF is accepted as a line end (a bare CR is not); the
+    /// empty line ending the header section is required. A status line without reason phrase
+    /// (`SIP/2.0 100` or `SIP/2.0 100 `) has an empty reason. Via is required in responses too (RFC 3261 §20 table 2).
     pub fn parse(raw: Bytes, limits: &Limits) -> Result<Message, ParseError> {
-        if raw.len() > limits.max_message {
+        if raw.len() > limits.max_message || raw.len() > u32::MAX as usize {
             return Err(ParseError::TooLarge);
         }
         let skip = leading_crlf(&raw);
@@ -179,6 +180,9 @@ impl Message {
         let text = std::str::from_utf8(&raw[..header_end]).map_err(|_| ParseError::Encoding)?;
         let b = text.as_bytes();
         let (sl_end, mut pos) = line_at(b, 0);
+        if b[..sl_end].contains(&b'\r') {
+            return Err(ParseError::StartLine);
+        }
         let start = parse_start(&text[..sl_end])?;
 
         let mut headers: Vec<Entry> = Vec::with_capacity(32);
@@ -203,7 +207,7 @@ impl Message {
                 if n0 != pos || !scan::is_token_str(name) {
                     return Err(ParseError::HeaderLine);
                 }
-                if headers.len() >= limits.max_headers {
+                if headers.len() >= limits.max_headers || headers.len() >= usize::from(NONE) {
                     return Err(ParseError::TooManyHeaders);
                 }
                 let kind = HeaderName::from_name(name);
@@ -276,7 +280,10 @@ impl Message {
         let (seq, mlen) = (cseq.seq, cseq.method.len() as u32);
         self.cseq_seq = seq;
         self.cseq_method = (cseq_entry.value.1 - mlen, cseq_entry.value.1);
-        let top = self.header_values(H::Via).into_iter().next().unwrap_or("");
+        let top = self
+            .value_spans(H::Via)
+            .next()
+            .map_or("", |(_, s)| self.span_str(s));
         Via::parse(top).map_err(|_| ParseError::Malformed("Via"))?;
         let avail = self.raw.len() - self.body_start as usize;
         if let Some(cl) = self.header(H::ContentLength) {
