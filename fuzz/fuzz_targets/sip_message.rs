@@ -20,11 +20,26 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = regevent_gw::sip::writer::error_response_from_raw(data, 400, "Bad Request");
     if let Ok(m) = Message::parse(Bytes::copy_from_slice(data), &limits) {
-        let _ = (m.vias(), m.contacts(), m.expires(), m.from().uri(), m.to().uri());
+        let _ = (
+            m.vias(),
+            m.contacts(),
+            m.expires(),
+            m.from().uri(),
+            m.to().uri(),
+        );
         let out = m
             .edit()
-            .insert_header(HeaderName::Via, "Via", "SIP/2.0/UDP fuzz.invalid;branch=z9hG4bKfuzz")
-            .set_max_forwards(m.max_forwards().ok().flatten().map_or(70, |n| n.saturating_sub(1)))
+            .insert_header(
+                HeaderName::Via,
+                "Via",
+                "SIP/2.0/UDP fuzz.invalid;branch=z9hG4bKfuzz",
+            )
+            .set_max_forwards(
+                m.max_forwards()
+                    .ok()
+                    .flatten()
+                    .map_or(70, |n| n.saturating_sub(1)),
+            )
             .set_top_via_received("192.0.2.1", Some(5060))
             .finish();
         // Room for the one line we added, so a message right at a limit still re-parses.
