@@ -10,6 +10,8 @@ pub mod edit;
 pub mod framer;
 pub mod header;
 pub mod message;
+mod names;
+pub(crate) mod scan;
 pub mod uri;
 pub mod writer;
 
@@ -17,6 +19,7 @@ pub use edit::Editor;
 pub use framer::{Frame, FrameError};
 pub use header::{CSeq, Contacts, HeaderError, NameAddr, Params, SubscriptionState, Via};
 pub use message::{HeaderName, Message, Method, ParseError};
+pub use scan::unfold;
 pub use uri::{Scheme, Uri, UriError};
 
 /// Limits enforced by the framer and the parser. Messages beyond them are rejected, never truncated.
@@ -32,6 +35,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_message: 65_535, max_header_bytes: 16_384, max_headers: 256 }
+        Limits {
+            max_message: 65_535,
+            max_header_bytes: 16_384,
+            max_headers: 256,
+        }
     }
 }
