@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use regevent_gw::reginfo::{
-    Contact, ContactEvent, ContactState, DocState, RegState, Registration, Reginfo,
+    Contact, ContactEvent, ContactState, DocState, RegState, Reginfo, Registration,
 };
 use regevent_gw::registrar::{RegEvent, RemovalReason};
 use regevent_gw::subscription::*;
@@ -44,7 +44,10 @@ impl H {
         Self::with(cfg())
     }
     fn with(c: EngineConfig) -> Self {
-        H { e: Engine::new(c), base: Instant::now() }
+        H {
+            e: Engine::new(c),
+            base: Instant::now(),
+        }
     }
     fn at(&self, secs: f64) -> Instant {
         self.base + Duration::from_secs_f64(secs)
@@ -168,7 +171,10 @@ fn contact(uri: &str, state: ContactState, event: ContactEvent, expires: Option<
         uri: uri.into(),
         display_name: None,
         unknown_params: vec![
-            ("+sip.instance".into(), Some("\"<urn:uuid:0000-1111>\"".into())),
+            (
+                "+sip.instance".into(),
+                Some("\"<urn:uuid:0000-1111>\"".into()),
+            ),
             ("reg-id".into(), Some("1".into())),
         ],
         pub_gruu: None,
@@ -177,15 +183,29 @@ fn contact(uri: &str, state: ContactState, event: ContactEvent, expires: Option<
 }
 
 fn reg(aor: &str, state: RegState, contacts: Vec<Contact>) -> Registration {
-    Registration { aor: aor.into(), id: format!("r-{aor}"), state, contacts }
+    Registration {
+        aor: aor.into(),
+        id: format!("r-{aor}"),
+        state,
+        contacts,
+    }
 }
 
 fn active_contact() -> Contact {
-    contact("sip:ue@10.0.0.1:5060", ContactState::Active, ContactEvent::Registered, Some(600))
+    contact(
+        "sip:ue@10.0.0.1:5060",
+        ContactState::Active,
+        ContactEvent::Registered,
+        Some(600),
+    )
 }
 
 fn doc(version: u64, state: DocState, registrations: Vec<Registration>) -> Reginfo {
-    Reginfo { version, state, registrations }
+    Reginfo {
+        version,
+        state,
+        registrations,
+    }
 }
 
 fn regs_of(out: &[Output]) -> Vec<RegAction> {
@@ -214,7 +234,10 @@ fn initial_subscribe_contents() {
     assert_eq!((s.cseq, s.expires, s.max_forwards), (1, 660, 70));
     assert_eq!(s.route, policy().route);
     assert_eq!(s.contact, "<sip:pcscf.example.net:5060>");
-    assert_eq!(s.p_asserted_identity.as_deref(), Some("<sip:pcscf.example.net>"));
+    assert_eq!(
+        s.p_asserted_identity.as_deref(),
+        Some("<sip:pcscf.example.net>")
+    );
     assert_eq!(&*s.trunk_group, "access");
     // Fresh identifiers per subscription.
     h.registered(0.0, "sip:bob@ims.example.net", 600, true, &policy());
@@ -244,13 +267,22 @@ fn refresh_timing_table() {
         let s = h.one_send();
         assert_eq!(s.expires, requested);
         h.respond(0.0, &s, 200, granted);
-        assert_eq!(h.e.poll_timeout().map(|t| h.secs(t)), Some(refresh_at), "{granted:?}");
+        assert_eq!(
+            h.e.poll_timeout().map(|t| h.secs(t)),
+            Some(refresh_at),
+            "{granted:?}"
+        );
         let out = h.run_until(refresh_at + 1.0);
         assert_eq!(out.len(), 1, "{granted:?}: {out:?}");
-        let (t, Output::Send(r)) = &out[0] else { panic!("{out:?}") };
+        let (t, Output::Send(r)) = &out[0] else {
+            panic!("{out:?}")
+        };
         assert_eq!(*t, refresh_at);
         assert_eq!(r.kind, SubscribeKind::Refresh);
-        assert_eq!(r.expires, requested, "a refresh asks for the initial duration");
+        assert_eq!(
+            r.expires, requested,
+            "a refresh asks for the initial duration"
+        );
         let v = h.view();
         assert_eq!(v[0].state, SubState::Refreshing);
         assert_eq!(v[0].granted_expiry, Some(granted.unwrap_or(requested)));
@@ -262,11 +294,17 @@ fn refresh_after_refresh_times_from_the_second_grant() {
     let mut h = H::new();
     h.subscribed(660);
     let out = h.run_until(400.0);
-    let (330.0, Output::Send(r)) = &out[0] else { panic!("{out:?}") };
+    let (330.0, Output::Send(r)) = &out[0] else {
+        panic!("{out:?}")
+    };
     h.respond(331.0, r, 200, Some(600));
     let out = h.run_until(2000.0);
     let times: Vec<f64> = out.iter().map(|(t, _)| *t).collect();
-    assert_eq!(times, [631.0], "second refresh 300 s after the second grant");
+    assert_eq!(
+        times,
+        [631.0],
+        "second refresh 300 s after the second grant"
+    );
     assert_eq!(h.e.len(), 1);
 }
 
@@ -274,8 +312,16 @@ fn refresh_after_refresh_times_from_the_second_grant() {
 fn notify_expires_newer_than_the_2xx_wins() {
     let mut h = H::new();
     let s = h.subscribed(3660);
-    let d = doc(0, DocState::Full, vec![reg(PUI, RegState::Active, vec![active_contact()])]);
-    assert_eq!(h.notify(100.0, s.sub, &ni("active", Some(1000), Some(&d))).status, 200);
+    let d = doc(
+        0,
+        DocState::Full,
+        vec![reg(PUI, RegState::Active, vec![active_contact()])],
+    );
+    assert_eq!(
+        h.notify(100.0, s.sub, &ni("active", Some(1000), Some(&d)))
+            .status,
+        200
+    );
     let v = h.view();
     assert_eq!(v[0].granted_expiry, Some(1000));
     assert_eq!(v[0].state, SubState::Active);
@@ -304,7 +350,13 @@ fn one_subscription_for_two_reg_id_bindings() {
     // Even a registrar that says "initial" again does not create a second one.
     h.registered(2.0, PUI, 600, true, &policy());
     let sends = h.sends();
-    assert_eq!(sends.iter().filter(|s| s.kind == SubscribeKind::Initial).count(), 1);
+    assert_eq!(
+        sends
+            .iter()
+            .filter(|s| s.kind == SubscribeKind::Initial)
+            .count(),
+        1
+    );
     assert_eq!(sends.len(), 1);
     assert!(h.e.has_subscription(PUI));
     assert_eq!(h.e.len(), 1);
@@ -313,7 +365,10 @@ fn one_subscription_for_two_reg_id_bindings() {
 #[test]
 fn disabled_policy_never_subscribes() {
     let mut h = H::new();
-    let off = SubscribePolicy { enabled: false, ..policy() };
+    let off = SubscribePolicy {
+        enabled: false,
+        ..policy()
+    };
     h.registered(0.0, PUI, 600, true, &off);
     h.registered(1.0, PUI, 600, false, &off);
     assert!(h.outputs().is_empty());
@@ -330,15 +385,24 @@ fn refresh_goes_in_dialog() {
     let s = h.subscribed(660);
     let out = h.run_until(330.0);
     let Output::Send(r) = &out[0].1 else { panic!() };
-    assert_eq!((r.call_id.as_str(), r.from_tag.as_str()), (s.call_id.as_str(), s.from_tag.as_str()));
+    assert_eq!(
+        (r.call_id.as_str(), r.from_tag.as_str()),
+        (s.call_id.as_str(), s.from_tag.as_str())
+    );
     assert_eq!(r.to_tag.as_deref(), Some("notifier-tag"));
     assert_eq!(r.cseq, 2);
-    assert_eq!(r.route, ["<sip:p2.example;lr>", "<sip:p1.example;lr>"], "reversed Record-Route");
+    assert_eq!(
+        r.route,
+        ["<sip:p2.example;lr>", "<sip:p1.example;lr>"],
+        "reversed Record-Route"
+    );
     assert_eq!(r.request_uri, NOTIFIER);
     assert_eq!(r.to, PUI);
     h.respond(330.0, r, 200, Some(660));
     let out = h.run_until(660.0);
-    let Output::Send(r2) = &out[0].1 else { panic!() };
+    let Output::Send(r2) = &out[0].1 else {
+        panic!()
+    };
     assert_eq!(r2.cseq, 3);
 }
 
@@ -366,7 +430,11 @@ fn notify_before_2xx_establishes_the_dialog() {
     let out = h.run_until(400.0);
     let Output::Send(r) = &out[0].1 else { panic!() };
     assert_eq!(out[0].0, 330.2);
-    assert_eq!(r.route, ["<sip:p1.example;lr>", "<sip:p2.example;lr>"], "as received");
+    assert_eq!(
+        r.route,
+        ["<sip:p1.example;lr>", "<sip:p2.example;lr>"],
+        "as received"
+    );
     assert_eq!(r.to_tag.as_deref(), Some("from-notify"));
     assert_eq!(r.request_uri, "sip:scscf9.example");
 }
@@ -437,8 +505,17 @@ fn initial_timeout_removes() {
 fn notify_terminated_removes() {
     let mut h = H::new();
     let s = h.subscribed(660);
-    let n = NotifyInput { sub_reason: Some("noresource"), ..ni("terminated", None, None) };
-    assert_eq!(h.notify(10.0, s.sub, &n), NotifyAnswer { status: 200, reason: "OK" });
+    let n = NotifyInput {
+        sub_reason: Some("noresource"),
+        ..ni("terminated", None, None)
+    };
+    assert_eq!(
+        h.notify(10.0, s.sub, &n),
+        NotifyAnswer {
+            status: 200,
+            reason: "OK"
+        }
+    );
     assert_gone_quietly(&mut h);
     assert_eq!(h.e.find_dialog(&s.call_id, &s.from_tag), None);
 }
@@ -464,11 +541,17 @@ fn unsubscribe_case(reason: Option<RemovalReason>) {
     let u = h.one_send();
     assert_eq!(u.kind, SubscribeKind::Unsubscribe);
     assert_eq!(u.expires, 0);
-    assert_eq!((u.call_id.as_str(), u.from_tag.as_str()), (s.call_id.as_str(), s.from_tag.as_str()));
+    assert_eq!(
+        (u.call_id.as_str(), u.from_tag.as_str()),
+        (s.call_id.as_str(), s.from_tag.as_str())
+    );
     assert_eq!(u.to_tag.as_deref(), Some("notifier-tag"));
     assert_eq!(u.cseq, 2);
     assert_eq!(u.request_uri, NOTIFIER);
-    assert!(h.view().is_empty(), "an unsubscribed subscription leaves the list");
+    assert!(
+        h.view().is_empty(),
+        "an unsubscribed subscription leaves the list"
+    );
     assert_eq!(h.e.len(), 0);
     assert_eq!(h.e.blind_registrations(), 0);
     // The response to the unsubscribe and the final NOTIFY are absorbed.
@@ -520,7 +603,10 @@ fn unsubscribe_before_the_dialog_waits_for_it() {
     assert_eq!(h.e.len(), 0);
     h.respond(2.0, &s, 200, Some(660));
     let u = h.one_send();
-    assert_eq!((u.kind, u.expires, u.cseq), (SubscribeKind::Unsubscribe, 0, 2));
+    assert_eq!(
+        (u.kind, u.expires, u.cseq),
+        (SubscribeKind::Unsubscribe, 0, 2)
+    );
     assert_eq!(u.to_tag.as_deref(), Some("notifier-tag"));
     assert!(h.run_until(1e6).is_empty());
 }
@@ -547,27 +633,54 @@ fn full_state_replaces_and_partial_applies() {
     let mut h = H::new();
     let s = h.subscribed(3660);
     // Known set: the default PUI only. Full state with WORK → AddPui.
-    assert_eq!(h.notify(1.0, s.sub, &ni("active", Some(3600), Some(&full_two(0)))).status, 200);
+    assert_eq!(
+        h.notify(1.0, s.sub, &ni("active", Some(3600), Some(&full_two(0))))
+            .status,
+        200
+    );
     let out = h.outputs();
     assert_eq!(
         regs_of(&out),
-        [RegAction::AddPui { default_pui: PUI.into(), pui: WORK.into() }]
+        [RegAction::AddPui {
+            default_pui: PUI.into(),
+            pui: WORK.into()
+        }]
     );
     // Partial adds TEL.
-    let p = doc(1, DocState::Partial, vec![reg(TEL, RegState::Active, vec![])]);
+    let p = doc(
+        1,
+        DocState::Partial,
+        vec![reg(TEL, RegState::Active, vec![])],
+    );
     h.notify(2.0, s.sub, &ni("active", Some(3600), Some(&p)));
-    assert_eq!(regs_of(&h.outputs()), [RegAction::AddPui { default_pui: PUI.into(), pui: TEL.into() }]);
+    assert_eq!(
+        regs_of(&h.outputs()),
+        [RegAction::AddPui {
+            default_pui: PUI.into(),
+            pui: TEL.into()
+        }]
+    );
     assert_eq!(h.view()[0].implicit_puis, 3);
     // Full state without WORK and TEL → both removed.
-    let f = doc(2, DocState::Full, vec![reg(PUI, RegState::Active, vec![active_contact()])]);
+    let f = doc(
+        2,
+        DocState::Full,
+        vec![reg(PUI, RegState::Active, vec![active_contact()])],
+    );
     h.notify(3.0, s.sub, &ni("active", Some(3600), Some(&f)));
     let mut got = regs_of(&h.outputs());
     got.sort_by_key(|a| format!("{a:?}"));
     assert_eq!(
         got,
         [
-            RegAction::RemovePui { default_pui: PUI.into(), pui: WORK.into() },
-            RegAction::RemovePui { default_pui: PUI.into(), pui: TEL.into() },
+            RegAction::RemovePui {
+                default_pui: PUI.into(),
+                pui: WORK.into()
+            },
+            RegAction::RemovePui {
+                default_pui: PUI.into(),
+                pui: TEL.into()
+            },
         ]
     );
     assert_eq!(h.view()[0].last_notify_version, Some(2));
@@ -579,8 +692,15 @@ fn stale_version_is_ignored() {
     let s = h.subscribed(3660);
     h.notify(1.0, s.sub, &ni("active", None, Some(&full_two(5))));
     h.outputs();
-    let p = doc(5, DocState::Partial, vec![reg(WORK, RegState::Terminated, vec![])]);
-    assert_eq!(h.notify(2.0, s.sub, &ni("active", None, Some(&p))).status, 200);
+    let p = doc(
+        5,
+        DocState::Partial,
+        vec![reg(WORK, RegState::Terminated, vec![])],
+    );
+    assert_eq!(
+        h.notify(2.0, s.sub, &ni("active", None, Some(&p))).status,
+        200
+    );
     assert!(h.outputs().is_empty());
     assert_eq!(h.view()[0].last_notify_version, Some(5));
 }
@@ -591,34 +711,62 @@ fn version_gap_requests_full_state() {
     let s = h.subscribed(3660);
     h.notify(1.0, s.sub, &ni("active", None, Some(&full_two(0))));
     h.outputs();
-    let p = doc(3, DocState::Partial, vec![reg(WORK, RegState::Terminated, vec![])]);
-    assert_eq!(h.notify(2.0, s.sub, &ni("active", None, Some(&p))).status, 200);
+    let p = doc(
+        3,
+        DocState::Partial,
+        vec![reg(WORK, RegState::Terminated, vec![])],
+    );
+    assert_eq!(
+        h.notify(2.0, s.sub, &ni("active", None, Some(&p))).status,
+        200
+    );
     let f = h.one_send();
     assert_eq!(f.kind, SubscribeKind::FullStateRequest);
     assert_eq!((f.cseq, f.expires), (2, 660));
     assert_eq!(f.to_tag.as_deref(), Some("notifier-tag"));
     assert_eq!(f.call_id, s.call_id);
     // Partial documents are ignored until full state arrives.
-    let p = doc(4, DocState::Partial, vec![reg(WORK, RegState::Terminated, vec![])]);
+    let p = doc(
+        4,
+        DocState::Partial,
+        vec![reg(WORK, RegState::Terminated, vec![])],
+    );
     h.notify(2.5, s.sub, &ni("active", None, Some(&p)));
     assert!(h.outputs().is_empty(), "no action and no second request");
     h.respond(2.6, &f, 200, Some(3660));
-    let full = doc(5, DocState::Full, vec![reg(PUI, RegState::Active, vec![active_contact()])]);
+    let full = doc(
+        5,
+        DocState::Full,
+        vec![reg(PUI, RegState::Active, vec![active_contact()])],
+    );
     h.notify(2.7, s.sub, &ni("active", Some(3660), Some(&full)));
     assert_eq!(
         regs_of(&h.outputs()),
-        [RegAction::RemovePui { default_pui: PUI.into(), pui: WORK.into() }]
+        [RegAction::RemovePui {
+            default_pui: PUI.into(),
+            pui: WORK.into()
+        }]
     );
     let out = h.run_until(5000.0);
-    assert_eq!(out[0].0, 3062.7, "the full-state request counts as a refresh");
+    assert_eq!(
+        out[0].0, 3062.7,
+        "the full-state request counts as a refresh"
+    );
 }
 
 #[test]
 fn partial_first_notify_requests_full_state() {
     let mut h = H::new();
     let s = h.subscribed(3660);
-    let p = doc(0, DocState::Partial, vec![reg(WORK, RegState::Active, vec![])]);
-    assert_eq!(h.notify(1.0, s.sub, &ni("active", None, Some(&p))).status, 200);
+    let p = doc(
+        0,
+        DocState::Partial,
+        vec![reg(WORK, RegState::Active, vec![])],
+    );
+    assert_eq!(
+        h.notify(1.0, s.sub, &ni("active", None, Some(&p))).status,
+        200
+    );
     let out = h.outputs();
     assert!(regs_of(&out).is_empty());
     assert_eq!(h.one_send_from(out).kind, SubscribeKind::FullStateRequest);
@@ -628,7 +776,13 @@ impl H {
     fn one_send_from(&self, out: Vec<Output>) -> OutSubscribe {
         let mut v: Vec<OutSubscribe> = out
             .into_iter()
-            .filter_map(|o| if let Output::Send(s) = o { Some(s) } else { None })
+            .filter_map(|o| {
+                if let Output::Send(s) = o {
+                    Some(s)
+                } else {
+                    None
+                }
+            })
             .collect();
         assert_eq!(v.len(), 1);
         v.remove(0)
@@ -660,16 +814,32 @@ fn default_pui_terminated_is_network_deregistration() {
         let out = h.outputs();
         assert_eq!(
             regs_of(&out),
-            [RegAction::NetworkDeregistration { default_pui: PUI.into() }],
+            [RegAction::NetworkDeregistration {
+                default_pui: PUI.into()
+            }],
             "{state}"
         );
-        let sends: Vec<_> =
-            out.iter().filter_map(|o| if let Output::Send(s) = o { Some(s) } else { None }).collect();
+        let sends: Vec<_> = out
+            .iter()
+            .filter_map(|o| {
+                if let Output::Send(s) = o {
+                    Some(s)
+                } else {
+                    None
+                }
+            })
+            .collect();
         if state == "active" {
             assert_eq!(sends.len(), 1);
-            assert_eq!((sends[0].kind, sends[0].expires), (SubscribeKind::Unsubscribe, 0));
+            assert_eq!(
+                (sends[0].kind, sends[0].expires),
+                (SubscribeKind::Unsubscribe, 0)
+            );
         } else {
-            assert!(sends.is_empty(), "terminated by the notifier: no unsubscribe");
+            assert!(
+                sends.is_empty(),
+                "terminated by the notifier: no unsubscribe"
+            );
         }
         assert_eq!(h.e.len(), 0);
         // The registrar then removes the registration: nothing more happens.
@@ -685,11 +855,18 @@ fn other_pui_terminated_is_remove_pui() {
     let s = h.subscribed(3660);
     h.notify(1.0, s.sub, &ni("active", None, Some(&full_two(0))));
     h.outputs();
-    let p = doc(1, DocState::Partial, vec![reg(WORK, RegState::Terminated, vec![])]);
+    let p = doc(
+        1,
+        DocState::Partial,
+        vec![reg(WORK, RegState::Terminated, vec![])],
+    );
     h.notify(2.0, s.sub, &ni("active", None, Some(&p)));
     assert_eq!(
         regs_of(&h.outputs()),
-        [RegAction::RemovePui { default_pui: PUI.into(), pui: WORK.into() }]
+        [RegAction::RemovePui {
+            default_pui: PUI.into(),
+            pui: WORK.into()
+        }]
     );
     assert_eq!(h.e.len(), 1);
 }
@@ -710,7 +887,12 @@ fn terminated_contacts_remove_bindings_for_every_event() {
         let s = h.subscribed(3660);
         h.notify(1.0, s.sub, &ni("active", None, Some(&full_two(0))));
         h.outputs();
-        let c = contact("sip:ue@10.0.0.1:5060", ContactState::Terminated, ev.clone(), None);
+        let c = contact(
+            "sip:ue@10.0.0.1:5060",
+            ContactState::Terminated,
+            ev.clone(),
+            None,
+        );
         // The same binding under two PUIs of the implicit set: one action.
         let p = doc(
             1,
@@ -742,11 +924,30 @@ fn shortened_and_refreshed_update_expiry() {
     let s = h.subscribed(3660);
     h.notify(1.0, s.sub, &ni("active", None, Some(&full_two(0))));
     h.outputs();
-    let short = contact("sip:ue@10.0.0.1:5060", ContactState::Active, ContactEvent::Shortened, Some(120));
-    let mut other = contact("sip:ue2@10.0.0.2", ContactState::Active, ContactEvent::Refreshed, Some(900));
+    let short = contact(
+        "sip:ue@10.0.0.1:5060",
+        ContactState::Active,
+        ContactEvent::Shortened,
+        Some(120),
+    );
+    let mut other = contact(
+        "sip:ue2@10.0.0.2",
+        ContactState::Active,
+        ContactEvent::Refreshed,
+        Some(900),
+    );
     other.unknown_params.clear();
-    let no_exp = contact("sip:ue3@10.0.0.3", ContactState::Active, ContactEvent::Shortened, None);
-    let p = doc(1, DocState::Partial, vec![reg(PUI, RegState::Active, vec![short, other, no_exp])]);
+    let no_exp = contact(
+        "sip:ue3@10.0.0.3",
+        ContactState::Active,
+        ContactEvent::Shortened,
+        None,
+    );
+    let p = doc(
+        1,
+        DocState::Partial,
+        vec![reg(PUI, RegState::Active, vec![short, other, no_exp])],
+    );
     h.notify(2.0, s.sub, &ni("active", None, Some(&p)));
     assert_eq!(
         regs_of(&h.outputs()),
@@ -762,7 +963,11 @@ fn shortened_and_refreshed_update_expiry() {
             },
             RegAction::UpdateBindingExpiry {
                 default_pui: PUI.into(),
-                contact: BindingRef { uri: "sip:ue2@10.0.0.2".into(), instance: None, reg_id: None },
+                contact: BindingRef {
+                    uri: "sip:ue2@10.0.0.2".into(),
+                    instance: None,
+                    reg_id: None
+                },
                 expires: 900,
             },
         ]
@@ -783,7 +988,10 @@ fn notify_for_unknown_subscription_is_481() {
 fn resubscribe_on_reregistration_after_an_error() {
     for on in [false, true] {
         let mut h = H::new();
-        let p = SubscribePolicy { resubscribe_on_reregistration: on, ..policy() };
+        let p = SubscribePolicy {
+            resubscribe_on_reregistration: on,
+            ..policy()
+        };
         h.registered(0.0, PUI, 600, true, &p);
         let s = h.one_send();
         h.respond(0.1, &s, 403, None);
@@ -812,7 +1020,10 @@ fn resubscribe_on_reregistration_after_an_error() {
 fn rate_limiter_spreads_a_refresh_storm() {
     const N: usize = 100_000;
     const RATE: u32 = 1000;
-    let mut h = H::with(EngineConfig { max_subscribe_rate: RATE, ..cfg() });
+    let mut h = H::with(EngineConfig {
+        max_subscribe_rate: RATE,
+        ..cfg()
+    });
     let p = policy();
     for i in 0..N {
         h.registered(0.0, &format!("sip:u{i}@ims.example.net"), 3540, true, &p);
@@ -851,7 +1062,10 @@ fn rate_limiter_spreads_a_refresh_storm() {
 fn refreshes_that_cannot_make_it_expire() {
     // 100 subscriptions granted 30 s at once, 1 refresh per second: from 15 s to 30 s only
     // 15 refreshes go out (none answered); the rest expire at 30 s without unsubscribe.
-    let mut h = H::with(EngineConfig { max_subscribe_rate: 1, ..cfg() });
+    let mut h = H::with(EngineConfig {
+        max_subscribe_rate: 1,
+        ..cfg()
+    });
     for i in 0..100 {
         h.registered(0.0, &format!("sip:u{i}@x"), 600, true, &policy());
     }
@@ -861,7 +1075,11 @@ fn refreshes_that_cannot_make_it_expire() {
     let out = h.run_until(31.0);
     assert_eq!(out.len(), 15);
     assert!(out.iter().all(|(t, _)| (15.0..30.0).contains(t)));
-    assert_eq!(h.e.len(), 15, "the in-flight refreshes wait for their transactions");
+    assert_eq!(
+        h.e.len(),
+        15,
+        "the in-flight refreshes wait for their transactions"
+    );
     assert_eq!(h.e.waiting_for_rate_limit(), 0);
     assert_eq!(h.e.blind_registrations(), 85);
     assert!(h.run_until(1e5).is_empty());
@@ -875,13 +1093,26 @@ fn memory_estimate_100k() {
     const N: usize = 100_000;
     let mut h = H::new();
     for i in 0..N {
-        h.registered(0.0, &format!("sip:user{i}@ims.example.net"), 3600, true, &policy());
+        h.registered(
+            0.0,
+            &format!("sip:user{i}@ims.example.net"),
+            3600,
+            true,
+            &policy(),
+        );
     }
     for s in h.sends() {
         h.respond(0.0, &s, 200, Some(3660));
     }
     assert_eq!(h.e.len(), N);
-    assert_eq!(h.e.interned_values(), (2, 1), "route sets and targets are shared");
+    assert_eq!(
+        h.e.interned_values(),
+        (1, 1),
+        "route sets and remotes are shared"
+    );
+    let per = h.e.memory_estimate() / N;
+    println!("engine estimate: {per} bytes/subscription (default PUI strings not counted)");
+    assert!(per <= 400, "{per} bytes/subscription");
     assert_eq!(h.e.counts(), [(Arc::from("access"), SubState::Active, N)]);
     let mut n = 0;
     h.e.for_each_view(&mut |_| n += 1);

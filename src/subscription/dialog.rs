@@ -76,7 +76,7 @@ impl Engine {
         if !established {
             self.establish(id, from_response(resp));
         } else if let Some(c) = resp.contact.as_deref() {
-            self.store.set_target(id, c);
+            self.store.set_remote(id, None, Some(c));
         }
         if resp.expires.is_none() {
             tolerance("2xx_without_expires");
@@ -128,16 +128,16 @@ impl Engine {
         s.established = true;
         s.set_to_tag(tag);
         let pui = s.pui.clone();
+        let mut route = record_route.to_vec();
         if reverse {
-            self.store.set_route(id, record_route.iter().rev().cloned());
-        } else {
-            self.store.set_route(id, record_route.iter().cloned());
+            route.reverse();
         }
         if contact.is_none() {
             // No Contact: fall back to the default PUI as remote target.
             tolerance("dialog_without_contact");
         }
-        self.store.set_target(id, contact.unwrap_or(&pui));
+        self.store
+            .set_remote(id, Some(route), Some(contact.unwrap_or(&pui)));
     }
 
     /// Send the unsubscribe that waited for the dialog, and linger from now on.
@@ -172,24 +172,24 @@ impl Engine {
             s.inflight_cseq = s.cseq;
             s.requested
         };
+        let Some(s) = self.store.get(id) else { return };
         let to_tag = s.to_tag();
+        let remote = s.remote.as_deref();
         let out = OutSubscribe {
             sub: id,
             kind,
             trunk_group: s.trunk_group.clone(),
-            request_uri: s.target.as_deref().unwrap_or(&s.pui).to_owned(),
-            route: s
-                .route
-                .as_deref()
-                .unwrap_or(&[])
+            request_uri: remote.map_or(&*s.pui, |r| &r.target).to_owned(),
+            route: remote
+                .map_or(&[][..], |r| &r.route)
                 .iter()
                 .map(|r| r.to_string())
                 .collect(),
             to: s.pui.to_string(),
             to_tag: (!to_tag.is_empty()).then(|| to_tag.to_owned()),
             from: self.cfg.identity.clone(),
-            from_tag: s.from_tag().to_owned(),
-            call_id: s.call_id().to_owned(),
+            from_tag: s.from_tag(),
+            call_id: self.store.call_id(id, s),
             cseq: s.cseq,
             expires,
             contact: self.cfg.contact.clone(),

@@ -29,8 +29,6 @@ use crate::stats::names;
 #[derive(Debug)]
 pub struct Engine {
     pub(super) cfg: EngineConfig,
-    /// Host part of `cfg.identity`, for Call-IDs.
-    host: Box<str>,
     rng: fastrand::Rng,
     next_id: u64,
     pub(super) clock: Clock,
@@ -44,15 +42,14 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
-        let host = uri_host(&cfg.identity).into();
+        let store = Store::new(uri_host(&cfg.identity));
         Engine {
             rng: fastrand::Rng::with_seed(cfg.seed),
             limiter: Limiter::new(cfg.max_subscribe_rate),
-            host,
             cfg,
             next_id: 1,
             clock: Clock::default(),
-            store: Store::default(),
+            store,
             timers: TimerHeap::default(),
             out: VecDeque::new(),
             blind: HashMap::new(),
@@ -197,9 +194,15 @@ impl Engine {
         self.limiter.queued()
     }
 
-    /// Interned (route sets, remote targets) shared by the subscriptions (memory diagnostics).
+    /// Interned (initial route sets, dialog remotes) shared by the subscriptions (memory diagnostics).
     pub fn interned_values(&self) -> (usize, usize) {
         self.store.interned()
+    }
+
+    /// Rough heap bytes held by the engine (tables at capacity, records, remote tags; shared
+    /// strings not counted), for diagnostics and the memory test.
+    pub fn memory_estimate(&self) -> usize {
+        self.store.memory_estimate() + self.timers.len() * 16 + self.limiter.queued() * 24
     }
 
     /// Visit live subscriptions (for the admin API / scrape), in id order.
@@ -242,7 +245,7 @@ impl Engine {
             default_pui: s.pui.clone(),
             trunk_group: s.trunk_group.clone(),
             state: state_of(s),
-            call_id: s.call_id().to_owned(),
+            call_id: self.store.call_id(id, s),
             registrar: s
                 .route0
                 .first()
@@ -265,20 +268,20 @@ impl Engine {
     fn create(&mut self, t: u64, reg: NewSub<'_>, policy: &SubscribePolicy) {
         let id = SubId(self.next_id);
         self.next_id += 1;
-        let call_id = format!("{:016x}{:x}@{}", self.rng.u64(..), id.0, self.host);
-        let from_tag = format!("{:016x}", self.rng.u64(..));
+        let (call_key, tag_key) = (self.rng.u64(..), self.rng.u64(..));
         let route0 = self.store.intern_route(policy.route.iter().cloned());
         let others = others_of(reg.pui, reg.associated);
         let sub = Sub::new(
             reg.pui.clone(),
             reg.trunk_group.clone(),
-            &call_id,
-            &from_tag,
+            call_key,
+            tag_key,
             route0,
             others,
             t,
             reg.requested,
         );
+        let (call_id, from_tag) = (self.store.call_id(id, &sub), sub.from_tag());
         self.store.insert(id, sub);
         self.blind.remove(&**reg.pui);
         metrics::counter!(names::SUBSCRIPTIONS_CREATED, "trunk_group" => reg.trunk_group.clone())
@@ -366,7 +369,6 @@ impl Engine {
             return;
         };
         s.granted = e;
-        s.granted_at = t;
         s.expires_at = add_secs(t, e);
         s.refresh_at = add_dur(t, refresh_delay(std::time::Duration::from_secs(e.into())));
         self.reschedule(id);

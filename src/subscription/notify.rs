@@ -85,7 +85,7 @@ impl Engine {
                 tolerance("remote_tag_mismatch");
             }
             if let Some(c) = n.contact.as_deref() {
-                self.store.set_target(id, c);
+                self.store.set_remote(id, None, Some(c));
             }
         }
         let (mut outcome, network_dereg) = match n.doc {

@@ -2,12 +2,15 @@
 //!
 //! - `subs`: `SubId → Box<Sub>` (the table slot stays 16 bytes; the record lives in one
 //!   allocation).
-//! - `by_pui` (live subscriptions only) and `by_dialog` (live and lingering): `HashTable<SubId>`
-//!   hashed by the default PUI / by (Call-ID, local tag) read from the record itself, so an index
-//!   costs 8 bytes a slot and keys are never duplicated.
-//! - Route sets and remote targets are interned (`Arc`): the subscriptions towards one S-CSCF
-//!   share them.
-//! - Call-ID, From tag and To tag share one `Box<str>`.
+//! - `by_pui` (live subscriptions only): `HashTable<SubId>` hashed by the default PUI read from
+//!   the record itself, so the index costs 8 bytes a slot and the key is never duplicated.
+//! - No dialog index: our Call-ID is `{call_key:016x}{id:x}@{host}` and our From tag
+//!   `{tag_key:016x}`, with `call_key`/`tag_key` random 64-bit values kept in the record.
+//!   `by_dialog` reads the SubId out of the Call-ID and then requires both random parts and the
+//!   host to match exactly, which finds live and lingering subscriptions in O(1) for 16 bytes of
+//!   record and no allocation.
+//! - Route sets and (route set, remote target) pairs are interned (`Arc`): the subscriptions
+//!   towards one S-CSCF share them. Only the remote tag is a per-dialog allocation.
 //!
 //! Owns: memory layout and index consistency. Never: protocol decisions (see `engine`).
 
@@ -23,25 +26,32 @@ use super::types::{SubId, SubscribeKind};
 /// An interned route set.
 pub(super) type Route = Arc<[Box<str>]>;
 
+/// The far end of a dialog (interned): route set and remote target.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(super) struct Remote {
+    pub route: Box<[Box<str>]>,
+    pub target: Box<str>,
+}
+
 /// One subscription (live, or lingering after an unsubscribe).
 #[derive(Debug)]
 pub(super) struct Sub {
     pub pui: Arc<str>,
     pub trunk_group: Arc<str>,
-    /// Call-ID, then our (From) tag at `tag_at`, then the remote (To) tag at `to_at`.
-    ids: Box<str>,
-    tag_at: u16,
-    to_at: u16,
+    /// Random parts of our Call-ID (`{call_key:016x}{id:x}@{host}`) and From tag
+    /// (`{tag_key:016x}`): rendered on demand, parsed back by `Store::by_dialog`.
+    pub call_key: u64,
+    pub tag_key: u64,
+    /// The remote (To) tag, once the dialog exists.
+    to_tag: Option<Box<str>>,
     /// Route of the initial SUBSCRIBE (policy route).
     pub route0: Route,
     /// Dialog route set and remote target, once established.
-    pub route: Option<Route>,
-    pub target: Option<Arc<str>>,
+    pub remote: Option<Arc<Remote>>,
     /// Known active PUIs of the implicit set other than the default PUI, `\n`-separated.
     others: Option<Box<str>>,
     /// Times in engine milliseconds (`timers::NEVER` = none).
     pub created: u64,
-    pub granted_at: u64,
     pub refresh_at: u64,
     /// Subscription expiry; for a lingering record: when it is forgotten.
     pub expires_at: u64,
@@ -73,28 +83,23 @@ impl Sub {
     pub fn new(
         pui: Arc<str>,
         trunk_group: Arc<str>,
-        call_id: &str,
-        from_tag: &str,
+        call_key: u64,
+        tag_key: u64,
         route0: Route,
         others: Option<Box<str>>,
         created: u64,
         requested: u32,
     ) -> Self {
-        let ids: Box<str> = format!("{call_id}{from_tag}").into();
-        let tag_at = u16::try_from(call_id.len()).unwrap_or(u16::MAX);
-        let to_at = u16::try_from(ids.len()).unwrap_or(u16::MAX);
         Sub {
             pui,
             trunk_group,
-            ids,
-            tag_at,
-            to_at,
+            call_key,
+            tag_key,
+            to_tag: None,
             route0,
-            route: None,
-            target: None,
+            remote: None,
             others,
             created,
-            granted_at: NEVER,
             refresh_at: NEVER,
             expires_at: NEVER,
             deadline: NEVER,
@@ -113,20 +118,14 @@ impl Sub {
             notifier_pending: false,
         }
     }
-    pub fn call_id(&self) -> &str {
-        self.ids.get(..usize::from(self.tag_at)).unwrap_or("")
-    }
-    pub fn from_tag(&self) -> &str {
-        self.ids
-            .get(usize::from(self.tag_at)..usize::from(self.to_at))
-            .unwrap_or("")
+    pub fn from_tag(&self) -> String {
+        format!("{:016x}", self.tag_key)
     }
     pub fn to_tag(&self) -> &str {
-        self.ids.get(usize::from(self.to_at)..).unwrap_or("")
+        self.to_tag.as_deref().unwrap_or("")
     }
     pub fn set_to_tag(&mut self, tag: &str) {
-        let base = self.ids.get(..usize::from(self.to_at)).unwrap_or("");
-        self.ids = format!("{base}{tag}").into();
+        self.to_tag = (!tag.is_empty()).then(|| tag.into());
     }
     /// The known non-default PUIs.
     pub fn others(&self) -> impl Iterator<Item = &str> {
@@ -172,33 +171,35 @@ pub(super) fn others_of(default_pui: &str, associated: &[String]) -> Option<Box<
 #[derive(Debug, Default)]
 pub(super) struct Store {
     hasher: DefaultHashBuilder,
+    /// Host part of our Call-IDs.
+    host: Box<str>,
     pub subs: HashMap<SubId, Box<Sub>>,
     by_pui: HashTable<SubId>,
-    by_dialog: HashTable<SubId>,
     routes: HashSet<Route>,
-    targets: HashSet<Arc<str>>,
+    remotes: HashSet<Arc<Remote>>,
 }
 
 impl Store {
+    pub fn new(host: &str) -> Self {
+        Store {
+            host: host.into(),
+            ..Store::default()
+        }
+    }
+    /// Render the Call-ID of subscription `id`.
+    pub fn call_id(&self, id: SubId, s: &Sub) -> String {
+        format!("{:016x}{:x}@{}", s.call_key, id.0, self.host)
+    }
     fn pui_hash(h: &DefaultHashBuilder, pui: &str) -> u64 {
         h.hash_one(pui)
-    }
-    fn dialog_hash(h: &DefaultHashBuilder, call_id: &str, tag: &str) -> u64 {
-        h.hash_one((call_id, tag))
     }
     /// Insert a new live subscription and index it.
     pub fn insert(&mut self, id: SubId, sub: Sub) {
         let hp = Self::pui_hash(&self.hasher, &sub.pui);
-        let hd = Self::dialog_hash(&self.hasher, sub.call_id(), sub.from_tag());
         self.subs.insert(id, Box::new(sub));
         let (subs, h) = (&self.subs, &self.hasher);
         let rehash_pui = |i: &SubId| subs.get(i).map_or(0, |s| Self::pui_hash(h, &s.pui));
         self.by_pui.insert_unique(hp, id, rehash_pui);
-        let rehash_dialog = |i: &SubId| {
-            subs.get(i)
-                .map_or(0, |s| Self::dialog_hash(h, s.call_id(), s.from_tag()))
-        };
-        self.by_dialog.insert_unique(hd, id, rehash_dialog);
     }
     pub fn get(&self, id: SubId) -> Option<&Sub> {
         self.subs.get(&id).map(|b| &**b)
@@ -214,15 +215,18 @@ impl Store {
             .find(h, |i| subs.get(i).is_some_and(|s| &*s.pui == pui))
             .copied()
     }
+    /// The subscription (live or lingering) whose Call-ID and From tag these are. The SubId is
+    /// read from the Call-ID, then both random parts must match exactly.
     pub fn by_dialog(&self, call_id: &str, tag: &str) -> Option<SubId> {
-        let h = Self::dialog_hash(&self.hasher, call_id, tag);
-        let subs = &self.subs;
-        self.by_dialog
-            .find(h, |i| {
-                subs.get(i)
-                    .is_some_and(|s| s.call_id() == call_id && s.from_tag() == tag)
-            })
-            .copied()
+        let (prefix, host) = call_id.rsplit_once('@')?;
+        if host != &*self.host || tag.len() != 16 {
+            return None;
+        }
+        let key = u64::from_str_radix(prefix.get(..16)?, 16).ok()?;
+        let id = SubId(u64::from_str_radix(prefix.get(16..)?, 16).ok()?);
+        let s = self.subs.get(&id)?;
+        let exact = s.call_key == key && self.call_id(id, s) == call_id && s.from_tag() == tag;
+        exact.then_some(id)
     }
     /// Take a subscription out of the PUI index (it leaves the live list).
     pub fn unindex_pui(&mut self, id: SubId) {
@@ -235,44 +239,44 @@ impl Store {
     /// Forget a subscription entirely.
     pub fn remove(&mut self, id: SubId) {
         self.unindex_pui(id);
-        let Some(s) = self.subs.get(&id) else { return };
-        let h = Self::dialog_hash(&self.hasher, s.call_id(), s.from_tag());
-        if let Ok(e) = self.by_dialog.find_entry(h, |i| *i == id) {
-            e.remove();
-        }
         if let Some(s) = self.subs.remove(&id) {
-            let Sub {
-                route0,
-                route,
-                target,
-                ..
-            } = *s;
+            let Sub { route0, remote, .. } = *s;
             self.release_route(route0);
-            if let Some(r) = route {
-                self.release_route(r);
-            }
-            if let Some(t) = target {
-                self.release_target(t);
+            if let Some(r) = remote {
+                self.release_remote(r);
             }
         }
     }
-    /// Set the dialog route set (interned) of `id`.
-    pub fn set_route(&mut self, id: SubId, route: impl Iterator<Item = String>) {
-        let r = self.intern_route(route);
-        let old = self.subs.get_mut(&id).and_then(|s| s.route.replace(r));
-        if let Some(o) = old {
-            self.release_route(o);
-        }
-    }
-    /// Set the remote target (interned) of `id`.
-    pub fn set_target(&mut self, id: SubId, target: &str) {
-        if self.subs.get(&id).and_then(|s| s.target.as_deref()) == Some(target) {
+    /// Set the dialog's route set and/or remote target (interned); `None` keeps the current one.
+    pub fn set_remote(&mut self, id: SubId, route: Option<Vec<String>>, target: Option<&str>) {
+        let Some(cur) = self.subs.get(&id).map(|s| s.remote.as_deref()) else {
+            return;
+        };
+        let route: Box<[Box<str>]> = match (route, cur) {
+            (Some(r), _) => r.into_iter().map(String::into_boxed_str).collect(),
+            (None, Some(c)) => c.route.clone(),
+            (None, None) => Box::default(),
+        };
+        let target: Box<str> = match (target, cur) {
+            (Some(t), _) => t.into(),
+            (None, Some(c)) => c.target.clone(),
+            (None, None) => "".into(),
+        };
+        let new = Remote { route, target };
+        if cur == Some(&new) {
             return;
         }
-        let t = self.intern_target(target);
-        let old = self.subs.get_mut(&id).and_then(|s| s.target.replace(t));
+        let r = match self.remotes.get(&new) {
+            Some(found) => found.clone(),
+            None => {
+                let r = Arc::new(new);
+                self.remotes.insert(r.clone());
+                r
+            }
+        };
+        let old = self.subs.get_mut(&id).and_then(|s| s.remote.replace(r));
         if let Some(o) = old {
-            self.release_target(o);
+            self.release_remote(o);
         }
     }
     /// Number of live subscriptions (in the PUI index).
@@ -287,28 +291,34 @@ impl Store {
         self.routes.insert(r.clone());
         r
     }
-    pub fn intern_target(&mut self, target: &str) -> Arc<str> {
-        if let Some(found) = self.targets.get(target) {
-            return found.clone();
-        }
-        let t: Arc<str> = target.into();
-        self.targets.insert(t.clone());
-        t
-    }
     /// Give up one user's copy; drop the interned copy when it was the last user.
     fn release_route(&mut self, r: Route) {
         if Arc::strong_count(&r) <= 2 {
             self.routes.remove(&r);
         }
     }
-    fn release_target(&mut self, t: Arc<str>) {
-        if Arc::strong_count(&t) <= 2 {
-            self.targets.remove(&t);
+    fn release_remote(&mut self, r: Arc<Remote>) {
+        if Arc::strong_count(&r) <= 2 {
+            self.remotes.remove(&r);
         }
     }
-    /// Interned values (for the memory report).
+    /// Rough heap bytes: table slots at capacity (+1 control byte), records, remote tags.
+    pub fn memory_estimate(&self) -> usize {
+        let slot = std::mem::size_of::<(SubId, Box<Sub>)>() + 1;
+        let record = std::mem::size_of::<Sub>().div_ceil(16) * 16 + 16;
+        let tags: usize = self
+            .subs
+            .values()
+            .map(|s| s.to_tag().len().div_ceil(16) * 16 + 16)
+            .sum();
+        self.subs.capacity() * slot
+            + self.by_pui.capacity() * (std::mem::size_of::<SubId>() + 1)
+            + self.subs.len() * record
+            + tags
+    }
+    /// Interned route sets and remotes (for the memory report).
     pub fn interned(&self) -> (usize, usize) {
-        (self.routes.len(), self.targets.len())
+        (self.routes.len(), self.remotes.len())
     }
 }
 
@@ -316,12 +326,12 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn sub(pui: &str, call: &str) -> Sub {
+    fn sub(pui: &str, call_key: u64) -> Sub {
         Sub::new(
             pui.into(),
             "tg".into(),
-            call,
-            "tag1",
+            call_key,
+            0xab,
             Arc::from(Vec::new()),
             None,
             0,
@@ -331,16 +341,15 @@ mod tests {
 
     #[test]
     fn ids_and_tags() {
-        let mut s = sub("sip:a@x", "c1@h");
+        let st = Store::new("gw.example");
+        let mut s = sub("sip:a@x", 0x1f);
+        assert_eq!(st.call_id(SubId(0x2a), &s), "000000000000001f2a@gw.example");
         assert_eq!(
-            (s.call_id(), s.from_tag(), s.to_tag()),
-            ("c1@h", "tag1", "")
+            (s.from_tag().as_str(), s.to_tag()),
+            ("00000000000000ab", "")
         );
         s.set_to_tag("rt");
-        assert_eq!(
-            (s.call_id(), s.from_tag(), s.to_tag()),
-            ("c1@h", "tag1", "rt")
-        );
+        assert_eq!(s.to_tag(), "rt");
     }
 
     #[test]
@@ -350,7 +359,7 @@ mod tests {
             "sip:b@x".to_owned(),
             "tel:+1".to_owned(),
         ];
-        let mut s = sub("sip:a@x", "c");
+        let mut s = sub("sip:a@x", 1);
         s.others = others_of("sip:a@x", &assoc);
         assert_eq!(s.implicit_puis(), 3);
         s.add_other("sip:b@x");
@@ -367,26 +376,40 @@ mod tests {
 
     #[test]
     fn indexes_and_interning() {
-        let mut st = Store::default();
+        let mut st = Store::new("gw");
         for i in 0..1000u64 {
-            let mut s = sub(&format!("sip:u{i}@x"), &format!("call{i}"));
+            let mut s = sub(&format!("sip:u{i}@x"), i * 31);
             s.route0 = st.intern_route(["<sip:scscf;lr>".to_owned()].into_iter());
             st.insert(SubId(i), s);
-            st.set_route(SubId(i), ["<sip:scscf;lr>".to_owned()].into_iter());
-            st.set_target(SubId(i), "sip:scscf");
+            st.set_remote(SubId(i), Some(vec!["<sip:scscf;lr>".to_owned()]), None);
+            st.set_remote(SubId(i), None, Some("sip:scscf"));
         }
         assert_eq!(st.interned(), (1, 1));
         assert_eq!(st.by_pui("sip:u7@x"), Some(SubId(7)));
-        assert_eq!(st.by_dialog("call7", "tag1"), Some(SubId(7)));
-        assert_eq!(st.by_dialog("call7", "tag2"), None);
+        let call7 = format!("{:016x}7@gw", 7 * 31);
+        let tag = "00000000000000ab";
+        assert_eq!(st.by_dialog(&call7, tag), Some(SubId(7)));
+        for (c, t) in [
+            (call7.as_str(), "00000000000000ac"),
+            (call7.as_str(), "00000000000000AB"),
+            (&format!("{:016x}7@gw2", 7 * 31), tag),
+            (&format!("{:016x}7@gw", 7 * 31 + 1), tag),
+            (&format!("{:016x}07@gw", 7 * 31), tag),
+            (&format!("{:016x}+7@gw", 7 * 31), tag),
+            ("", ""),
+            ("@", tag),
+            ("é@gw", tag),
+        ] {
+            assert_eq!(st.by_dialog(c, t), None, "{c} {t}");
+        }
         st.unindex_pui(SubId(7));
         assert_eq!(st.by_pui("sip:u7@x"), None);
-        assert_eq!(st.by_dialog("call7", "tag1"), Some(SubId(7)));
+        assert_eq!(st.by_dialog(&call7, tag), Some(SubId(7)));
         assert_eq!(st.live(), 999);
         for i in 0..1000u64 {
             st.remove(SubId(i));
         }
-        assert_eq!(st.by_dialog("call7", "tag1"), None);
+        assert_eq!(st.by_dialog(&call7, tag), None);
         assert_eq!(st.interned(), (0, 0));
     }
 }
