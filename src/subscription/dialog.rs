@@ -188,7 +188,7 @@ impl Engine {
             to: s.pui.to_string(),
             to_tag: (!to_tag.is_empty()).then(|| to_tag.to_owned()),
             from: self.cfg.identity.clone(),
-            from_tag: s.from_tag(),
+            from_tag: s.local_tag(),
             call_id: self.store.call_id(id, s),
             cseq: s.cseq,
             expires,

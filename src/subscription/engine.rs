@@ -281,7 +281,7 @@ impl Engine {
             t,
             reg.requested,
         );
-        let (call_id, from_tag) = (self.store.call_id(id, &sub), sub.from_tag());
+        let (call_id, from_tag) = (self.store.call_id(id, &sub), sub.local_tag());
         self.store.insert(id, sub);
         self.blind.remove(&**reg.pui);
         metrics::counter!(names::SUBSCRIPTIONS_CREATED, "trunk_group" => reg.trunk_group.clone())
@@ -382,12 +382,7 @@ impl Engine {
         let next = if s.lingering {
             s.expires_at
         } else {
-            let expiry = if s.inflight.is_none() {
-                s.expires_at
-            } else {
-                NEVER
-            };
-            s.refresh_at.min(expiry)
+            s.refresh_at.min(expiry_deadline(s, self.cfg.linger))
         };
         if next != s.deadline {
             s.deadline = next;
@@ -408,7 +403,7 @@ impl Engine {
             }
             return;
         }
-        if s.expires_at <= t && s.inflight.is_none() {
+        if expiry_deadline(s, self.cfg.linger) <= t {
             tracing::debug!(
                 sub = id.0,
                 "subscription expired before a successful refresh"
@@ -473,6 +468,17 @@ impl Engine {
             self.timers
                 .rebuild(self.store.subs.iter().map(|(id, s)| (s.deadline, *id)));
         }
+    }
+}
+
+/// When an unrefreshed subscription is dropped: at expiry, or — while a refresh awaits its final
+/// response — `linger` (≥ Timer F) later, so the transaction decides (2xx, error or timeout)
+/// and a lost timeout report cannot keep a record forever.
+fn expiry_deadline(s: &Sub, linger: std::time::Duration) -> u64 {
+    if s.inflight.is_none() {
+        s.expires_at
+    } else {
+        add_dur(s.expires_at, linger)
     }
 }
 

@@ -118,7 +118,7 @@ impl Sub {
             notifier_pending: false,
         }
     }
-    pub fn from_tag(&self) -> String {
+    pub fn local_tag(&self) -> String {
         format!("{:016x}", self.tag_key)
     }
     pub fn to_tag(&self) -> &str {
@@ -225,7 +225,7 @@ impl Store {
         let key = u64::from_str_radix(prefix.get(..16)?, 16).ok()?;
         let id = SubId(u64::from_str_radix(prefix.get(16..)?, 16).ok()?);
         let s = self.subs.get(&id)?;
-        let exact = s.call_key == key && self.call_id(id, s) == call_id && s.from_tag() == tag;
+        let exact = s.call_key == key && self.call_id(id, s) == call_id && s.local_tag() == tag;
         exact.then_some(id)
     }
     /// Take a subscription out of the PUI index (it leaves the live list).
@@ -345,7 +345,7 @@ mod tests {
         let mut s = sub("sip:a@x", 0x1f);
         assert_eq!(st.call_id(SubId(0x2a), &s), "000000000000001f2a@gw.example");
         assert_eq!(
-            (s.from_tag().as_str(), s.to_tag()),
+            (s.local_tag().as_str(), s.to_tag()),
             ("00000000000000ab", "")
         );
         s.set_to_tag("rt");
