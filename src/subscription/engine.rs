@@ -1,78 +1,559 @@
-//! The engine (filled in by the subscription helper).
+//! The engine: public API, registration events, removal, timers and the views for stats.
+//!
+//! Responses and SUBSCRIBE building live in `dialog.rs`, NOTIFY handling in `notify.rs`.
+//!
+//! Removal policy (SPEC §4, §5):
+//! - error response, transaction timeout, NOTIFY terminated, expiry without refresh → the record
+//!   is dropped at once, no unsubscribe, no retry; the registration becomes "blind";
+//! - user/network deregistration, registration expiry → unsubscribe (Expires 0, in dialog); the
+//!   record leaves the live list but *lingers* for `EngineConfig::linger` so the final NOTIFY is
+//!   answered 200 and the response to the unsubscribe is absorbed. If the dialog does not exist
+//!   yet (no 2xx and no NOTIFY), the unsubscribe is deferred until the dialog is established
+//!   within the linger time (RFC 6665 has no out-of-dialog unsubscribe); otherwise nothing is sent.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
-use super::types::*;
-use crate::registrar::RegEvent;
+use hashbrown::HashMap;
 
+use super::limiter::{Kind, Limiter};
+use super::refresh::refresh_delay;
+use super::store::{others_of, Store, Sub};
+use super::timers::{add_dur, add_secs, Clock, TimerHeap, NEVER};
+use super::types::*;
+use crate::registrar::{RegEvent, RemovalReason};
+use crate::stats::names;
+
+/// The reg-event subscription engine (sans-IO). See the module docs of `subscription`.
 #[derive(Debug)]
 pub struct Engine {
-    _cfg: EngineConfig,
+    pub(super) cfg: EngineConfig,
+    rng: fastrand::Rng,
+    next_id: u64,
+    pub(super) clock: Clock,
+    pub(super) store: Store,
+    timers: TimerHeap,
+    pub(super) limiter: Limiter,
+    pub(super) out: VecDeque<Output>,
+    /// Registrations on an enabled trunk group with no live subscription: default PUI → trunk.
+    blind: HashMap<Arc<str>, Arc<str>>,
 }
 
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
-        Engine { _cfg: cfg }
+        let store = Store::new(uri_host(&cfg.identity));
+        Engine {
+            rng: fastrand::Rng::with_seed(cfg.seed),
+            limiter: Limiter::new(cfg.max_subscribe_rate),
+            cfg,
+            next_id: 1,
+            clock: Clock::default(),
+            store,
+            timers: TimerHeap::default(),
+            out: VecDeque::new(),
+            blind: HashMap::new(),
+        }
     }
+
     /// A registration lifecycle event. `policy` is the trunk group's resolved policy.
     pub fn on_registration(&mut self, now: Instant, ev: &RegEvent, policy: &SubscribePolicy) {
-        let _ = (now, ev, policy);
-        todo!("subscription helper")
+        let t = self.clock.ms(now);
+        match ev {
+            RegEvent::Registered {
+                default_pui,
+                trunk_group,
+                initial,
+                associated,
+                granted,
+                ..
+            } => {
+                if !policy.enabled {
+                    self.blind.remove(&**default_pui);
+                    return;
+                }
+                if self.store.by_pui(default_pui).is_some() {
+                    self.blind.remove(&**default_pui);
+                    return;
+                }
+                if *initial || policy.resubscribe_on_reregistration {
+                    let requested = ceil_secs(*granted + self.cfg.expiry_margin);
+                    let reg = NewSub {
+                        pui: default_pui,
+                        trunk_group,
+                        associated,
+                        requested,
+                    };
+                    self.create(t, reg, policy);
+                } else {
+                    self.blind.insert(default_pui.clone(), trunk_group.clone());
+                }
+            }
+            RegEvent::BindingAdded { .. } | RegEvent::BindingRemoved { .. } => {}
+            RegEvent::Removed {
+                default_pui,
+                reason,
+                ..
+            } => {
+                self.blind.remove(&**default_pui);
+                if let Some(id) = self.store.by_pui(default_pui) {
+                    let why = match reason {
+                        RemovalReason::UserDeregistration => SubRemoval::UserDeregistration,
+                        RemovalReason::Expired => SubRemoval::RegistrationExpired,
+                        RemovalReason::Network => SubRemoval::NetworkDeregistration,
+                    };
+                    self.unsubscribe(t, id, why);
+                }
+            }
+        }
+        self.tidy();
     }
+
     /// Find our subscription for an incoming NOTIFY: Call-ID and our tag (the NOTIFY's To tag).
+    /// Finds live subscriptions and lingering (unsubscribed) ones.
     pub fn find_dialog(&self, call_id: &str, local_tag: &str) -> Option<SubId> {
-        let _ = (call_id, local_tag);
-        todo!()
+        self.store.by_dialog(call_id, local_tag)
     }
-    /// A final (or provisional) response to the SUBSCRIBE with `resp.cseq`.
-    pub fn on_response(&mut self, now: Instant, sub: SubId, resp: &ResponseInput) {
-        let _ = (now, sub, resp);
-        todo!()
-    }
-    /// The client transaction of the SUBSCRIBE with `cseq` timed out (Timer F).
-    pub fn on_transaction_timeout(&mut self, now: Instant, sub: SubId, cseq: u32) {
-        let _ = (now, sub, cseq);
-        todo!()
-    }
-    /// A NOTIFY for `sub`. Returns the answer; queues outputs (RegActions, full-state SUBSCRIBE).
-    pub fn on_notify(&mut self, now: Instant, sub: SubId, n: &NotifyInput<'_>) -> NotifyAnswer {
-        let _ = (now, sub, n);
-        todo!()
-    }
+
     /// Network-initiated deregistration of `default_pui` signalled from outside the NOTIFY path.
     pub fn network_deregistration(&mut self, now: Instant, default_pui: &str) {
-        let _ = (now, default_pui);
-        todo!()
+        let t = self.clock.ms(now);
+        if let Some(id) = self.store.by_pui(default_pui) {
+            self.unsubscribe(t, id, SubRemoval::NetworkDeregistration);
+        }
+        self.tidy();
     }
+
     pub fn poll_output(&mut self) -> Option<Output> {
-        todo!()
+        self.out.pop_front()
     }
+
+    /// The earliest instant `handle_timeout` has work: a subscription deadline or, when
+    /// refreshes wait for the rate limiter, its next token.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        let timer = self.timers.peek().and_then(|(at, _)| self.clock.at_ms(at));
+        let token = self
+            .limiter
+            .next_token()
+            .and_then(|ns| self.clock.at_ns(ns));
+        match (timer, token) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
+
     pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
-        todo!()
+        let t = self.clock.ms(now);
+        while let Some((at, id)) = self.timers.peek() {
+            if at > t {
+                break;
+            }
+            self.timers.pop();
+            let Some(s) = self.store.get_mut(id) else {
+                continue;
+            };
+            if s.deadline != at {
+                continue;
+            }
+            s.deadline = NEVER;
+            self.fire(t, id);
+        }
+        self.drain_limiter(now);
+        self.tidy();
     }
+
     /// Number of live subscriptions.
     pub fn len(&self) -> usize {
-        todo!()
+        self.store.live()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
     /// Has `default_pui` a live subscription?
     pub fn has_subscription(&self, default_pui: &str) -> bool {
-        let _ = default_pui;
-        todo!()
+        self.store.by_pui(default_pui).is_some()
     }
+    /// Registrations on a reg-event trunk group that have no live subscription (blind to
+    /// network-initiated deregistration).
+    pub fn blind_registrations(&self) -> usize {
+        self.blind.len()
+    }
+    /// `blind_registrations` per trunk group.
+    pub fn blind_by_trunk_group(&self) -> Vec<(Arc<str>, usize)> {
+        let mut v: Vec<(Arc<str>, usize)> = Vec::new();
+        for tg in self.blind.values() {
+            match v.iter_mut().find(|(k, _)| k == tg) {
+                Some((_, n)) => *n += 1,
+                None => v.push((tg.clone(), 1)),
+            }
+        }
+        v
+    }
+    /// Refreshes / full-state requests waiting for the rate limiter.
+    pub fn waiting_for_rate_limit(&self) -> usize {
+        self.limiter.queued()
+    }
+
+    /// Interned (initial route sets, dialog remotes) shared by the subscriptions (memory diagnostics).
+    pub fn interned_values(&self) -> (usize, usize) {
+        self.store.interned()
+    }
+
+    /// Rough heap bytes held by the engine (tables at capacity, records, remote tags; shared
+    /// strings not counted), for diagnostics and the memory test.
+    pub fn memory_estimate(&self) -> usize {
+        self.store.memory_estimate() + self.timers.len() * 16 + self.limiter.queued() * 24
+    }
+
     /// Visit live subscriptions (for the admin API / scrape), in id order.
     pub fn for_each_view(&self, f: &mut dyn FnMut(SubscriptionView)) {
-        let _ = f;
-        todo!()
+        let mut ids: Vec<SubId> = self
+            .store
+            .subs
+            .iter()
+            .filter(|(_, s)| !s.lingering)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            if let Some(s) = self.store.get(id) {
+                f(self.view(id, s));
+            }
+        }
     }
+
     /// Live subscriptions by (trunk group, state), for gauges.
-    pub fn counts(&self) -> Vec<(std::sync::Arc<str>, SubState, usize)> {
-        todo!()
+    pub fn counts(&self) -> Vec<(Arc<str>, SubState, usize)> {
+        let mut v: Vec<(Arc<str>, SubState, usize)> = Vec::new();
+        for s in self.store.subs.values().filter(|s| !s.lingering) {
+            let st = state_of(s);
+            match v
+                .iter_mut()
+                .find(|(tg, k, _)| *k == st && tg == &s.trunk_group)
+            {
+                Some((_, _, n)) => *n += 1,
+                None => v.push((s.trunk_group.clone(), st, 1)),
+            }
+        }
+        v
+    }
+
+    fn view(&self, id: SubId, s: &Sub) -> SubscriptionView {
+        let granted = s.granted != 0;
+        SubscriptionView {
+            id,
+            default_pui: s.pui.clone(),
+            trunk_group: s.trunk_group.clone(),
+            state: state_of(s),
+            call_id: self.store.call_id(id, s),
+            registrar: s
+                .route0
+                .first()
+                .map_or_else(|| s.pui.to_string(), |r| r.to_string()),
+            requested_expiry: s.requested,
+            granted_expiry: granted.then_some(s.granted),
+            expires_at: if granted {
+                self.clock.at_ms(s.expires_at)
+            } else {
+                None
+            },
+            next_refresh: self.clock.at_ms(s.refresh_at),
+            created: self.clock.at_ms(s.created).unwrap_or_else(Instant::now),
+            last_notify_version: s.has_version.then_some(s.version),
+            implicit_puis: s.implicit_puis(),
+        }
+    }
+
+    /// Create a subscription and queue its initial SUBSCRIBE.
+    fn create(&mut self, t: u64, reg: NewSub<'_>, policy: &SubscribePolicy) {
+        let id = SubId(self.next_id);
+        self.next_id += 1;
+        let (call_key, tag_key) = (self.rng.u64(..), self.rng.u64(..));
+        let route0 = self.store.intern_route(policy.route.iter().cloned());
+        let others = others_of(reg.pui, reg.associated);
+        let sub = Sub::new(
+            reg.pui.clone(),
+            reg.trunk_group.clone(),
+            call_key,
+            tag_key,
+            route0,
+            others,
+            t,
+            reg.requested,
+        );
+        let (call_id, from_tag) = (self.store.call_id(id, &sub), sub.local_tag());
+        self.store.insert(id, sub);
+        self.blind.remove(&**reg.pui);
+        metrics::counter!(names::SUBSCRIPTIONS_CREATED, "trunk_group" => reg.trunk_group.clone())
+            .increment(1);
+        self.count_sent(SubscribeKind::Initial, reg.trunk_group);
+        self.out.push_back(Output::Send(OutSubscribe {
+            sub: id,
+            kind: SubscribeKind::Initial,
+            trunk_group: reg.trunk_group.clone(),
+            request_uri: reg.pui.to_string(),
+            route: policy.route.clone(),
+            to: reg.pui.to_string(),
+            to_tag: None,
+            from: self.cfg.identity.clone(),
+            from_tag,
+            call_id,
+            cseq: 1,
+            expires: reg.requested,
+            contact: self.cfg.contact.clone(),
+            p_asserted_identity: self.cfg.p_asserted_identity.clone(),
+            max_forwards: self.cfg.max_forwards,
+        }));
+    }
+
+    pub(super) fn count_sent(&self, kind: SubscribeKind, trunk_group: &Arc<str>) {
+        metrics::counter!(names::SUBSCRIBES_SENT, "kind" => kind.as_str(),
+            "trunk_group" => trunk_group.clone())
+        .increment(1);
+    }
+
+    /// Take `id` out of the live list for `reason`. `linger`: keep the record (dialog index)
+    /// for `cfg.linger`; otherwise forget it now. Registrations that stay alive become blind.
+    pub(super) fn remove(&mut self, t: u64, id: SubId, reason: SubRemoval, linger: bool) {
+        let Some(s) = self.store.get(id) else { return };
+        if s.lingering {
+            return;
+        }
+        metrics::counter!(names::SUBSCRIPTION_REMOVALS, "reason" => reason.as_str()).increment(1);
+        tracing::debug!(sub = id.0, pui = %s.pui, reason = reason.as_str(), "subscription removed");
+        let registration_alive = matches!(
+            reason,
+            SubRemoval::ErrorResponse
+                | SubRemoval::Timeout
+                | SubRemoval::NotifyTerminated
+                | SubRemoval::Expired
+        );
+        if registration_alive {
+            self.blind.insert(s.pui.clone(), s.trunk_group.clone());
+        }
+        if !linger {
+            self.store.remove(id);
+            return;
+        }
+        self.store.unindex_pui(id);
+        let until = add_dur(t, self.cfg.linger);
+        if let Some(s) = self.store.get_mut(id) {
+            s.lingering = true;
+            s.queued = None;
+            s.inflight = None;
+            s.refresh_at = NEVER;
+            s.expires_at = until;
+        }
+        self.reschedule(id);
+    }
+
+    /// Unsubscribe (SPEC §5): leave the live list, send Expires 0 in the dialog (or defer it
+    /// until the dialog exists), linger for the final NOTIFY.
+    pub(super) fn unsubscribe(&mut self, t: u64, id: SubId, reason: SubRemoval) {
+        self.remove(t, id, reason, true);
+        let established = self.store.get(id).is_some_and(|s| s.established);
+        if established {
+            self.send_in_dialog(id, SubscribeKind::Unsubscribe);
+        } else if let Some(s) = self.store.get_mut(id) {
+            s.deferred_unsub = true;
+        }
+    }
+
+    /// Record a grant of `e` seconds at `t` and schedule the refresh.
+    pub(super) fn grant(&mut self, t: u64, id: SubId, e: u32) {
+        if e == 0 {
+            self.remove(t, id, SubRemoval::Expired, true);
+            return;
+        }
+        let Some(s) = self.store.get_mut(id) else {
+            return;
+        };
+        s.granted = e;
+        s.expires_at = add_secs(t, e);
+        s.refresh_at = add_dur(t, refresh_delay(std::time::Duration::from_secs(e.into())));
+        self.reschedule(id);
+    }
+
+    /// Put the subscription's next deadline in the heap (if it changed).
+    pub(super) fn reschedule(&mut self, id: SubId) {
+        let Some(s) = self.store.get_mut(id) else {
+            return;
+        };
+        let next = if s.lingering {
+            s.expires_at
+        } else {
+            s.refresh_at.min(expiry_deadline(s, self.cfg.linger))
+        };
+        if next != s.deadline {
+            s.deadline = next;
+            self.timers.push(next, id);
+        }
+    }
+
+    /// A subscription's deadline is due.
+    fn fire(&mut self, t: u64, id: SubId) {
+        let Some(s) = self.store.get_mut(id) else {
+            return;
+        };
+        if s.lingering {
+            if s.expires_at <= t {
+                self.store.remove(id);
+            } else {
+                self.reschedule(id);
+            }
+            return;
+        }
+        if expiry_deadline(s, self.cfg.linger) <= t {
+            tracing::debug!(
+                sub = id.0,
+                "subscription expired before a successful refresh"
+            );
+            self.remove(t, id, SubRemoval::Expired, false);
+            return;
+        }
+        if s.refresh_at <= t {
+            s.refresh_at = NEVER;
+            if s.queued.is_none() && s.inflight.is_none() {
+                s.queued = Some(Kind::Refresh);
+                let key = s.expires_at;
+                self.limiter.enqueue(key, id, Kind::Refresh);
+            }
+        }
+        self.reschedule(id);
+    }
+
+    /// Send waiting refreshes while the rate limiter has tokens.
+    pub(super) fn drain_limiter(&mut self, now: Instant) {
+        let ns = self.clock.ns(now);
+        while let Some((id, kind)) = self.limiter.peek() {
+            let valid = self
+                .store
+                .get(id)
+                .is_some_and(|s| !s.lingering && s.queued == Some(kind));
+            if !valid {
+                self.limiter.pop();
+                continue;
+            }
+            if !self.limiter.try_take(ns) {
+                break;
+            }
+            self.limiter.pop();
+            if let Some(s) = self.store.get_mut(id) {
+                s.queued = None;
+            }
+            self.send_in_dialog(id, kind.subscribe_kind());
+            self.reschedule(id);
+        }
+    }
+
+    /// Drop stale heap tops so `poll_timeout` is exact; compact a heap full of stale entries.
+    pub(super) fn tidy(&mut self) {
+        while let Some((at, id)) = self.timers.peek() {
+            if self.store.get(id).is_some_and(|s| s.deadline == at) {
+                break;
+            }
+            self.timers.pop();
+        }
+        while let Some((id, kind)) = self.limiter.peek() {
+            if self
+                .store
+                .get(id)
+                .is_some_and(|s| !s.lingering && s.queued == Some(kind))
+            {
+                break;
+            }
+            self.limiter.pop();
+        }
+        if self.timers.len() > 1024 && self.timers.len() > 3 * self.store.subs.len() {
+            self.timers
+                .rebuild(self.store.subs.iter().map(|(id, s)| (s.deadline, *id)));
+        }
+    }
+}
+
+/// When an unrefreshed subscription is dropped: at expiry, or — while a refresh awaits its final
+/// response — `linger` (≥ Timer F) later, so the transaction decides (2xx, error or timeout)
+/// and a lost timeout report cannot keep a record forever.
+fn expiry_deadline(s: &Sub, linger: std::time::Duration) -> u64 {
+    if s.inflight.is_none() {
+        s.expires_at
+    } else {
+        add_dur(s.expires_at, linger)
+    }
+}
+
+/// What `create` needs from a `Registered` event.
+struct NewSub<'a> {
+    pui: &'a Arc<str>,
+    trunk_group: &'a Arc<str>,
+    associated: &'a [String],
+    requested: u32,
+}
+
+pub(super) fn state_of(s: &Sub) -> SubState {
+    let refreshing = matches!(
+        s.inflight,
+        Some(SubscribeKind::Refresh) | Some(SubscribeKind::FullStateRequest)
+    ) || s.queued.is_some();
+    if s.lingering {
+        SubState::Unsubscribing
+    } else if refreshing && s.granted != 0 {
+        SubState::Refreshing
+    } else if s.granted == 0 || s.notifier_pending {
+        SubState::Pending
+    } else {
+        SubState::Active
+    }
+}
+
+/// Whole seconds, rounded up, saturating at `u32::MAX`.
+fn ceil_secs(d: std::time::Duration) -> u32 {
+    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    u32::try_from(s).unwrap_or(u32::MAX)
+}
+
+/// Host part of a SIP URI (`sip:user@host:port;params` → `host`; IPv6 keeps its brackets).
+fn uri_host(uri: &str) -> &str {
+    let u = uri.trim().trim_start_matches('<');
+    let u = u.split_once(':').map_or(u, |(scheme, rest)| {
+        if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
+            rest
+        } else {
+            u
+        }
+    });
+    let u = u.rsplit_once('@').map_or(u, |(_, h)| h);
+    let end = if u.starts_with('[') {
+        u.find(']').map_or(u.len(), |i| i + 1)
+    } else {
+        u.find([':', ';', '>', '?']).unwrap_or(u.len())
+    };
+    let h = &u[..end];
+    if h.is_empty() {
+        "invalid"
+    } else {
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_of_identity() {
+        assert_eq!(uri_host("sip:pcscf.example.net:5060"), "pcscf.example.net");
+        assert_eq!(
+            uri_host("<sips:gw@[2001:db8::1]:5061;transport=tls>"),
+            "[2001:db8::1]"
+        );
+        assert_eq!(uri_host("sip:10.0.0.1"), "10.0.0.1");
+        assert_eq!(uri_host(""), "invalid");
+    }
+
+    #[test]
+    fn ceil() {
+        assert_eq!(ceil_secs(std::time::Duration::from_millis(660_001)), 661);
+        assert_eq!(ceil_secs(std::time::Duration::from_secs(660)), 660);
     }
 }

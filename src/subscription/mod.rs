@@ -6,10 +6,27 @@
 //! renders them with `sip::writer`) and actions on registrations; `poll_timeout` says when to call
 //! `handle_timeout` next. One timer heap for all subscriptions.
 //!
+//! ```text
+//!  RegEvent ──▶ on_registration ──▶ Initial SUBSCRIBE ─┐
+//!  2xx/4xx  ──▶ on_response ──────▶ grant / remove      ├──▶ poll_output: Send(OutSubscribe)
+//!  Timer F  ──▶ on_transaction_timeout ─▶ remove        │                 Reg(RegAction)
+//!  NOTIFY   ──▶ on_notify ───────▶ RegActions, full-state request
+//!  time     ──▶ handle_timeout ──▶ refresh ─▶ rate limiter ─┘
+//! ```
+//!
+//! Files: `engine` (API, registration events, removal, timers), `dialog` (responses, in-dialog
+//! SUBSCRIBEs), `notify` (NOTIFY and reginfo), `store` (records and indexes), `timers` (clock and
+//! heap), `limiter` (refresh storm guard), `refresh` (the SPEC §3 rule).
+//!
 //! Never: sockets, the wall clock, SIP parsing or rendering, the registrar's data.
 
+mod dialog;
 mod engine;
+mod limiter;
+mod notify;
 mod refresh;
+mod store;
+mod timers;
 mod types;
 
 pub use engine::Engine;

@@ -11,3 +11,19 @@ pub fn refresh_delay(granted: Duration) -> Duration {
         granted / 2
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_rule() {
+        let d = |s| refresh_delay(Duration::from_secs(s)).as_secs_f64();
+        assert_eq!(d(3660), 3060.0);
+        assert_eq!(d(1201), 601.0);
+        assert_eq!(d(1200), 600.0);
+        assert_eq!(d(660), 330.0);
+        assert_eq!(d(31), 15.5);
+        assert_eq!(d(0), 0.0);
+    }
+}

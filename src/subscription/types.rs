@@ -19,6 +19,25 @@ pub struct EngineConfig {
     pub max_subscribe_rate: u32,
     /// Seed for Call-IDs and tags (tests fix it; production takes it from the OS).
     pub seed: u64,
+    /// How long a subscription we unsubscribed stays recognisable after it left the live list,
+    /// so that the final NOTIFY (Subscription-State: terminated) and the response to the
+    /// unsubscribe are absorbed (200 OK, not 481). Default 32 s (64×T1).
+    pub linger: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            identity: "sip:pcscf.invalid".to_owned(),
+            contact: "sip:pcscf.invalid".to_owned(),
+            p_asserted_identity: None,
+            max_forwards: 70,
+            expiry_margin: Duration::from_secs(60),
+            max_subscribe_rate: 0,
+            seed: 0,
+            linger: Duration::from_secs(32),
+        }
+    }
 }
 
 /// What the trunk group's profile says for this registration, resolved by the gateway.
@@ -85,14 +104,29 @@ pub struct OutSubscribe {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegAction {
     /// The default PUI's registration is terminated: remove the whole registration (SPEC §5.2).
-    NetworkDeregistration { default_pui: Arc<str> },
+    NetworkDeregistration {
+        default_pui: Arc<str>,
+    },
     /// A PUI joins / leaves the implicit set.
-    AddPui { default_pui: Arc<str>, pui: String },
-    RemovePui { default_pui: Arc<str>, pui: String },
+    AddPui {
+        default_pui: Arc<str>,
+        pui: String,
+    },
+    RemovePui {
+        default_pui: Arc<str>,
+        pui: String,
+    },
     /// A contact (binding) is gone. Match by URI, and by instance + reg-id where present.
-    RemoveBinding { default_pui: Arc<str>, contact: BindingRef },
+    RemoveBinding {
+        default_pui: Arc<str>,
+        contact: BindingRef,
+    },
     /// `shortened` / `refreshed`: the binding now expires in `expires` seconds.
-    UpdateBindingExpiry { default_pui: Arc<str>, contact: BindingRef, expires: u32 },
+    UpdateBindingExpiry {
+        default_pui: Arc<str>,
+        contact: BindingRef,
+        expires: u32,
+    },
 }
 
 /// Identifies a binding from a reginfo `<contact>`.
@@ -178,6 +212,9 @@ pub enum SubRemoval {
     UserDeregistration,
     NetworkDeregistration,
     RegistrationExpired,
+    /// The granted expiry ran out without a successful refresh (e.g. the refresh waited too long
+    /// behind the rate limiter), or a 2xx granted 0 seconds.
+    Expired,
 }
 
 impl SubRemoval {
@@ -189,6 +226,7 @@ impl SubRemoval {
             SubRemoval::UserDeregistration => "user_deregistration",
             SubRemoval::NetworkDeregistration => "network_deregistration",
             SubRemoval::RegistrationExpired => "registration_expired",
+            SubRemoval::Expired => "subscription_expired",
         }
     }
 }

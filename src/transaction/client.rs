@@ -1,8 +1,17 @@
-//! Client non-INVITE transactions keyed by Via branch.
+//! Client non-INVITE transactions keyed by Via branch (RFC 3261 §17.1.2).
+//!
+//! Trying/Proceeding: Timer E retransmits over unreliable transports (T1, 2T1, … capped at T2;
+//! T2 once a provisional arrived), Timer F (64×T1) reports a timeout. Completed: Timer K (T4
+//! unreliable, 0 reliable) absorbs retransmitted final responses. One heap for all transactions,
+//! stale entries dropped lazily.
 
-use std::time::Instant;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use hashbrown::HashMap;
 
 use super::Timers;
 
@@ -15,40 +24,289 @@ pub enum ClientEvent<D, U> {
     Timeout { user: U },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Trying,
+    Proceeding,
+    Completed,
+}
+
+#[derive(Debug)]
+struct Tx<D, U> {
+    serial: u64,
+    dest: D,
+    bytes: Bytes,
+    user: U,
+    state: State,
+    /// Next Timer E (None on reliable transports) and its current interval.
+    next_e: Option<Instant>,
+    interval: Duration,
+    timer_f: Instant,
+    timer_k: Option<Instant>,
+    /// The deadline currently in the heap.
+    deadline: Instant,
+}
+
+impl<D, U> Tx<D, U> {
+    fn next_deadline(&self) -> Instant {
+        match self.state {
+            State::Completed => self.timer_k.unwrap_or(self.timer_f),
+            _ => self.next_e.map_or(self.timer_f, |e| e.min(self.timer_f)),
+        }
+    }
+}
+
 /// All client transactions (one timer heap).
 #[derive(Debug)]
 pub struct ClientTransactions<D, U> {
-    _t: Timers,
-    _p: std::marker::PhantomData<(D, U)>,
+    timers: Timers,
+    txs: HashMap<Arc<str>, Tx<D, U>>,
+    heap: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>,
+    serial: u64,
 }
 
 impl<D: Clone, U: Clone> ClientTransactions<D, U> {
     pub fn new(timers: Timers) -> Self {
-        ClientTransactions { _t: timers, _p: std::marker::PhantomData }
+        ClientTransactions {
+            timers,
+            txs: HashMap::new(),
+            heap: BinaryHeap::new(),
+            serial: 0,
+        }
     }
+
     /// Start a transaction for a request we sent (first transmission done by the caller).
-    pub fn start(&mut self, now: Instant, branch: &str, dest: D, bytes: Bytes, reliable: bool, user: U) {
-        let _ = (now, branch, dest, bytes, reliable, user);
-        todo!("subscription helper")
+    /// A live transaction with the same branch is replaced.
+    pub fn start(
+        &mut self,
+        now: Instant,
+        branch: &str,
+        dest: D,
+        bytes: Bytes,
+        reliable: bool,
+        user: U,
+    ) {
+        self.serial += 1;
+        let t1 = self.timers.t1;
+        let tx = Tx {
+            serial: self.serial,
+            dest,
+            bytes,
+            user,
+            state: State::Trying,
+            next_e: (!reliable).then(|| now + t1),
+            interval: t1,
+            timer_f: now + t1 * 64,
+            timer_k: None,
+            deadline: now,
+        };
+        let key: Arc<str> = branch.into();
+        self.txs.insert(key.clone(), tx);
+        self.schedule(&key);
     }
+
     /// A response with this top-Via branch arrived. Returns the user data when it matches a live
     /// transaction (provisional: stays live; final: completes). Late retransmitted finals → None.
     pub fn on_response(&mut self, now: Instant, branch: &str, status: u16) -> Option<U> {
-        let _ = (now, branch, status);
-        todo!()
+        let tx = self.txs.get_mut(branch)?;
+        if tx.state == State::Completed {
+            return None;
+        }
+        let user = tx.user.clone();
+        if status < 200 {
+            tx.state = State::Proceeding;
+            return Some(user);
+        }
+        if tx.next_e.is_none() {
+            // Reliable transport: Timer K = 0.
+            self.txs.remove(branch);
+            self.tidy();
+            return Some(user);
+        }
+        tx.state = State::Completed;
+        tx.timer_k = Some(now + self.timers.t4);
+        if let Some((key, _)) = self.txs.get_key_value(branch) {
+            let key = key.clone();
+            self.schedule(&key);
+        }
+        Some(user)
     }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        // Stale tops are dropped after every change: this is the earliest live deadline.
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
+
     /// Run due timers; events are appended to `out`.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<ClientEvent<D, U>>) {
-        let _ = (now, out);
-        todo!()
+        while let Some(Reverse((at, serial, key))) = self.heap.peek().cloned() {
+            if at > now {
+                break;
+            }
+            self.heap.pop();
+            let Some(tx) = self.txs.get_mut(&key) else {
+                continue;
+            };
+            if tx.serial != serial || tx.deadline != at {
+                continue;
+            }
+            if tx.state == State::Completed {
+                self.txs.remove(&key);
+                continue;
+            }
+            if tx.timer_f <= now {
+                out.push(ClientEvent::Timeout {
+                    user: tx.user.clone(),
+                });
+                self.txs.remove(&key);
+                continue;
+            }
+            if let Some(e) = tx.next_e.filter(|e| *e <= now) {
+                out.push(ClientEvent::Retransmit {
+                    dest: tx.dest.clone(),
+                    bytes: tx.bytes.clone(),
+                });
+                tx.interval = match tx.state {
+                    State::Proceeding => self.timers.t2,
+                    _ => (tx.interval * 2).min(self.timers.t2),
+                };
+                let next = e + tx.interval;
+                tx.next_e = Some(if next <= now { now + tx.interval } else { next });
+            }
+            self.schedule(&key);
+        }
+        self.tidy();
     }
+
     pub fn len(&self) -> usize {
-        todo!()
+        self.txs.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn schedule(&mut self, key: &Arc<str>) {
+        let Some(tx) = self.txs.get_mut(key) else {
+            return;
+        };
+        let at = tx.next_deadline();
+        tx.deadline = at;
+        self.heap.push(Reverse((at, tx.serial, key.clone())));
+        self.tidy();
+    }
+
+    /// Drop stale entries from the top of the heap.
+    fn tidy(&mut self) {
+        while let Some(Reverse((at, serial, key))) = self.heap.peek() {
+            if self
+                .txs
+                .get(key)
+                .is_some_and(|t| t.serial == *serial && t.deadline == *at)
+            {
+                break;
+            }
+            self.heap.pop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(base: Instant, at: Instant) -> f64 {
+        (at - base).as_secs_f64()
+    }
+
+    /// Drive to `until`, returning (time, event) pairs.
+    fn run(
+        c: &mut ClientTransactions<u8, u32>,
+        base: Instant,
+        until: f64,
+    ) -> Vec<(f64, ClientEvent<u8, u32>)> {
+        let mut got = Vec::new();
+        while let Some(at) = c.poll_timeout() {
+            if secs(base, at) > until {
+                break;
+            }
+            let mut out = Vec::new();
+            c.handle_timeout(at, &mut out);
+            got.extend(out.into_iter().map(|e| (secs(base, at), e)));
+        }
+        got
+    }
+
+    #[test]
+    fn udp_retransmissions_then_timeout() {
+        let base = Instant::now();
+        let mut c = ClientTransactions::new(Timers::default());
+        c.start(
+            base,
+            "z9hG4bK1",
+            7u8,
+            Bytes::from_static(b"SUBSCRIBE"),
+            false,
+            42u32,
+        );
+        let got = run(&mut c, base, 100.0);
+        let times: Vec<f64> = got
+            .iter()
+            .filter(|(_, e)| matches!(e, ClientEvent::Retransmit { .. }))
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(
+            times,
+            [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
+        );
+        assert_eq!(got.last(), Some(&(32.0, ClientEvent::Timeout { user: 42 })));
+        assert!(c.is_empty());
+        assert_eq!(c.poll_timeout(), None);
+    }
+
+    #[test]
+    fn tcp_no_retransmissions_same_timeout() {
+        let base = Instant::now();
+        let mut c = ClientTransactions::new(Timers::default());
+        c.start(base, "b", 1u8, Bytes::new(), true, 9u32);
+        assert_eq!(
+            run(&mut c, base, 100.0),
+            [(32.0, ClientEvent::Timeout { user: 9 })]
+        );
+    }
+
+    #[test]
+    fn provisional_switches_to_t2_and_final_completes() {
+        let base = Instant::now();
+        let ms = |m: u64| base + Duration::from_millis(m);
+        let mut c = ClientTransactions::new(Timers::default());
+        c.start(base, "b", 1u8, Bytes::new(), false, 5u32);
+        assert_eq!(c.on_response(ms(100), "b", 100), Some(5));
+        // E at 0.5 still, then every T2 = 4 s.
+        let got = run(&mut c, base, 9.0);
+        let times: Vec<f64> = got.iter().map(|(t, _)| *t).collect();
+        assert_eq!(times, [0.5, 4.5, 8.5]);
+        assert_eq!(c.on_response(ms(9000), "b", 200), Some(5));
+        assert_eq!(
+            c.on_response(ms(9100), "b", 200),
+            None,
+            "late final absorbed"
+        );
+        assert_eq!(c.on_response(ms(9100), "other", 200), None);
+        assert!(
+            run(&mut c, base, 100.0).is_empty(),
+            "no retransmission, no timeout after final"
+        );
+        assert!(c.is_empty(), "Timer K removed it");
+    }
+
+    #[test]
+    fn reliable_final_removes_at_once() {
+        let base = Instant::now();
+        let mut c = ClientTransactions::new(Timers::default());
+        c.start(base, "b", 1u8, Bytes::new(), true, 5u32);
+        assert_eq!(c.on_response(base, "b", 403), Some(5));
+        assert!(c.is_empty());
+        assert_eq!(c.on_response(base, "b", 403), None);
+        assert_eq!(c.poll_timeout(), None);
     }
 }

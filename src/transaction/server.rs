@@ -1,8 +1,17 @@
-//! Server non-INVITE transactions: absorb retransmitted requests.
+//! Server non-INVITE transactions (RFC 3261 §17.2.2): absorb retransmitted requests.
+//!
+//! Trying (no response yet): retransmissions are ignored. Completed: the final response is re-sent
+//! for every retransmission until Timer J (64×T1 unreliable; 0 reliable, i.e. forgotten at once).
+//! A transaction never answered is forgotten after 64×T1 as well, so a caller that drops a
+//! request cannot leak entries.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use hashbrown::HashMap;
 
 use super::Timers;
 
@@ -18,35 +27,153 @@ pub enum ServerLookup {
 }
 
 #[derive(Debug)]
+struct Tx {
+    serial: u64,
+    reliable: bool,
+    response: Option<Bytes>,
+    deadline: Instant,
+}
+
+#[derive(Debug)]
 pub struct ServerTransactions {
-    _t: Timers,
+    timers: Timers,
+    txs: HashMap<Arc<str>, Tx>,
+    heap: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>,
+    serial: u64,
 }
 
 impl ServerTransactions {
     pub fn new(timers: Timers) -> Self {
-        ServerTransactions { _t: timers }
+        ServerTransactions {
+            timers,
+            txs: HashMap::new(),
+            heap: BinaryHeap::new(),
+            serial: 0,
+        }
     }
+
     /// Key: branch + sent-by + method (RFC 3261 §17.2.3).
     pub fn on_request(&mut self, now: Instant, key: &str, reliable: bool) -> ServerLookup {
-        let _ = (now, key, reliable);
-        todo!("subscription helper")
+        if let Some(tx) = self.txs.get(key) {
+            return match &tx.response {
+                Some(b) => ServerLookup::Answered(b.clone()),
+                None => ServerLookup::Proceeding,
+            };
+        }
+        self.insert(key, reliable, None, now + self.timers.t1 * 64);
+        ServerLookup::New
     }
+
     /// Record the final response for the transaction (starts Timer J).
     pub fn respond(&mut self, now: Instant, key: &str, response: Bytes) {
-        let _ = (now, key, response);
-        todo!()
+        let reliable = self.txs.get(key).is_some_and(|t| t.reliable);
+        if reliable {
+            self.txs.remove(key);
+            self.tidy();
+            return;
+        }
+        self.insert(key, false, Some(response), now + self.timers.t1 * 64);
     }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
+
     pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
-        todo!()
+        while let Some(Reverse((at, serial, key))) = self.heap.peek().cloned() {
+            if at > now {
+                break;
+            }
+            self.heap.pop();
+            if self.txs.get(&key).is_some_and(|t| t.serial == serial) {
+                self.txs.remove(&key);
+            }
+        }
+        self.tidy();
     }
+
     pub fn len(&self) -> usize {
-        todo!()
+        self.txs.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn insert(&mut self, key: &str, reliable: bool, response: Option<Bytes>, deadline: Instant) {
+        self.serial += 1;
+        let key: Arc<str> = match self.txs.get_key_value(key) {
+            Some((k, _)) => k.clone(),
+            None => key.into(),
+        };
+        let tx = Tx {
+            serial: self.serial,
+            reliable,
+            response,
+            deadline,
+        };
+        self.heap
+            .push(Reverse((tx.deadline, tx.serial, key.clone())));
+        self.txs.insert(key, tx);
+        self.tidy();
+    }
+
+    fn tidy(&mut self) {
+        while let Some(Reverse((_, serial, key))) = self.heap.peek() {
+            if self.txs.get(key).is_some_and(|t| t.serial == *serial) {
+                break;
+            }
+            self.heap.pop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn retransmission_gets_same_bytes_until_timer_j() {
+        let base = Instant::now();
+        let s = |x: u64| base + Duration::from_secs(x);
+        let mut st = ServerTransactions::new(Timers::default());
+        assert_eq!(st.on_request(base, "k", false), ServerLookup::New);
+        assert_eq!(st.on_request(base, "k", false), ServerLookup::Proceeding);
+        let resp = Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n");
+        st.respond(s(1), "k", resp.clone());
+        assert_eq!(
+            st.on_request(s(2), "k", false),
+            ServerLookup::Answered(resp.clone())
+        );
+        assert_eq!(st.poll_timeout(), Some(s(33)));
+        st.handle_timeout(s(32));
+        assert_eq!(
+            st.on_request(s(32), "k", false),
+            ServerLookup::Answered(resp)
+        );
+        st.handle_timeout(s(33));
+        assert!(st.is_empty());
+        assert_eq!(st.poll_timeout(), None);
+        assert_eq!(st.on_request(s(34), "k", false), ServerLookup::New);
+    }
+
+    #[test]
+    fn reliable_forgets_at_once() {
+        let base = Instant::now();
+        let mut st = ServerTransactions::new(Timers::default());
+        assert_eq!(st.on_request(base, "k", true), ServerLookup::New);
+        st.respond(base, "k", Bytes::from_static(b"x"));
+        assert!(st.is_empty());
+        assert_eq!(st.poll_timeout(), None);
+        assert_eq!(st.on_request(base, "k", true), ServerLookup::New);
+    }
+
+    #[test]
+    fn unanswered_is_forgotten() {
+        let base = Instant::now();
+        let mut st = ServerTransactions::new(Timers::default());
+        st.on_request(base, "k", false);
+        st.handle_timeout(base + Duration::from_secs(32));
+        assert!(st.is_empty());
     }
 }

@@ -1,0 +1,118 @@
+//! Refresh storm guard: a rate limiter over refresh-type SUBSCRIBEs (Refresh, FullStateRequest)
+//! with an earliest-deadline-first wait queue. Initial SUBSCRIBEs and unsubscribes never wait and
+//! never take a token.
+//!
+//! The limiter is a GCRA (virtual scheduling): one SUBSCRIBE per `1 s / rate`, no burst credit
+//! after an idle period, so no virtual second ever holds more than `rate` of them when the caller
+//! wakes up on time. A caller that wakes up late (timer granularity) may catch up on at most
+//! `CATCH_UP` worth of missed slots.
+//!
+//! Waiting refreshes are ordered by their subscription's expiry (earliest first); full-state
+//! requests by the time they were asked for, which is earlier than any expiry, so they go first.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::types::{SubId, SubscribeKind};
+
+/// Slots missed by a late wake-up that may still be used (nanoseconds).
+const CATCH_UP: u64 = 10_000_000;
+
+#[derive(Debug)]
+pub(super) struct Limiter {
+    /// Nanoseconds between two SUBSCRIBEs; 0 = unlimited.
+    interval: u64,
+    /// Theoretical arrival time of the next SUBSCRIBE (ns since the engine epoch).
+    tat: u64,
+    queue: BinaryHeap<Reverse<(u64, SubId, Kind)>>,
+}
+
+/// Queue entry kind (ordered so the tuple is `Ord`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Kind {
+    FullState,
+    Refresh,
+}
+
+impl Kind {
+    pub fn subscribe_kind(self) -> SubscribeKind {
+        match self {
+            Kind::FullState => SubscribeKind::FullStateRequest,
+            Kind::Refresh => SubscribeKind::Refresh,
+        }
+    }
+}
+
+impl Limiter {
+    pub fn new(rate: u32) -> Self {
+        let interval = if rate == 0 {
+            0
+        } else {
+            1_000_000_000 / u64::from(rate)
+        };
+        Limiter {
+            interval,
+            tat: 0,
+            queue: BinaryHeap::new(),
+        }
+    }
+    pub fn enqueue(&mut self, key: u64, id: SubId, kind: Kind) {
+        self.queue.push(Reverse((key, id, kind)));
+    }
+    pub fn peek(&self) -> Option<(SubId, Kind)> {
+        self.queue.peek().map(|Reverse((_, id, k))| (*id, *k))
+    }
+    pub fn pop(&mut self) {
+        self.queue.pop();
+    }
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+    /// Take a token at `now` (ns) if one is available.
+    pub fn try_take(&mut self, now: u64) -> bool {
+        if self.interval == 0 {
+            return true;
+        }
+        if self.tat.saturating_add(CATCH_UP) < now {
+            // Idle (or very late): no accumulated credit.
+            self.tat = now;
+        }
+        if self.tat <= now {
+            self.tat = self.tat.max(now.saturating_sub(CATCH_UP)) + self.interval;
+            true
+        } else {
+            false
+        }
+    }
+    /// When the next token is available (ns), if anything waits for one.
+    pub fn next_token(&self) -> Option<u64> {
+        (!self.queue.is_empty() && self.interval != 0).then_some(self.tat)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlimited_always_gives() {
+        let mut l = Limiter::new(0);
+        assert!((0..10_000).all(|_| l.try_take(0)));
+    }
+
+    #[test]
+    fn spacing_and_no_idle_credit() {
+        let mut l = Limiter::new(1000);
+        let t = 5_000_000_000;
+        assert!(l.try_take(t));
+        assert!(!l.try_take(t));
+        assert!(l.try_take(t + 1_000_000));
+        // Late by 3 ms: catches up the missed slots only.
+        let late = t + 4_000_000;
+        let n = (0..10).filter(|_| l.try_take(late)).count();
+        assert_eq!(n, 3);
+        // After a long idle time: one, not a burst.
+        let n = (0..10).filter(|_| l.try_take(t + 60_000_000_000)).count();
+        assert_eq!(n, 1);
+    }
+}

@@ -1,0 +1,415 @@
+//! Subscription records and their indexes, laid out for a million entries.
+//!
+//! - `subs`: `SubId → Box<Sub>` (the table slot stays 16 bytes; the record lives in one
+//!   allocation).
+//! - `by_pui` (live subscriptions only): `HashTable<SubId>` hashed by the default PUI read from
+//!   the record itself, so the index costs 8 bytes a slot and the key is never duplicated.
+//! - No dialog index: our Call-ID is `{call_key:016x}{id:x}@{host}` and our From tag
+//!   `{tag_key:016x}`, with `call_key`/`tag_key` random 64-bit values kept in the record.
+//!   `by_dialog` reads the SubId out of the Call-ID and then requires both random parts and the
+//!   host to match exactly, which finds live and lingering subscriptions in O(1) for 16 bytes of
+//!   record and no allocation.
+//! - Route sets and (route set, remote target) pairs are interned (`Arc`): the subscriptions
+//!   towards one S-CSCF share them. Only the remote tag is a per-dialog allocation.
+//!
+//! Owns: memory layout and index consistency. Never: protocol decisions (see `engine`).
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
+
+use super::limiter::Kind;
+use super::timers::NEVER;
+use super::types::{SubId, SubscribeKind};
+
+/// An interned route set.
+pub(super) type Route = Arc<[Box<str>]>;
+
+/// The far end of a dialog (interned): route set and remote target.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(super) struct Remote {
+    pub route: Box<[Box<str>]>,
+    pub target: Box<str>,
+}
+
+/// One subscription (live, or lingering after an unsubscribe).
+#[derive(Debug)]
+pub(super) struct Sub {
+    pub pui: Arc<str>,
+    pub trunk_group: Arc<str>,
+    /// Random parts of our Call-ID (`{call_key:016x}{id:x}@{host}`) and From tag
+    /// (`{tag_key:016x}`): rendered on demand, parsed back by `Store::by_dialog`.
+    pub call_key: u64,
+    pub tag_key: u64,
+    /// The remote (To) tag, once the dialog exists.
+    to_tag: Option<Box<str>>,
+    /// Route of the initial SUBSCRIBE (policy route).
+    pub route0: Route,
+    /// Dialog route set and remote target, once established.
+    pub remote: Option<Arc<Remote>>,
+    /// Known active PUIs of the implicit set other than the default PUI, `\n`-separated.
+    others: Option<Box<str>>,
+    /// Times in engine milliseconds (`timers::NEVER` = none).
+    pub created: u64,
+    pub refresh_at: u64,
+    /// Subscription expiry; for a lingering record: when it is forgotten.
+    pub expires_at: u64,
+    /// The deadline currently in the timer heap.
+    pub deadline: u64,
+    pub version: u64,
+    pub cseq: u32,
+    pub requested: u32,
+    /// Granted expiry in seconds (0 = not granted yet).
+    pub granted: u32,
+    /// CSeq of the refresh-type SUBSCRIBE awaiting its final response (with `inflight`).
+    pub inflight_cseq: u32,
+    pub inflight: Option<SubscribeKind>,
+    /// Waiting in the limiter queue.
+    pub queued: Option<Kind>,
+    pub established: bool,
+    pub lingering: bool,
+    /// Unsubscribe wanted before the dialog existed: send it once it is established.
+    pub deferred_unsub: bool,
+    /// A version gap or a partial first document: ignore partial state until full state.
+    pub await_full: bool,
+    pub has_version: bool,
+    /// The notifier said Subscription-State: pending.
+    pub notifier_pending: bool,
+}
+
+impl Sub {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        pui: Arc<str>,
+        trunk_group: Arc<str>,
+        call_key: u64,
+        tag_key: u64,
+        route0: Route,
+        others: Option<Box<str>>,
+        created: u64,
+        requested: u32,
+    ) -> Self {
+        Sub {
+            pui,
+            trunk_group,
+            call_key,
+            tag_key,
+            to_tag: None,
+            route0,
+            remote: None,
+            others,
+            created,
+            refresh_at: NEVER,
+            expires_at: NEVER,
+            deadline: NEVER,
+            version: 0,
+            cseq: 1,
+            requested,
+            granted: 0,
+            inflight_cseq: 1,
+            inflight: Some(SubscribeKind::Initial),
+            queued: None,
+            established: false,
+            lingering: false,
+            deferred_unsub: false,
+            await_full: false,
+            has_version: false,
+            notifier_pending: false,
+        }
+    }
+    pub fn local_tag(&self) -> String {
+        format!("{:016x}", self.tag_key)
+    }
+    pub fn to_tag(&self) -> &str {
+        self.to_tag.as_deref().unwrap_or("")
+    }
+    pub fn set_to_tag(&mut self, tag: &str) {
+        self.to_tag = (!tag.is_empty()).then(|| tag.into());
+    }
+    /// The known non-default PUIs.
+    pub fn others(&self) -> impl Iterator<Item = &str> {
+        self.others
+            .as_deref()
+            .unwrap_or("")
+            .split('\n')
+            .filter(|s| !s.is_empty())
+    }
+    pub fn has_other(&self, pui: &str) -> bool {
+        self.others().any(|p| p == pui)
+    }
+    pub fn add_other(&mut self, pui: &str) {
+        if pui.is_empty() || pui.contains('\n') || self.has_other(pui) {
+            return;
+        }
+        let joined = match self.others.as_deref() {
+            Some(o) if !o.is_empty() => format!("{o}\n{pui}"),
+            _ => pui.to_owned(),
+        };
+        self.others = Some(joined.into());
+    }
+    pub fn remove_other(&mut self, pui: &str) {
+        let rest: Vec<&str> = self.others().filter(|p| *p != pui).collect();
+        self.others = (!rest.is_empty()).then(|| rest.join("\n").into());
+    }
+    pub fn implicit_puis(&self) -> usize {
+        1 + self.others().count()
+    }
+}
+
+/// Joins the implicit set minus the default PUI (deduplicated) for `Sub::new`.
+pub(super) fn others_of(default_pui: &str, associated: &[String]) -> Option<Box<str>> {
+    let mut v: Vec<&str> = Vec::new();
+    for p in associated {
+        if p != default_pui && !p.is_empty() && !p.contains('\n') && !v.contains(&p.as_str()) {
+            v.push(p);
+        }
+    }
+    (!v.is_empty()).then(|| v.join("\n").into())
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Store {
+    hasher: DefaultHashBuilder,
+    /// Host part of our Call-IDs.
+    host: Box<str>,
+    pub subs: HashMap<SubId, Box<Sub>>,
+    by_pui: HashTable<SubId>,
+    routes: HashSet<Route>,
+    remotes: HashSet<Arc<Remote>>,
+}
+
+impl Store {
+    pub fn new(host: &str) -> Self {
+        Store {
+            host: host.into(),
+            ..Store::default()
+        }
+    }
+    /// Render the Call-ID of subscription `id`.
+    pub fn call_id(&self, id: SubId, s: &Sub) -> String {
+        format!("{:016x}{:x}@{}", s.call_key, id.0, self.host)
+    }
+    fn pui_hash(h: &DefaultHashBuilder, pui: &str) -> u64 {
+        h.hash_one(pui)
+    }
+    /// Insert a new live subscription and index it.
+    pub fn insert(&mut self, id: SubId, sub: Sub) {
+        let hp = Self::pui_hash(&self.hasher, &sub.pui);
+        self.subs.insert(id, Box::new(sub));
+        let (subs, h) = (&self.subs, &self.hasher);
+        let rehash_pui = |i: &SubId| subs.get(i).map_or(0, |s| Self::pui_hash(h, &s.pui));
+        self.by_pui.insert_unique(hp, id, rehash_pui);
+    }
+    pub fn get(&self, id: SubId) -> Option<&Sub> {
+        self.subs.get(&id).map(|b| &**b)
+    }
+    pub fn get_mut(&mut self, id: SubId) -> Option<&mut Sub> {
+        self.subs.get_mut(&id).map(|b| &mut **b)
+    }
+    /// The live subscription of a default PUI.
+    pub fn by_pui(&self, pui: &str) -> Option<SubId> {
+        let h = Self::pui_hash(&self.hasher, pui);
+        let subs = &self.subs;
+        self.by_pui
+            .find(h, |i| subs.get(i).is_some_and(|s| &*s.pui == pui))
+            .copied()
+    }
+    /// The subscription (live or lingering) whose Call-ID and From tag these are. The SubId is
+    /// read from the Call-ID, then both random parts must match exactly.
+    pub fn by_dialog(&self, call_id: &str, tag: &str) -> Option<SubId> {
+        let (prefix, host) = call_id.rsplit_once('@')?;
+        if host != &*self.host || tag.len() != 16 {
+            return None;
+        }
+        let key = u64::from_str_radix(prefix.get(..16)?, 16).ok()?;
+        let id = SubId(u64::from_str_radix(prefix.get(16..)?, 16).ok()?);
+        let s = self.subs.get(&id)?;
+        let exact = s.call_key == key && self.call_id(id, s) == call_id && s.local_tag() == tag;
+        exact.then_some(id)
+    }
+    /// Take a subscription out of the PUI index (it leaves the live list).
+    pub fn unindex_pui(&mut self, id: SubId) {
+        let Some(s) = self.subs.get(&id) else { return };
+        let h = Self::pui_hash(&self.hasher, &s.pui);
+        if let Ok(e) = self.by_pui.find_entry(h, |i| *i == id) {
+            e.remove();
+        }
+    }
+    /// Forget a subscription entirely.
+    pub fn remove(&mut self, id: SubId) {
+        self.unindex_pui(id);
+        if let Some(s) = self.subs.remove(&id) {
+            let Sub { route0, remote, .. } = *s;
+            self.release_route(route0);
+            if let Some(r) = remote {
+                self.release_remote(r);
+            }
+        }
+    }
+    /// Set the dialog's route set and/or remote target (interned); `None` keeps the current one.
+    pub fn set_remote(&mut self, id: SubId, route: Option<Vec<String>>, target: Option<&str>) {
+        let Some(cur) = self.subs.get(&id).map(|s| s.remote.as_deref()) else {
+            return;
+        };
+        let route: Box<[Box<str>]> = match (route, cur) {
+            (Some(r), _) => r.into_iter().map(String::into_boxed_str).collect(),
+            (None, Some(c)) => c.route.clone(),
+            (None, None) => Box::default(),
+        };
+        let target: Box<str> = match (target, cur) {
+            (Some(t), _) => t.into(),
+            (None, Some(c)) => c.target.clone(),
+            (None, None) => "".into(),
+        };
+        let new = Remote { route, target };
+        if cur == Some(&new) {
+            return;
+        }
+        let r = match self.remotes.get(&new) {
+            Some(found) => found.clone(),
+            None => {
+                let r = Arc::new(new);
+                self.remotes.insert(r.clone());
+                r
+            }
+        };
+        let old = self.subs.get_mut(&id).and_then(|s| s.remote.replace(r));
+        if let Some(o) = old {
+            self.release_remote(o);
+        }
+    }
+    /// Number of live subscriptions (in the PUI index).
+    pub fn live(&self) -> usize {
+        self.by_pui.len()
+    }
+    pub fn intern_route(&mut self, route: impl Iterator<Item = String>) -> Route {
+        let r: Route = route.map(String::into_boxed_str).collect();
+        if let Some(found) = self.routes.get(&r) {
+            return found.clone();
+        }
+        self.routes.insert(r.clone());
+        r
+    }
+    /// Give up one user's copy; drop the interned copy when it was the last user.
+    fn release_route(&mut self, r: Route) {
+        if Arc::strong_count(&r) <= 2 {
+            self.routes.remove(&r);
+        }
+    }
+    fn release_remote(&mut self, r: Arc<Remote>) {
+        if Arc::strong_count(&r) <= 2 {
+            self.remotes.remove(&r);
+        }
+    }
+    /// Rough heap bytes: table slots at capacity (+1 control byte), records, remote tags.
+    pub fn memory_estimate(&self) -> usize {
+        let slot = std::mem::size_of::<(SubId, Box<Sub>)>() + 1;
+        let record = std::mem::size_of::<Sub>().div_ceil(16) * 16 + 16;
+        let tags: usize = self
+            .subs
+            .values()
+            .map(|s| s.to_tag().len().div_ceil(16) * 16 + 16)
+            .sum();
+        self.subs.capacity() * slot
+            + self.by_pui.capacity() * (std::mem::size_of::<SubId>() + 1)
+            + self.subs.len() * record
+            + tags
+    }
+    /// Interned route sets and remotes (for the memory report).
+    pub fn interned(&self) -> (usize, usize) {
+        (self.routes.len(), self.remotes.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(pui: &str, call_key: u64) -> Sub {
+        Sub::new(
+            pui.into(),
+            "tg".into(),
+            call_key,
+            0xab,
+            Arc::from(Vec::new()),
+            None,
+            0,
+            660,
+        )
+    }
+
+    #[test]
+    fn ids_and_tags() {
+        let st = Store::new("gw.example");
+        let mut s = sub("sip:a@x", 0x1f);
+        assert_eq!(st.call_id(SubId(0x2a), &s), "000000000000001f2a@gw.example");
+        assert_eq!(
+            (s.local_tag().as_str(), s.to_tag()),
+            ("00000000000000ab", "")
+        );
+        s.set_to_tag("rt");
+        assert_eq!(s.to_tag(), "rt");
+    }
+
+    #[test]
+    fn others_set() {
+        let assoc = vec![
+            "sip:a@x".to_owned(),
+            "sip:b@x".to_owned(),
+            "tel:+1".to_owned(),
+        ];
+        let mut s = sub("sip:a@x", 1);
+        s.others = others_of("sip:a@x", &assoc);
+        assert_eq!(s.implicit_puis(), 3);
+        s.add_other("sip:b@x");
+        s.add_other("sip:c@x");
+        assert_eq!(
+            s.others().collect::<Vec<_>>(),
+            ["sip:b@x", "tel:+1", "sip:c@x"]
+        );
+        s.remove_other("tel:+1");
+        s.remove_other("sip:b@x");
+        s.remove_other("sip:c@x");
+        assert_eq!(s.implicit_puis(), 1);
+    }
+
+    #[test]
+    fn indexes_and_interning() {
+        let mut st = Store::new("gw");
+        for i in 0..1000u64 {
+            let mut s = sub(&format!("sip:u{i}@x"), i * 31);
+            s.route0 = st.intern_route(["<sip:scscf;lr>".to_owned()].into_iter());
+            st.insert(SubId(i), s);
+            st.set_remote(SubId(i), Some(vec!["<sip:scscf;lr>".to_owned()]), None);
+            st.set_remote(SubId(i), None, Some("sip:scscf"));
+        }
+        assert_eq!(st.interned(), (1, 1));
+        assert_eq!(st.by_pui("sip:u7@x"), Some(SubId(7)));
+        let call7 = format!("{:016x}7@gw", 7 * 31);
+        let tag = "00000000000000ab";
+        assert_eq!(st.by_dialog(&call7, tag), Some(SubId(7)));
+        for (c, t) in [
+            (call7.as_str(), "00000000000000ac"),
+            (call7.as_str(), "00000000000000AB"),
+            (&format!("{:016x}7@gw2", 7 * 31), tag),
+            (&format!("{:016x}7@gw", 7 * 31 + 1), tag),
+            (&format!("{:016x}07@gw", 7 * 31), tag),
+            (&format!("{:016x}+7@gw", 7 * 31), tag),
+            ("", ""),
+            ("@", tag),
+            ("é@gw", tag),
+        ] {
+            assert_eq!(st.by_dialog(c, t), None, "{c} {t}");
+        }
+        st.unindex_pui(SubId(7));
+        assert_eq!(st.by_pui("sip:u7@x"), None);
+        assert_eq!(st.by_dialog(&call7, tag), Some(SubId(7)));
+        assert_eq!(st.live(), 999);
+        for i in 0..1000u64 {
+            st.remove(SubId(i));
+        }
+        assert_eq!(st.by_dialog(&call7, tag), None);
+        assert_eq!(st.interned(), (0, 0));
+    }
+}
