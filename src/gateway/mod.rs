@@ -121,6 +121,7 @@ impl Gateway {
             expiry_margin: cfg.subscription.expiry_margin,
             max_subscribe_rate: cfg.subscription.max_subscribe_rate,
             seed,
+            linger: cfg.sip.t1 * 64,
         });
         let mut gw = Gateway {
             limits: sip::Limits { max_message: cfg.limits.max_message, ..sip::Limits::default() },
@@ -332,16 +333,10 @@ impl Gateway {
         metrics::gauge!(names::REGISTRATIONS_UNSUBSCRIBED).set(self.blind_registrations() as f64);
     }
 
-    /// Registrations on reg-event trunks that have no live subscription.
+    /// Registrations on reg-event trunks that have no live subscription (blind to network
+    /// deregistration).
     pub fn blind_registrations(&self) -> usize {
-        self.registrar
-            .iter()
-            .filter(|r| self.policy_enabled(&r.trunk_group) && !self.engine.has_subscription(&r.default_pui))
-            .count()
-    }
-
-    fn policy_enabled(&self, trunk_group: &str) -> bool {
-        self.trunks.get(trunk_group).is_some_and(|t| t.profile.support_reg_event && t.profile.role == Role::Pcscf)
+        self.engine.blind_registrations()
     }
 
     /// Feed registration events to the engine (and the logs/gauges).
