@@ -10,6 +10,6 @@ pub mod settings;
 
 pub use profile::{Network, Profile, Profiles, Role};
 pub use settings::{
-    AdminSettings, Config, ConfigError, ConfigErrors, Listener, LimitsSettings, SipSettings,
+    AdminSettings, Config, ConfigError, ConfigErrors, LimitsSettings, Listener, SipSettings,
     SubscriptionSettings, Transport, TrunkGroup,
 };

@@ -101,7 +101,11 @@ pub struct ConfigError {
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.position {
-            Some(p) => write!(f, "{}:{}: key `{}`: {}", self.file, p, self.key, self.problem),
+            Some(p) => write!(
+                f,
+                "{}:{}: key `{}`: {}",
+                self.file, p, self.key, self.problem
+            ),
             None => write!(f, "{}: key `{}`: {}", self.file, self.key, self.problem),
         }
     }
@@ -135,7 +139,10 @@ impl Config {
         todo!("config helper")
     }
     /// Like `load`, but with explicit environment variables (for tests) instead of the process'.
-    pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigErrors> {
         let _ = (file, env);
         todo!("config helper")
     }

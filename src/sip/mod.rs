@@ -32,6 +32,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_message: 65_535, max_header_bytes: 16_384, max_headers: 256 }
+        Limits {
+            max_message: 65_535,
+            max_header_bytes: 16_384,
+            max_headers: 256,
+        }
     }
 }

@@ -28,7 +28,13 @@ impl RequestBuilder {
 
 /// A response to `req` (RFC 3261 §8.2.6): copies every Via, From, To (adding `to_tag` when the
 /// request's To has no tag and code > 100), Call-ID, CSeq; then `extra` headers; Content-Length 0.
-pub fn response(req: &Message, code: u16, reason: &str, to_tag: Option<&str>, extra: &[(&str, &str)]) -> Bytes {
+pub fn response(
+    req: &Message,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Bytes {
     let _ = (req, code, reason, to_tag, extra);
     todo!()
 }

@@ -1,1 +1,1 @@
-//! (filled in by the stats helper)
+//! CLI client (filled in below).

@@ -85,14 +85,29 @@ pub struct OutSubscribe {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegAction {
     /// The default PUI's registration is terminated: remove the whole registration (SPEC §5.2).
-    NetworkDeregistration { default_pui: Arc<str> },
+    NetworkDeregistration {
+        default_pui: Arc<str>,
+    },
     /// A PUI joins / leaves the implicit set.
-    AddPui { default_pui: Arc<str>, pui: String },
-    RemovePui { default_pui: Arc<str>, pui: String },
+    AddPui {
+        default_pui: Arc<str>,
+        pui: String,
+    },
+    RemovePui {
+        default_pui: Arc<str>,
+        pui: String,
+    },
     /// A contact (binding) is gone. Match by URI, and by instance + reg-id where present.
-    RemoveBinding { default_pui: Arc<str>, contact: BindingRef },
+    RemoveBinding {
+        default_pui: Arc<str>,
+        contact: BindingRef,
+    },
     /// `shortened` / `refreshed`: the binding now expires in `expires` seconds.
-    UpdateBindingExpiry { default_pui: Arc<str>, contact: BindingRef, expires: u32 },
+    UpdateBindingExpiry {
+        default_pui: Arc<str>,
+        contact: BindingRef,
+        expires: u32,
+    },
 }
 
 /// Identifies a binding from a reginfo `<contact>`.

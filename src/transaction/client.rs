@@ -24,10 +24,21 @@ pub struct ClientTransactions<D, U> {
 
 impl<D: Clone, U: Clone> ClientTransactions<D, U> {
     pub fn new(timers: Timers) -> Self {
-        ClientTransactions { _t: timers, _p: std::marker::PhantomData }
+        ClientTransactions {
+            _t: timers,
+            _p: std::marker::PhantomData,
+        }
     }
     /// Start a transaction for a request we sent (first transmission done by the caller).
-    pub fn start(&mut self, now: Instant, branch: &str, dest: D, bytes: Bytes, reliable: bool, user: U) {
+    pub fn start(
+        &mut self,
+        now: Instant,
+        branch: &str,
+        dest: D,
+        bytes: Bytes,
+        reliable: bool,
+        user: U,
+    ) {
         let _ = (now, branch, dest, bytes, reliable, user);
         todo!("subscription helper")
     }

@@ -23,6 +23,10 @@ pub struct Timers {
 
 impl Default for Timers {
     fn default() -> Self {
-        Timers { t1: Duration::from_millis(500), t2: Duration::from_secs(4), t4: Duration::from_secs(5) }
+        Timers {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
     }
 }
