@@ -28,16 +28,26 @@ impl SubscriptionFilter {
     }
 }
 
-/// One page of the rows matching `filter`; `rows` must already be in id order.
-pub fn page_of<'a>(
-    rows: impl IntoIterator<Item = &'a SubscriptionRow>,
+/// One page of the rows matching `filter`; `rows` must already be in id order. An empty filter
+/// slices directly; otherwise every row is tested (to count `total`).
+pub fn page_of(
+    rows: &[SubscriptionRow],
     filter: &SubscriptionFilter,
     offset: usize,
     limit: usize,
 ) -> SubscriptionPage {
+    if filter.is_empty() {
+        let start = offset.min(rows.len());
+        let end = start.saturating_add(limit).min(rows.len());
+        return SubscriptionPage {
+            total: rows.len(),
+            offset,
+            rows: rows[start..end].to_vec(),
+        };
+    }
     let mut total = 0;
     let mut out = Vec::with_capacity(limit.min(10_000));
-    for row in rows.into_iter().filter(|r| filter.matches(r)) {
+    for row in rows.iter().filter(|r| filter.matches(r)) {
         if total >= offset && out.len() < limit {
             out.push(row.clone());
         }
