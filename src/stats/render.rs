@@ -16,9 +16,10 @@ use super::SubscriptionRow;
 /// Content type of the Prometheus text exposition format.
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// A rough upper estimate of the bytes one row produces across the three families, used to
-/// pre-size buffers (a row with typical PUI / Call-ID lengths takes ~450 bytes).
-const ROW_BYTES_HINT: usize = 512;
+/// Bytes one row with typical PUI / Call-ID / registrar lengths produces in the info family and
+/// in each timestamp family (measured ~380 and ~130); used to pre-size buffers.
+const INFO_BYTES_HINT: usize = 400;
+const TIME_BYTES_HINT: usize = 144;
 
 /// Renders the subscription families incrementally: feed rows with [`push_rows`] (chunk after
 /// chunk, in id order), then [`finish`] to get the exposition text.
@@ -39,10 +40,23 @@ pub struct SubscriptionRenderer {
 impl SubscriptionRenderer {
     /// A renderer expecting about `rows` rows (only a capacity hint).
     pub fn with_capacity(rows: usize) -> Self {
+        let time_bytes = rows.saturating_mul(TIME_BYTES_HINT);
+        // The info buffer becomes the output: room for everything, its header written first.
+        let mut info = String::with_capacity(
+            rows.saturating_mul(INFO_BYTES_HINT)
+                .saturating_add(time_bytes.saturating_mul(2))
+                .saturating_add(2048),
+        );
+        push_header(
+            &mut info,
+            names::SUB_INFO,
+            "gauge",
+            "One series per live reg-event subscription (value always 1); labels carry its identity and state.",
+        );
         Self {
-            info: String::with_capacity(rows.saturating_mul(ROW_BYTES_HINT / 2)),
-            expires: String::with_capacity(rows.saturating_mul(ROW_BYTES_HINT / 4)),
-            refresh: String::with_capacity(rows.saturating_mul(ROW_BYTES_HINT / 4)),
+            info,
+            expires: String::with_capacity(time_bytes),
+            refresh: String::with_capacity(time_bytes),
             listed: 0,
         }
     }
@@ -87,15 +101,8 @@ impl SubscriptionRenderer {
     /// The complete exposition: the three per-subscription families, then the
     /// listed / omitted / cap gauges. `total` is how many live subscriptions exist in all.
     pub fn finish(self, total: usize, cap: usize) -> String {
-        let mut out =
-            String::with_capacity(self.info.len() + self.expires.len() + self.refresh.len() + 1024);
-        push_header(
-            &mut out,
-            names::SUB_INFO,
-            "gauge",
-            "One series per live reg-event subscription (value always 1); labels carry its identity and state.",
-        );
-        out.push_str(&self.info);
+        let mut out = self.info;
+        out.reserve(self.expires.len() + self.refresh.len() + 2048);
         push_header(
             &mut out,
             names::SUB_EXPIRES,
@@ -191,8 +198,38 @@ pub fn escape_label_value(out: &mut String, value: &str) {
     out.push_str(&value[start..]);
 }
 
-fn push_u64(out: &mut String, v: u64) {
-    let _ = write!(out, "{v}");
+/// "000001002...999": three-digit fractions, indexed by `n * 3`.
+const THOUSANDTHS: &str = {
+    const BYTES: [u8; 3000] = {
+        let mut b = [0u8; 3000];
+        let mut n = 0;
+        while n < 1000 {
+            b[n * 3] = b'0' + (n / 100) as u8;
+            b[n * 3 + 1] = b'0' + (n / 10 % 10) as u8;
+            b[n * 3 + 2] = b'0' + (n % 10) as u8;
+            n += 1;
+        }
+        b
+    };
+    match std::str::from_utf8(&BYTES) {
+        Ok(s) => s,
+        Err(_) => panic!("digits are ASCII"),
+    }
+};
+
+fn push_u64(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
 }
 
 /// Whole seconds print as integers; otherwise millisecond precision is plenty for timestamps.
@@ -205,10 +242,20 @@ fn push_f64(out: &mut String, v: f64) {
         } else {
             "-Inf"
         });
-    } else if v.fract() == 0.0 && v.abs() < 9.0e15 {
-        let _ = write!(out, "{}", v as i64);
+    } else if v.abs() < 9.0e12 {
+        // Fixed point with millisecond precision, integers printed bare.
+        let millis = (v.abs() * 1000.0).round() as u64;
+        if v < 0.0 && millis != 0 {
+            out.push('-');
+        }
+        push_u64(out, millis / 1000);
+        let frac = millis % 1000;
+        if frac != 0 {
+            out.push('.');
+            out.push_str(&THOUSANDTHS[frac as usize * 3..frac as usize * 3 + 3]);
+        }
     } else {
-        let _ = write!(out, "{v:.3}");
+        let _ = write!(out, "{v}");
     }
 }
 
@@ -322,6 +369,19 @@ regevent_subscription_series_cap 10
         push_f64(&mut s, 0.25);
         s.push(' ');
         push_f64(&mut s, f64::NAN);
-        assert_eq!(s, "12 0.250 NaN");
+        s.push(' ');
+        push_f64(&mut s, -1.0005);
+        s.push(' ');
+        push_f64(&mut s, 1_700_000_000.040_1);
+        s.push(' ');
+        push_f64(&mut s, 1e20);
+        s.push(' ');
+        push_u64(&mut s, 0);
+        s.push(' ');
+        push_u64(&mut s, u64::MAX);
+        assert_eq!(
+            s,
+            "12 0.250 NaN -1.001 1700000000.040 100000000000000000000 0 18446744073709551615"
+        );
     }
 }
