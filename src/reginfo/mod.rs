@@ -19,7 +19,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bytes: 1 << 20, max_depth: 16 }
+        Limits {
+            max_bytes: 1 << 20,
+            max_depth: 16,
+        }
     }
 }
 

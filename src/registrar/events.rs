@@ -43,8 +43,18 @@ pub enum RegEvent {
         bindings: usize,
     },
     /// A binding (contact) added or removed, registration still alive.
-    BindingAdded { default_pui: Arc<str>, contact: String },
-    BindingRemoved { default_pui: Arc<str>, contact: String },
+    BindingAdded {
+        default_pui: Arc<str>,
+        contact: String,
+    },
+    BindingRemoved {
+        default_pui: Arc<str>,
+        contact: String,
+    },
     /// The registration is gone (all bindings).
-    Removed { default_pui: Arc<str>, trunk_group: Arc<str>, reason: RemovalReason },
+    Removed {
+        default_pui: Arc<str>,
+        trunk_group: Arc<str>,
+        reason: RemovalReason,
+    },
 }

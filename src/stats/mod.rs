@@ -9,7 +9,11 @@
 
 pub mod admin;
 pub mod client;
+pub mod exposition;
+pub mod http;
 pub mod names;
+pub mod query;
+pub mod recorder;
 pub mod render;
 
 use serde::{Deserialize, Serialize};

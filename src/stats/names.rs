@@ -46,3 +46,6 @@ pub const SUB_OMITTED: &str = "regevent_subscription_series_omitted";
 pub const SUB_CAP: &str = "regevent_subscription_series_cap";
 /// Scrape duration of the subscription list, seconds (histogram).
 pub const SCRAPE_SECONDS: &str = "regevent_admin_scrape_duration_seconds";
+/// Admin HTTP requests served, by route (metrics, subscriptions, api_subscriptions, api_stats,
+/// healthz, readyz, other) and status code.
+pub const ADMIN_REQUESTS: &str = "regevent_admin_requests_total";
