@@ -70,6 +70,7 @@ pub async fn start(cfg: Arc<Config>, prom: PrometheusHandle, seed: Option<u64>) 
     let admin_addr = listener.local_addr()?;
     let state = admin::AdminState::new(prom, qtx, cfg.admin.subscription_series_cap);
     let ready = state.ready.clone();
+    admin::spawn_upkeep(state.handle.clone());
     let (shutdown, mut rx) = watch::channel(false);
     tokio::spawn(admin::serve(listener, state, async move {
         let _ = rx.changed().await;

@@ -139,3 +139,17 @@ pub fn describe_metrics() {
         "Admin HTTP requests served, by route and status code."
     );
 }
+
+static GLOBAL: std::sync::Mutex<Option<PrometheusHandle>> = std::sync::Mutex::new(None);
+
+/// The process-wide handle: installs the recorder on first use, then returns clones (so the
+/// gateway, the demo and tests in one process share one recorder).
+pub fn global_handle() -> Result<PrometheusHandle, RecorderError> {
+    let mut g = GLOBAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(h) = g.as_ref() {
+        return Ok(h.clone());
+    }
+    let h = install_recorder()?;
+    *g = Some(h.clone());
+    Ok(h)
+}
