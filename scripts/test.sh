@@ -30,10 +30,23 @@ echo "== cargo bench --no-run"
 cargo bench --no-run >/dev/null
 
 cargo build --release --bin regevent-gw
-for s in scripts/prometheus-check.sh scripts/interop.sh; do
-  if [ -x "$s" ]; then
-    echo "== $s"
-    "$s"
-  fi
-done
+BIN=target/release/regevent-gw
+
+echo "== demo smoke + real Prometheus against a gateway with live subscriptions"
+UES=30
+"$BIN" demo --steady --ues "$UES" --seconds 120 --seed 1 --admin 127.0.0.1:19191 --sip 127.0.0.1:15060 \
+  > target/demo-steady.log 2>&1 &
+DEMO=$!
+trap 'kill $DEMO 2>/dev/null || true' EXIT
+sleep 4
+ADMIN=127.0.0.1:19191 EXPECT_SUBSCRIPTIONS=$UES REGEVENT_GW_BIN="$BIN" scripts/prometheus-check.sh
+"$BIN" subscriptions --admin 127.0.0.1:19191 --limit 5
+"$BIN" stats --admin 127.0.0.1:19191 | head -20
+kill $DEMO 2>/dev/null || true
+trap - EXIT
+
+if [ -x scripts/interop.sh ]; then
+  echo "== scripts/interop.sh"
+  scripts/interop.sh
+fi
 echo "== all checks passed"

@@ -31,7 +31,8 @@ async fn initial_subscribe_has_exactly_the_specified_headers() {
     assert_eq!(sub.header(HeaderName::PAssertedIdentity), Some("<sip:pcscf@ims.example.net>"));
     assert!(!sub.call_id().is_empty());
     // One subscription for the implicit set of three.
-    assert!(h.scscf.recv(Duration::from_millis(300)).await.is_none());
+    h.only_retransmissions_of(&sub, Duration::from_millis(300)).await;
+    assert_eq!(h.subscriptions().await, 1);
     h.gw.stop().await;
 }
 

@@ -149,6 +149,18 @@ impl Harness {
         }
     }
 
+    /// Drain the S-CSCF for `wait`: only retransmissions of `first` may arrive (T1 is 20 ms in
+    /// these tests, so an unanswered SUBSCRIBE is retransmitted). Returns how many arrived.
+    pub async fn only_retransmissions_of(&self, first: &Message, wait: Duration) -> usize {
+        let mut n = 0;
+        while let Some((m, _)) = self.scscf.recv(wait).await {
+            assert_eq!(m.call_id(), first.call_id(), "a second subscription");
+            assert_eq!(m.cseq().seq, first.cseq().seq);
+            n += 1;
+        }
+        n
+    }
+
     /// Answer a SUBSCRIBE 200 OK with Expires, a To tag, a Record-Route and a Contact.
     pub fn subscribe_ok(&self, sub: &Message, expires: u32) -> bytes::Bytes {
         let exp = expires.to_string();
