@@ -36,16 +36,22 @@ impl Name {
         let ResolveResult::Bound(Namespace(uri)) = ns else {
             return Name::Other;
         };
-        match (*uri, local) {
-            (NS_REGINFO, "reginfo") => Name::Reginfo,
-            (NS_REGINFO, "registration") => Name::Registration,
-            (NS_REGINFO, "contact") => Name::Contact,
-            (NS_REGINFO, "uri") => Name::Uri,
-            (NS_REGINFO, "display-name") => Name::DisplayName,
-            (NS_REGINFO, "unknown-param") => Name::UnknownParam,
-            (NS_GRUU, "pub-gruu") => Name::PubGruu,
-            (NS_GRUU, "temp-gruu") => Name::TempGruu,
-            (NS_EXT_REG_EXP, "wildcardedIdentity") => Name::WildcardedIdentity,
+        match *uri {
+            NS_REGINFO => match local {
+                "reginfo" => Name::Reginfo,
+                "registration" => Name::Registration,
+                "contact" => Name::Contact,
+                "uri" => Name::Uri,
+                "display-name" => Name::DisplayName,
+                "unknown-param" => Name::UnknownParam,
+                _ => Name::Other,
+            },
+            NS_GRUU => match local {
+                "pub-gruu" => Name::PubGruu,
+                "temp-gruu" => Name::TempGruu,
+                _ => Name::Other,
+            },
+            NS_EXT_REG_EXP if local == "wildcardedIdentity" => Name::WildcardedIdentity,
             _ => Name::Other,
         }
     }
