@@ -389,9 +389,9 @@ impl W<'_> {
                 self.contact(c);
                 self.out.push('\n');
             }
-            write!(self.out, "</{p}registration>\n").unwrap();
+            writeln!(self.out, "</{p}registration>").unwrap();
         }
-        write!(self.out, "</{p}reginfo>\n").unwrap();
+        writeln!(self.out, "</{p}reginfo>").unwrap();
         self.out
     }
 }

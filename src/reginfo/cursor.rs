@@ -1,5 +1,5 @@
 //! A guarded event stream over quick-xml's `NsReader`: every element is classified by
-//! (namespace URI, local name) into a [`Name`], and everything hostile is refused here, in one
+//! (namespace URI, local name) into a [`Elem`], and everything hostile is refused here, in one
 //! place, whichever part of the tree the parser is looking at (known or skipped):
 //! DOCTYPE, entity references other than the predefined five and character references, nesting
 //! beyond the depth limit, a non-UTF-8 encoding declaration, text or a second root outside the
@@ -16,9 +16,9 @@ use quick_xml::reader::NsReader;
 use super::value::map_xml_err;
 use super::{ReginfoError, NS_EXT_REG_EXP, NS_GRUU, NS_REGINFO};
 
-/// The elements we understand; everything else is [`Name::Other`] and gets skipped.
+/// The elements we understand; everything else is [`Elem::Other`] and gets skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Name {
+pub(super) enum Elem {
     Reginfo,
     Registration,
     Contact,
@@ -31,28 +31,28 @@ pub(super) enum Name {
     Other,
 }
 
-impl Name {
-    fn classify(ns: &ResolveResult<'_>, local: &str) -> Name {
+impl Elem {
+    fn classify(ns: &ResolveResult<'_>, local: &str) -> Elem {
         let ResolveResult::Bound(Namespace(uri)) = ns else {
-            return Name::Other;
+            return Elem::Other;
         };
         match *uri {
             NS_REGINFO => match local {
-                "reginfo" => Name::Reginfo,
-                "registration" => Name::Registration,
-                "contact" => Name::Contact,
-                "uri" => Name::Uri,
-                "display-name" => Name::DisplayName,
-                "unknown-param" => Name::UnknownParam,
-                _ => Name::Other,
+                "reginfo" => Elem::Reginfo,
+                "registration" => Elem::Registration,
+                "contact" => Elem::Contact,
+                "uri" => Elem::Uri,
+                "display-name" => Elem::DisplayName,
+                "unknown-param" => Elem::UnknownParam,
+                _ => Elem::Other,
             },
             NS_GRUU => match local {
-                "pub-gruu" => Name::PubGruu,
-                "temp-gruu" => Name::TempGruu,
-                _ => Name::Other,
+                "pub-gruu" => Elem::PubGruu,
+                "temp-gruu" => Elem::TempGruu,
+                _ => Elem::Other,
             },
-            NS_EXT_REG_EXP if local == "wildcardedIdentity" => Name::WildcardedIdentity,
-            _ => Name::Other,
+            NS_EXT_REG_EXP if local == "wildcardedIdentity" => Elem::WildcardedIdentity,
+            _ => Elem::Other,
         }
     }
 }
@@ -61,7 +61,7 @@ impl Name {
 pub(super) enum Item<'i> {
     /// A start tag (`empty`: it was `<x/>`, no [`Item::Close`] follows).
     Open {
-        name: Name,
+        name: Elem,
         start: BytesStart<'i>,
         empty: bool,
     },
@@ -109,7 +109,7 @@ impl<'i> Cursor<'i> {
                     return Err(ReginfoError::Xml);
                 }
                 Event::Start(start) => {
-                    let name = Name::classify(&ns, start.local_name().as_ref());
+                    let name = Elem::classify(&ns, start.local_name().as_ref());
                     self.started = true;
                     self.depth += 1;
                     if self.depth > self.max_depth {
@@ -122,7 +122,7 @@ impl<'i> Cursor<'i> {
                     });
                 }
                 Event::Empty(start) => {
-                    let name = Name::classify(&ns, start.local_name().as_ref());
+                    let name = Elem::classify(&ns, start.local_name().as_ref());
                     self.started = true;
                     if self.depth >= self.max_depth {
                         return Err(ReginfoError::TooDeep);

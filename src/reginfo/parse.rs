@@ -8,7 +8,7 @@
 
 use quick_xml::events::BytesStart;
 
-use super::cursor::{Cursor, Item, Name};
+use super::cursor::{Cursor, Elem, Item};
 use super::value::{self, check_attrs, for_each_attr, non_empty, number, owned, seconds};
 use super::{Contact, ContactEvent, Limits, Reginfo, ReginfoError, Registration};
 
@@ -25,16 +25,15 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Reginfo, ReginfoError> {
     let text = std::str::from_utf8(body).map_err(|_| ReginfoError::Encoding)?;
     let mut cur = Cursor::new(text, limits.max_depth);
 
-    let doc = loop {
-        match cur.next()? {
-            Item::Open {
-                name: Name::Reginfo,
-                start,
-                empty,
-            } => break root(&mut cur, &start, empty)?,
-            Item::Open { .. } => return Err(ReginfoError::Root),
-            Item::Text(_) | Item::Close | Item::Eof => return Err(ReginfoError::Xml),
-        }
+    // The cursor passes over the prolog (declaration, comments, whitespace) by itself.
+    let doc = match cur.next()? {
+        Item::Open {
+            name: Elem::Reginfo,
+            start,
+            empty,
+        } => root(&mut cur, &start, empty)?,
+        Item::Open { .. } => return Err(ReginfoError::Root),
+        Item::Text(_) | Item::Close | Item::Eof => return Err(ReginfoError::Xml),
     };
     // Only comments, processing instructions and whitespace may follow the root.
     match cur.next()? {
@@ -48,7 +47,7 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Reginfo, ReginfoError> {
 fn children<'i>(
     cur: &mut Cursor<'i>,
     empty: bool,
-    mut child: impl FnMut(&mut Cursor<'i>, Name, &BytesStart<'i>, bool) -> Result<bool, ReginfoError>,
+    mut child: impl FnMut(&mut Cursor<'i>, Elem, &BytesStart<'i>, bool) -> Result<bool, ReginfoError>,
 ) -> Result<(), ReginfoError> {
     if empty {
         return Ok(());
@@ -97,7 +96,7 @@ fn root<'i>(
     let state = state.ok_or(ReginfoError::Missing("state"))?;
     let mut registrations = Vec::new();
     children(cur, empty, |cur, name, start, empty| {
-        if name != Name::Registration {
+        if name != Elem::Registration {
             return Ok(false);
         }
         registrations.push(registration(cur, start, empty)?);
@@ -137,8 +136,8 @@ fn registration<'i>(
     };
     children(cur, empty, |cur, name, start, empty| {
         match name {
-            Name::Contact => reg.contacts.push(contact(cur, start, empty)?),
-            Name::WildcardedIdentity => reg.wildcarded_identity = text(cur, empty)?,
+            Elem::Contact => reg.contacts.push(contact(cur, start, empty)?),
+            Elem::WildcardedIdentity => reg.wildcarded_identity = text(cur, empty)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -193,13 +192,13 @@ fn contact<'i>(
     children(cur, empty, |cur, name, start, empty| {
         match name {
             // The schema allows one; should a second appear, the first wins.
-            Name::Uri if uri.is_some() => return Ok(false),
-            Name::Uri => {
+            Elem::Uri if uri.is_some() => return Ok(false),
+            Elem::Uri => {
                 let u = text(cur, empty)?.ok_or(ReginfoError::Invalid("contact uri"))?;
                 uri = Some(u);
             }
-            Name::DisplayName => c.display_name = text(cur, empty)?,
-            Name::UnknownParam => {
+            Elem::DisplayName => c.display_name = text(cur, empty)?,
+            Elem::UnknownParam => {
                 let mut pname = None;
                 for_each_attr(start, |k, v| {
                     if k == "name" {
@@ -211,11 +210,11 @@ fn contact<'i>(
                 let pvalue = text(cur, empty)?;
                 c.unknown_params.push((pname, pvalue));
             }
-            Name::PubGruu => {
+            Elem::PubGruu => {
                 c.pub_gruu = Some(gruu_uri(start, "pub-gruu uri")?.0);
                 return Ok(false); // content, if any, is skipped
             }
-            Name::TempGruu => {
+            Elem::TempGruu => {
                 let (u, first_cseq) = gruu_uri(start, "temp-gruu uri")?;
                 c.temp_gruu = Some(u);
                 c.temp_gruu_first_cseq = first_cseq;
