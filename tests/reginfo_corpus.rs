@@ -589,3 +589,55 @@ fn linear_time() {
     let (small, large) = (time(500), time(4000));
     assert!(large < small * 24, "500: {small:?}, 4000: {large:?}");
 }
+
+/// Generated hostile shapes near the size limit: each is refused or accepted quickly.
+#[test]
+fn hostile_shapes_stay_linear() {
+    const HEAD: &str =
+        r#"<reginfo xmlns="urn:ietf:params:xml:ns:reginfo" version="1" state="full">"#;
+    let reg = |inner: &str| {
+        format!(
+            "{HEAD}<registration aor=\"sip:a@x\" id=\"r\" state=\"active\">\
+             <contact id=\"c\" state=\"active\" event=\"registered\">{inner}</contact></registration></reginfo>"
+        )
+    };
+    let n = 40_000;
+    let many_attrs = reg(&format!(
+        "<uri>sip:a@x</uri><v:x xmlns:v=\"urn:v\"{}/>",
+        (0..n).map(|i| format!(" a{i}=\"1\"")).collect::<String>()
+    ));
+    let dup_attr_late = reg(&format!(
+        "<uri>sip:a@x</uri><v:x xmlns:v=\"urn:v\"{} a7=\"2\"/>",
+        (0..n).map(|i| format!(" a{i}=\"1\"")).collect::<String>()
+    ));
+    let many_ns = reg(&format!(
+        "<uri>sip:a@x</uri><v:x xmlns:v=\"urn:v\"{}/>",
+        (0..n)
+            .map(|i| format!(" xmlns:p{i}=\"urn:p{i}\""))
+            .collect::<String>()
+    ));
+    let wide = reg(&format!(
+        "<uri>sip:a@x</uri>{}",
+        "<v:x xmlns:v=\"urn:v\"><v:y/>t</v:x>".repeat(n / 2)
+    ));
+    let char_refs = reg(&format!("<uri>sip:{}@x</uri>", "&#65;&amp;".repeat(n)));
+    let deep = format!("{HEAD}{}", "<x>".repeat(200_000));
+    let cases: [(&str, &str, Result<usize, ReginfoError>); 6] = [
+        ("many attributes", &many_attrs, Ok(1)),
+        ("duplicate attribute", &dup_attr_late, Err(Xml)),
+        ("many namespace declarations", &many_ns, Err(Xml)),
+        ("wide skipped subtrees", &wide, Ok(1)),
+        ("many character references", &char_refs, Ok(1)),
+        ("deep nesting", &deep, Err(TooDeep)),
+    ];
+    for (what, doc, want) in cases {
+        assert!(doc.len() <= 1 << 20, "{what}: {}", doc.len());
+        let start = Instant::now();
+        let got = parse(doc.as_bytes(), &Limits::default()).map(|d| d.registrations.len());
+        let took = start.elapsed();
+        assert_eq!(got, want, "{what}");
+        // Quadratic behaviour would take minutes here; debug builds on a busy CPU take ~1 s.
+        assert!(took < Duration::from_secs(10), "{what}: {took:?}");
+        eprintln!("{what}: {} bytes, {took:?}", doc.len());
+    }
+}
