@@ -27,7 +27,10 @@ pub const NS_EXT_REG_EXP: &str = "urn:3gpp:ns:extRegExp:1.0";
 /// Parser limits (config `limits.reginfo_max_bytes`, `limits.reginfo_max_depth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Largest accepted body, checked before anything else.
     pub max_bytes: usize,
+    /// Deepest accepted element nesting, the root element being depth 1 (a normal document
+    /// needs 4: reginfo, registration, contact, uri).
     pub max_depth: usize,
 }
 
