@@ -5,15 +5,32 @@
 //! limit. Unknown elements and attributes are ignored.
 //!
 //! Owns: bytes → typed document. Never: registration or subscription state (see `subscription`).
+//!
+//! ```text
+//!  body ──▶ size / UTF-8 checks ──▶ cursor (NsReader events, depth, DOCTYPE, entities)
+//!                                     └──▶ parse (reginfo ▶ registration ▶ contact) ──▶ Reginfo
+//! ```
 
+mod cursor;
 mod parse;
+mod value;
 
 pub use parse::parse;
+
+/// RFC 3680 reginfo namespace.
+pub const NS_REGINFO: &str = "urn:ietf:params:xml:ns:reginfo";
+/// RFC 5628 GRUU extension namespace.
+pub const NS_GRUU: &str = "urn:ietf:params:xml:ns:gruuinfo";
+/// 3GPP TS 24.229 §7.10.2 wildcarded public user identity extension namespace.
+pub const NS_EXT_REG_EXP: &str = "urn:3gpp:ns:extRegExp:1.0";
 
 /// Parser limits (config `limits.reginfo_max_bytes`, `limits.reginfo_max_depth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Largest accepted body, checked before anything else.
     pub max_bytes: usize,
+    /// Deepest accepted element nesting, the root element being depth 1 (a normal document
+    /// needs 4: reginfo, registration, contact, uri).
     pub max_depth: usize,
 }
 
@@ -74,6 +91,9 @@ pub struct Registration {
     pub id: String,
     pub state: RegState,
     pub contacts: Vec<Contact>,
+    /// 3GPP TS 24.229 §7.10.2 `<ere:wildcardedIdentity>` (the `aor` is then one example
+    /// identity out of the wildcarded range).
+    pub wildcarded_identity: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +115,8 @@ pub struct Contact {
     pub pub_gruu: Option<String>,
     /// RFC 5628 `<gr:temp-gruu uri=... first-cseq=.../>`.
     pub temp_gruu: Option<String>,
+    /// The `first-cseq` attribute of the temp-gruu, when present.
+    pub temp_gruu_first_cseq: Option<u32>,
 }
 
 impl Contact {
