@@ -105,7 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run { config } => {
-            init_tracing();
+            init_tracing("info");
             let cfg = match Config::load(config.as_deref()) {
                 Ok(c) => Arc::new(c),
                 Err(errs) => {
@@ -117,7 +117,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Demo(args) => {
-            init_tracing();
+            // The demo prints its own summary; per-registration log lines at warn and above only.
+            init_tracing("warn");
             runtime()?.block_on(regevent_gw::demo::run(args))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -128,9 +129,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-fn init_tracing() {
+/// Logs to stderr; `REGEVENT_GW_LOG` (e.g. `debug`, `regevent_gw::gateway=debug`) overrides.
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REGEVENT_GW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
 }
 
