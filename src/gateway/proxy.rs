@@ -196,7 +196,8 @@ impl Gateway {
         }
 
         // 3. A registered UE originates (or continues a dialog without our Record-Route).
-        if let Some(reg) = self.registrar.by_flow(&src) {
+        let reg = self.registrar.by_flow(&src).filter(|_| !self.is_ibcf_trunk(inb));
+        if let Some(reg) = reg {
             let first_sr = reg.service_route.first().map(|s| &**s);
             let preloaded = next_route.zip(first_sr).is_some_and(|(r, sr)| r.eq_ignore_ascii_case(sr));
             let preload = msg.to().tag().is_none() && !preloaded && first_sr.is_some();
@@ -236,7 +237,7 @@ impl Gateway {
         }
 
         // 6. IBCF / IPX trunk: transparent towards the core.
-        if matches!(self.trunk_role(inb), Some(Role::Ibcf | Role::Ipx)) {
+        if self.is_ibcf_trunk(inb) {
             let next = match next_route {
                 Some(r) => to_route(r)?,
                 None => self.core.clone(),
@@ -249,10 +250,15 @@ impl Gateway {
         Err((403, "Forbidden (not registered from this address)"))
     }
 
-    fn trunk_role(&self, inb: &Inbound) -> Option<Role> {
+    /// Does the request arrive on an IBCF / IPX trunk group?
+    fn is_ibcf_trunk(&self, inb: &Inbound) -> bool {
         let listener = self.cfg.sip.listen.get(usize::from(inb.listener)).map(|l| l.name.as_str()).unwrap_or("");
-        let tg = self.cfg.trunk_group_for(listener, inb.peer.ip())?;
-        self.trunks.get(tg.name.as_str()).map(|t| t.profile.role)
+        let role = self
+            .cfg
+            .trunk_group_for(listener, inb.peer.ip())
+            .and_then(|tg| self.trunks.get(tg.name.as_str()))
+            .map(|t| t.profile.role);
+        matches!(role, Some(Role::Ibcf | Role::Ipx))
     }
 
     /// IBCF: the translated Contact value for a reg-event SUBSCRIBE/NOTIFY (request) whose
