@@ -38,6 +38,8 @@ struct DialogEntry {
 /// The translation table.
 #[derive(Debug, Default)]
 pub(super) struct ContactMap {
+    /// Keys the token hash (tokens are not guessable from Call-ID and Contact).
+    secret: u64,
     by_token: HashMap<Box<str>, Mapped>,
     dialogs: HashMap<Box<str>, DialogEntry>,
     /// (deadline, Call-ID); stale entries are skipped (the dialog's `expires_at` decides).
@@ -63,6 +65,10 @@ pub(super) fn is_reg_event(msg: &Message) -> bool {
 }
 
 impl ContactMap {
+    pub fn new(secret: u64) -> Self {
+        ContactMap { secret, ..Self::default() }
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.by_token.len()
@@ -85,14 +91,13 @@ impl ContactMap {
     pub fn translate(
         &mut self,
         now: Instant,
-        secret: u64,
         call_id: &str,
         contact_uri: &str,
         target: (Transport, Dest),
         lifetime: Option<u32>,
         linger: Duration,
     ) -> String {
-        let h = mix(secret ^ fnv(call_id.as_bytes()) ^ fnv(contact_uri.as_bytes()).rotate_left(17));
+        let h = mix(self.secret ^ fnv(call_id.as_bytes()) ^ fnv(contact_uri.as_bytes()).rotate_left(17));
         let token = format!("c{h:016x}");
         let mapped = Mapped { uri: contact_uri.into(), transport: target.0, dest: target.1, call_id: call_id.into() };
         self.by_token.insert(token.as_str().into(), mapped);
@@ -180,14 +185,14 @@ mod tests {
 
     #[test]
     fn tokens_are_stable_per_dialog_and_expire_with_the_subscription() {
-        let mut m = ContactMap::default();
+        let mut m = ContactMap::new(7);
         let t0 = Instant::now();
         let linger = Duration::from_secs(32);
         let dest = (Transport::Udp, Dest::Addr("10.0.0.1:5060".parse().unwrap()));
-        let a = m.translate(t0, 7, "call1", "sip:p@10.0.0.1", dest.clone(), Some(600), linger);
-        let b = m.translate(t0, 7, "call1", "sip:p@10.0.0.1", dest.clone(), Some(600), linger);
+        let a = m.translate(t0, "call1", "sip:p@10.0.0.1", dest.clone(), Some(600), linger);
+        let b = m.translate(t0, "call1", "sip:p@10.0.0.1", dest.clone(), Some(600), linger);
         assert_eq!(a, b);
-        let c = m.translate(t0, 7, "call2", "sip:p@10.0.0.1", dest.clone(), Some(600), linger);
+        let c = m.translate(t0, "call2", "sip:p@10.0.0.1", dest.clone(), Some(600), linger);
         assert_ne!(a, c);
         assert_eq!(m.resolve(t0, &a, linger).unwrap().uri.as_ref(), "sip:p@10.0.0.1");
         // Subscription ends: gone after the linger.

@@ -150,7 +150,7 @@ impl Gateway {
             next_gauges: None,
             branch_secret: seed ^ 0x9e37_79b9_7f4a_7c15,
             branch_seq: 0,
-            proxy: proxy::ProxyState::default(),
+            proxy: proxy::ProxyState::new(seed),
             cfg,
         };
         gw.reload_profiles(gw.cfg.clone());

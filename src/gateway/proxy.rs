@@ -33,7 +33,7 @@ use hashbrown::HashMap;
 use super::flow::{classify, OurUri, RR_PARAM};
 use super::ibcf::{announced_lifetime, is_reg_event, replace_contact_uri, ContactMap};
 use super::register::{addr_uri, flow_token, needs_received, via_target};
-use super::{count_out, uri_target, via_transport, Dest, Gateway, Inbound};
+use super::{count_out, mix, uri_target, via_transport, Dest, Gateway, Inbound};
 use crate::config::{Role, Transport};
 use crate::registrar::Flow;
 use crate::sip::{HeaderName, Message, Method};
@@ -66,6 +66,10 @@ struct InviteTx {
 }
 
 impl ProxyState {
+    pub(super) fn new(secret: u64) -> Self {
+        ProxyState { contacts: ContactMap::new(mix(secret ^ 0x1bcf)), ..Self::default() }
+    }
+
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
         let a = self.timers.peek().map(|Reverse((t, _))| *t);
         [a, self.contacts.poll_timeout()].into_iter().flatten().min()
@@ -284,7 +288,7 @@ impl Gateway {
             return None;
         };
         let token =
-            self.proxy.contacts.translate(now, self.branch_secret, msg.call_id(), addr_uri(value), target, lifetime, linger);
+            self.proxy.contacts.translate(now, msg.call_id(), addr_uri(value), target, lifetime, linger);
         replace_contact_uri(value, &format!("sip:{token}@{}", self.me.hostport)).map(|(v, _)| v)
     }
 

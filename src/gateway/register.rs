@@ -130,7 +130,7 @@ pub(super) fn strip_instance(v: &str) -> &str {
 /// when `rport` was asked for.
 pub(super) fn needs_received(via: &Via<'_>, src: IpAddr) -> bool {
     let host = via.host.trim_start_matches('[').trim_end_matches(']');
-    via.rport().is_some() || host.parse::<IpAddr>().map_or(true, |h| h != src)
+    via.rport().is_some() || !host.parse::<IpAddr>().is_ok_and(|h| h == src)
 }
 
 /// Where a response goes for this Via (RFC 3261 §18.2.2, RFC 3581 §4).
