@@ -9,7 +9,11 @@ use regevent_gw::config::Transport;
 use regevent_gw::registrar::{BindingMatch, Flow, RegisterOutcome, Registrar, RemovalReason};
 
 fn flow(port: u16) -> Flow {
-    Flow { transport: Transport::Udp, peer: format!("127.0.0.1:{port}").parse().unwrap(), listener: 0 }
+    Flow {
+        transport: Transport::Udp,
+        peer: format!("127.0.0.1:{port}").parse().unwrap(),
+        listener: 0,
+    }
 }
 
 fn register(r: &mut Registrar, now: Instant, pui: &str, f: Flow, contacts: &[(&str, u32)]) {
@@ -31,7 +35,10 @@ fn flow_index_follows_registration_changes() {
     let mut r = Registrar::new();
     let t0 = Instant::now();
     register(&mut r, t0, "sip:a@x", flow(1), &[("sip:a@1", 600)]);
-    assert_eq!(r.by_flow(&flow(1)).map(|g| &*g.default_pui), Some("sip:a@x"));
+    assert_eq!(
+        r.by_flow(&flow(1)).map(|g| &*g.default_pui),
+        Some("sip:a@x")
+    );
     assert!(r.by_flow(&flow(2)).is_none());
 
     // Re-registration from another flow moves the binding.
@@ -41,11 +48,22 @@ fn flow_index_follows_registration_changes() {
 
     // A second registration on the same flow; removing one keeps the other findable.
     register(&mut r, t0, "sip:b@x", flow(2), &[("sip:b@1", 600)]);
-    assert!(r.remove("sip:a@x", RemovalReason::UserDeregistration, &mut Vec::new()));
-    assert_eq!(r.by_flow(&flow(2)).map(|g| &*g.default_pui), Some("sip:b@x"));
+    assert!(r.remove(
+        "sip:a@x",
+        RemovalReason::UserDeregistration,
+        &mut Vec::new()
+    ));
+    assert_eq!(
+        r.by_flow(&flow(2)).map(|g| &*g.default_pui),
+        Some("sip:b@x")
+    );
 
     // Binding removal.
-    let m = BindingMatch { uri: "sip:b@1", instance: None, reg_id: None };
+    let m = BindingMatch {
+        uri: "sip:b@1",
+        instance: None,
+        reg_id: None,
+    };
     assert!(r.remove_binding("sip:b@x", m, &mut Vec::new()));
     assert!(r.by_flow(&flow(2)).is_none());
 
@@ -62,11 +80,17 @@ fn flow_index_follows_registration_changes() {
         service_route: vec![],
     };
     r.on_register_ok(t0, &o, &mut Vec::new());
-    assert!(r.by_flow(&flow(3)).is_some(), "the unnamed binding keeps its flow");
+    assert!(
+        r.by_flow(&flow(3)).is_some(),
+        "the unnamed binding keeps its flow"
+    );
     assert!(r.by_flow(&flow(4)).is_some());
     // (The registrar reaps bindings when the registration's last expiry passes.)
     r.handle_timeout(t0 + Duration::from_secs(601), &mut Vec::new());
-    assert!(r.by_flow(&flow(3)).is_none(), "expired binding's flow forgotten");
+    assert!(
+        r.by_flow(&flow(3)).is_none(),
+        "expired binding's flow forgotten"
+    );
     assert!(r.by_flow(&flow(4)).is_none());
     assert!(r.is_empty());
 }

@@ -25,7 +25,10 @@ pub(super) enum OurUri<'a> {
 }
 
 /// Classify `uri` (text without `<>`) when its host:port is ours (`is_ours`), else `None`.
-pub(super) fn classify<'a>(uri: &'a str, is_ours: impl Fn(&str, Option<u16>) -> bool) -> Option<OurUri<'a>> {
+pub(super) fn classify<'a>(
+    uri: &'a str,
+    is_ours: impl Fn(&str, Option<u16>) -> bool,
+) -> Option<OurUri<'a>> {
     let u = Uri::parse(uri).ok()?;
     if !is_ours(u.host, u.port) {
         return None;
@@ -33,7 +36,10 @@ pub(super) fn classify<'a>(uri: &'a str, is_ours: impl Fn(&str, Option<u16>) -> 
     let rr = u.params.get(RR_PARAM).is_some();
     Some(match u.user {
         Some(user) if user.starts_with('c') && user.len() > 1 => OurUri::Contact(user),
-        Some(user) if user.starts_with(['u', 't']) => OurUri::Flow { flow: parse_flow_token(user), rr },
+        Some(user) if user.starts_with(['u', 't']) => OurUri::Flow {
+            flow: parse_flow_token(user),
+            rr,
+        },
         _ => OurUri::Plain { rr },
     })
 }
@@ -60,7 +66,11 @@ pub(super) fn parse_flow_token(s: &str) -> Option<Flow> {
     if !ip_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None; // from_str_radix accepts a leading '+'
     }
-    Some(Flow { transport, peer: SocketAddr::new(ip, port), listener })
+    Some(Flow {
+        transport,
+        peer: SocketAddr::new(ip, port),
+        listener,
+    })
 }
 
 #[cfg(test)]
@@ -75,14 +85,28 @@ mod tests {
             (Transport::Tcp, "[2001:db8::1]:40000", 3),
             (Transport::Tcp, "10.1.2.3:1", 0xffff),
         ] {
-            let f = Flow { transport: t, peer: peer.parse().unwrap(), listener };
+            let f = Flow {
+                transport: t,
+                peer: peer.parse().unwrap(),
+                listener,
+            };
             assert_eq!(parse_flow_token(&flow_token(&f)), Some(f));
         }
     }
 
     #[test]
     fn hostile_tokens_are_rejected() {
-        for s in ["", "u", "x0-7f000001-1", "u0-7f00001-1", "u0-+f000001-1", "u0-7f000001-1-2", "u0-7f000001-", "t-7f000001-1", "u0-7f000001-10000"] {
+        for s in [
+            "",
+            "u",
+            "x0-7f000001-1",
+            "u0-7f00001-1",
+            "u0-+f000001-1",
+            "u0-7f000001-1-2",
+            "u0-7f000001-",
+            "t-7f000001-1",
+            "u0-7f000001-10000",
+        ] {
             assert_eq!(parse_flow_token(s), None, "{s}");
         }
     }
@@ -90,12 +114,34 @@ mod tests {
     #[test]
     fn classify_our_uris() {
         let ours = |h: &str, p: Option<u16>| h == "gw" && p.unwrap_or(5060) == 5060;
-        assert_eq!(classify("sip:gw;lr", ours), Some(OurUri::Plain { rr: false }));
+        assert_eq!(
+            classify("sip:gw;lr", ours),
+            Some(OurUri::Plain { rr: false })
+        );
         assert_eq!(classify("sip:other;lr", ours), None);
-        assert_eq!(classify("sip:cabc@gw:5060", ours), Some(OurUri::Contact("cabc")));
-        let f = Flow { transport: Transport::Udp, peer: "127.0.0.1:9".parse().unwrap(), listener: 0 };
+        assert_eq!(
+            classify("sip:cabc@gw:5060", ours),
+            Some(OurUri::Contact("cabc"))
+        );
+        let f = Flow {
+            transport: Transport::Udp,
+            peer: "127.0.0.1:9".parse().unwrap(),
+            listener: 0,
+        };
         let uri = format!("sip:{}@gw;lr;rr=mo", flow_token(&f));
-        assert_eq!(classify(&uri, ours), Some(OurUri::Flow { flow: Some(f), rr: true }));
-        assert_eq!(classify("sip:u0-zz@gw;lr", ours), Some(OurUri::Flow { flow: None, rr: false }));
+        assert_eq!(
+            classify(&uri, ours),
+            Some(OurUri::Flow {
+                flow: Some(f),
+                rr: true
+            })
+        );
+        assert_eq!(
+            classify("sip:u0-zz@gw;lr", ours),
+            Some(OurUri::Flow {
+                flow: None,
+                rr: false
+            })
+        );
     }
 }

@@ -61,12 +61,19 @@ pub(super) fn announced_lifetime(msg: &Message) -> Option<u32> {
 /// `Event: reg` (any parameters).
 pub(super) fn is_reg_event(msg: &Message) -> bool {
     let ev = msg.header(HeaderName::Event).unwrap_or("");
-    ev.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("reg")
+    ev.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("reg")
 }
 
 impl ContactMap {
     pub fn new(secret: u64) -> Self {
-        ContactMap { secret, ..Self::default() }
+        ContactMap {
+            secret,
+            ..Self::default()
+        }
     }
 
     #[cfg(test)]
@@ -97,14 +104,24 @@ impl ContactMap {
         lifetime: Option<u32>,
         linger: Duration,
     ) -> String {
-        let h = mix(self.secret ^ fnv(call_id.as_bytes()) ^ fnv(contact_uri.as_bytes()).rotate_left(17));
+        let h = mix(self.secret
+            ^ fnv(call_id.as_bytes())
+            ^ fnv(contact_uri.as_bytes()).rotate_left(17));
         let token = format!("c{h:016x}");
-        let mapped = Mapped { uri: contact_uri.into(), transport: target.0, dest: target.1, call_id: call_id.into() };
+        let mapped = Mapped {
+            uri: contact_uri.into(),
+            transport: target.0,
+            dest: target.1,
+            call_id: call_id.into(),
+        };
         self.by_token.insert(token.as_str().into(), mapped);
         let d = self
             .dialogs
             .entry(call_id.into())
-            .or_insert_with(|| DialogEntry { tokens: Vec::with_capacity(2), expires_at: now });
+            .or_insert_with(|| DialogEntry {
+                tokens: Vec::with_capacity(2),
+                expires_at: now,
+            });
         if !d.tokens.iter().any(|t| **t == *token) {
             d.tokens.push(token.as_str().into());
         }
@@ -115,8 +132,16 @@ impl ContactMap {
     /// Apply a lifetime announced in the dialog (SUBSCRIBE Expires, NOTIFY Subscription-State,
     /// 2xx Expires): `Some(0)` ends the dialog after `linger`; `Some(n)` keeps it `n` s + linger;
     /// `None` only makes sure it lives `linger` more.
-    pub fn set_lifetime(&mut self, now: Instant, call_id: &str, lifetime: Option<u32>, linger: Duration) {
-        let Some(d) = self.dialogs.get_mut(call_id) else { return };
+    pub fn set_lifetime(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        lifetime: Option<u32>,
+        linger: Duration,
+    ) {
+        let Some(d) = self.dialogs.get_mut(call_id) else {
+            return;
+        };
         let at = match lifetime {
             Some(0) => now + linger,
             Some(n) => now + Duration::from_secs(u64::from(n)) + linger,
@@ -142,8 +167,13 @@ impl ContactMap {
             if *t > now {
                 break;
             }
-            let Some(Reverse((t, call_id))) = self.heap.pop() else { break };
-            let due = self.dialogs.get(&call_id).is_some_and(|d| d.expires_at == t);
+            let Some(Reverse((t, call_id))) = self.heap.pop() else {
+                break;
+            };
+            let due = self
+                .dialogs
+                .get(&call_id)
+                .is_some_and(|d| d.expires_at == t);
             if due {
                 if let Some(d) = self.dialogs.remove(&call_id) {
                     for tok in d.tokens {
@@ -175,7 +205,11 @@ mod tests {
 
     #[test]
     fn contact_uri_is_replaced_keeping_display_and_params() {
-        let (v, orig) = replace_contact_uri("\"P\" <sip:p@10.0.0.1:5070;transport=tcp>;expires=60", "sip:cx@gw").unwrap();
+        let (v, orig) = replace_contact_uri(
+            "\"P\" <sip:p@10.0.0.1:5070;transport=tcp>;expires=60",
+            "sip:cx@gw",
+        )
+        .unwrap();
         assert_eq!(v, "\"P\" <sip:cx@gw>;expires=60");
         assert_eq!(&*orig, "sip:p@10.0.0.1:5070;transport=tcp");
         let (v, _) = replace_contact_uri("sip:p@h;expires=5", "sip:cx@gw").unwrap();
@@ -189,16 +223,42 @@ mod tests {
         let t0 = Instant::now();
         let linger = Duration::from_secs(32);
         let dest = (Transport::Udp, Dest::Addr("10.0.0.1:5060".parse().unwrap()));
-        let a = m.translate(t0, "call1", "sip:p@10.0.0.1", dest.clone(), Some(600), linger);
-        let b = m.translate(t0, "call1", "sip:p@10.0.0.1", dest.clone(), Some(600), linger);
+        let a = m.translate(
+            t0,
+            "call1",
+            "sip:p@10.0.0.1",
+            dest.clone(),
+            Some(600),
+            linger,
+        );
+        let b = m.translate(
+            t0,
+            "call1",
+            "sip:p@10.0.0.1",
+            dest.clone(),
+            Some(600),
+            linger,
+        );
         assert_eq!(a, b);
-        let c = m.translate(t0, "call2", "sip:p@10.0.0.1", dest.clone(), Some(600), linger);
+        let c = m.translate(
+            t0,
+            "call2",
+            "sip:p@10.0.0.1",
+            dest.clone(),
+            Some(600),
+            linger,
+        );
         assert_ne!(a, c);
-        assert_eq!(m.resolve(t0, &a, linger).unwrap().uri.as_ref(), "sip:p@10.0.0.1");
+        assert_eq!(
+            m.resolve(t0, &a, linger).unwrap().uri.as_ref(),
+            "sip:p@10.0.0.1"
+        );
         // Subscription ends: gone after the linger.
         m.set_lifetime(t0, "call1", Some(0), linger);
         m.handle_timeout(t0 + Duration::from_secs(31));
-        assert!(m.resolve(t0 + Duration::from_secs(31), &a, Duration::ZERO).is_some());
+        assert!(m
+            .resolve(t0 + Duration::from_secs(31), &a, Duration::ZERO)
+            .is_some());
         m.handle_timeout(t0 + Duration::from_secs(33));
         assert!(m.resolve(t0, &a, linger).is_none());
         assert_eq!(m.len(), 1);

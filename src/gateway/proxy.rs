@@ -67,12 +67,18 @@ struct InviteTx {
 
 impl ProxyState {
     pub(super) fn new(secret: u64) -> Self {
-        ProxyState { contacts: ContactMap::new(mix(secret ^ 0x1bcf)), ..Self::default() }
+        ProxyState {
+            contacts: ContactMap::new(mix(secret ^ 0x1bcf)),
+            ..Self::default()
+        }
     }
 
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
         let a = self.timers.peek().map(|Reverse((t, _))| *t);
-        [a, self.contacts.poll_timeout()].into_iter().flatten().min()
+        [a, self.contacts.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// A response to an INVITE we forwarded: stop retransmitting; forget it when final.
@@ -118,13 +124,20 @@ impl Gateway {
     pub(super) fn proxy_request(&mut self, now: Instant, inb: &Inbound, msg: &Message) {
         let max_forwards = match msg.max_forwards() {
             Ok(v) => v.unwrap_or(70),
-            Err(_) => return self.refuse(inb, msg, (400, "Bad Request (Malformed Max-Forwards header)")),
+            Err(_) => {
+                return self.refuse(
+                    inb,
+                    msg,
+                    (400, "Bad Request (Malformed Max-Forwards header)"),
+                )
+            }
         };
         if max_forwards == 0 {
             return self.refuse(inb, msg, (483, "Too Many Hops"));
         }
         let branch = self.derived_branch(msg);
-        if msg.method() == Some(Method::Invite) && self.proxy.invites.contains_key(branch.as_str()) {
+        if msg.method() == Some(Method::Invite) && self.proxy.invites.contains_key(branch.as_str())
+        {
             // A retransmission: we retransmit downstream ourselves.
             return self.answer(inb, msg, 100, "Trying", &[]);
         }
@@ -142,16 +155,33 @@ impl Gateway {
         }
         let allow = [("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, REFER, PRACK, UPDATE, INFO")];
         let extra: &[(&str, &str)] = if code == 200 { &allow } else { &[] };
-        tracing::debug!(method = msg.method_str(), code, reason, "request answered by the proxy");
+        tracing::debug!(
+            method = msg.method_str(),
+            code,
+            reason,
+            "request answered by the proxy"
+        );
         self.answer(inb, msg, code, reason, extra);
     }
 
-    fn route_request(&mut self, now: Instant, inb: &Inbound, msg: &Message) -> Result<Plan, Refusal> {
+    fn route_request(
+        &mut self,
+        now: Instant,
+        inb: &Inbound,
+        msg: &Message,
+    ) -> Result<Plan, Refusal> {
         let hostport = self.me.hostport.as_str();
         let ours = move |h: &str, p: Option<u16>| is_our_host(hostport, h, p);
-        let src = Flow { transport: inb.transport, peer: inb.peer, listener: inb.listener };
-        let initial = msg.to().tag().is_none() && !matches!(msg.method(), Some(Method::Ack | Method::Cancel));
-        let mut routes = msg.value_spans(HeaderName::Route).map(|(_, s)| addr_uri(msg.span_str(s)));
+        let src = Flow {
+            transport: inb.transport,
+            peer: inb.peer,
+            listener: inb.listener,
+        };
+        let initial =
+            msg.to().tag().is_none() && !matches!(msg.method(), Some(Method::Ack | Method::Cancel));
+        let mut routes = msg
+            .value_spans(HeaderName::Route)
+            .map(|(_, s)| addr_uri(msg.span_str(s)));
         let top = routes.next();
         let top_ours = top.and_then(|u| classify(u, ours));
         let pop_route = top_ours.is_some();
@@ -160,7 +190,14 @@ impl Gateway {
         let ruri = msg.request_uri().unwrap_or("");
         let ruri_ours = classify(ruri, ours);
         let to_route = |r: &str| uri_target(r).ok_or((400, "Bad Request (Route not routable)"));
-        let plan = |next, rr| Plan { pop_route, preload_from: None, rr, request_uri: None, contact: None, next };
+        let plan = |next, rr| Plan {
+            pop_route,
+            preload_from: None,
+            rr,
+            request_uri: None,
+            contact: None,
+            next,
+        };
         let ue = |f: Flow| (f.transport, Dest::Addr(f.peer));
 
         // 1. A translated Contact (IBCF/IPX), whichever side the request comes from.
@@ -186,7 +223,9 @@ impl Gateway {
                 // From the UE itself (in-dialog, through our Record-Route): on towards the core.
                 let next = match next_route {
                     Some(r) => to_route(r)?,
-                    None => uri_target(ruri).ok_or((404, "Not Found (Request-URI not routable)"))?,
+                    None => {
+                        uri_target(ruri).ok_or((404, "Not Found (Request-URI not routable)"))?
+                    }
                 };
                 return Ok(plan(next, initial.then_some(Rr::Ue(flow, "mo"))));
             }
@@ -194,21 +233,31 @@ impl Gateway {
                 return Ok(plan(to_route(r)?, None));
             }
             if !rr && self.registrar.by_flow(&flow).is_none() {
-                return Err((480, "Temporarily Unavailable (no registration on this flow)"));
+                return Err((
+                    480,
+                    "Temporarily Unavailable (no registration on this flow)",
+                ));
             }
             return Ok(plan(ue(flow), initial.then_some(Rr::Ue(flow, "mt"))));
         }
 
         // 3. A registered UE originates (or continues a dialog without our Record-Route).
-        let reg = self.registrar.by_flow(&src).filter(|_| !self.is_ibcf_trunk(inb));
+        let reg = self
+            .registrar
+            .by_flow(&src)
+            .filter(|_| !self.is_ibcf_trunk(inb));
         if let Some(reg) = reg {
             let first_sr = reg.service_route.first().map(|s| &**s);
-            let preloaded = next_route.zip(first_sr).is_some_and(|(r, sr)| r.eq_ignore_ascii_case(sr));
+            let preloaded = next_route
+                .zip(first_sr)
+                .is_some_and(|(r, sr)| r.eq_ignore_ascii_case(sr));
             let preload = msg.to().tag().is_none() && !preloaded && first_sr.is_some();
             let next = match (preload, first_sr, next_route) {
                 (true, Some(sr), _) => to_route(sr)?,
                 (_, _, Some(r)) => to_route(r)?,
-                _ if msg.to().tag().is_some() => uri_target(ruri).ok_or((404, "Not Found (Request-URI not routable)"))?,
+                _ if msg.to().tag().is_some() => {
+                    uri_target(ruri).ok_or((404, "Not Found (Request-URI not routable)"))?
+                }
                 _ => self.core.clone(),
             };
             let mut p = plan(next, initial.then_some(Rr::Ue(src, "mo")));
@@ -228,7 +277,10 @@ impl Gateway {
             Some(OurUri::Flow { flow, rr }) => {
                 let flow = flow.ok_or((404, "Not Found (unknown flow token)"))?;
                 if !rr && self.registrar.by_flow(&flow).is_none() {
-                    return Err((480, "Temporarily Unavailable (no registration on this flow)"));
+                    return Err((
+                        480,
+                        "Temporarily Unavailable (no registration on this flow)",
+                    ));
                 }
                 return Ok(plan(ue(flow), initial.then_some(Rr::Ue(flow, "mt"))));
             }
@@ -256,7 +308,13 @@ impl Gateway {
 
     /// Does the request arrive on an IBCF / IPX trunk group?
     fn is_ibcf_trunk(&self, inb: &Inbound) -> bool {
-        let listener = self.cfg.sip.listen.get(usize::from(inb.listener)).map(|l| l.name.as_str()).unwrap_or("");
+        let listener = self
+            .cfg
+            .sip
+            .listen
+            .get(usize::from(inb.listener))
+            .map(|l| l.name.as_str())
+            .unwrap_or("");
         let role = self
             .cfg
             .trunk_group_for(listener, inb.peer.ip())
@@ -267,10 +325,17 @@ impl Gateway {
 
     /// IBCF: the translated Contact value for a reg-event SUBSCRIBE/NOTIFY (request) whose
     /// sender is reachable at `from`; also applies the lifetime the message announces.
-    fn ibcf_contact(&mut self, now: Instant, msg: &Message, from: (Transport, Dest)) -> Option<String> {
+    fn ibcf_contact(
+        &mut self,
+        now: Instant,
+        msg: &Message,
+        from: (Transport, Dest),
+    ) -> Option<String> {
         if !matches!(msg.method(), Some(Method::Subscribe | Method::Notify)) || !is_reg_event(msg) {
             if self.proxy.contacts.knows_dialog(msg.call_id()) {
-                self.proxy.contacts.set_lifetime(now, msg.call_id(), None, self.cfg.sip.t1 * 64);
+                self.proxy
+                    .contacts
+                    .set_lifetime(now, msg.call_id(), None, self.cfg.sip.t1 * 64);
             }
             return None;
         }
@@ -278,35 +343,72 @@ impl Gateway {
     }
 
     /// Replace the first Contact's URI by a token; `target` None = reach the original URI.
-    fn translate_contact(&mut self, now: Instant, msg: &Message, target: Option<(Transport, Dest)>) -> Option<String> {
+    fn translate_contact(
+        &mut self,
+        now: Instant,
+        msg: &Message,
+        target: Option<(Transport, Dest)>,
+    ) -> Option<String> {
         let linger = self.cfg.sip.t1 * 64;
         let lifetime = announced_lifetime(msg);
-        let value = msg.value_spans(HeaderName::Contact).next().map(|(_, s)| msg.span_str(s));
-        let Some((value, target)) = value.and_then(|v| Some((v, target.or_else(|| uri_target(addr_uri(v)))?))) else {
+        let value = msg
+            .value_spans(HeaderName::Contact)
+            .next()
+            .map(|(_, s)| msg.span_str(s));
+        let Some((value, target)) =
+            value.and_then(|v| Some((v, target.or_else(|| uri_target(addr_uri(v)))?)))
+        else {
             // Nothing to translate; the lifetime still counts for a dialog we know.
-            self.proxy.contacts.set_lifetime(now, msg.call_id(), lifetime, linger);
+            self.proxy
+                .contacts
+                .set_lifetime(now, msg.call_id(), lifetime, linger);
             return None;
         };
-        let token =
-            self.proxy.contacts.translate(now, msg.call_id(), addr_uri(value), target, lifetime, linger);
+        let token = self.proxy.contacts.translate(
+            now,
+            msg.call_id(),
+            addr_uri(value),
+            target,
+            lifetime,
+            linger,
+        );
         replace_contact_uri(value, &format!("sip:{token}@{}", self.me.hostport)).map(|(v, _)| v)
     }
 
     /// Build the forwarded request in one splice and send it.
-    fn forward(&mut self, now: Instant, inb: &Inbound, msg: &Message, max_forwards: u32, branch: String, plan: Plan) {
+    fn forward(
+        &mut self,
+        now: Instant,
+        inb: &Inbound,
+        msg: &Message,
+        max_forwards: u32,
+        branch: String,
+        plan: Plan,
+    ) {
         let (t, dest) = plan.next.clone();
         let bytes = {
-            let via = format!("SIP/2.0/{} {};branch={branch};rport", via_transport(t), self.me.hostport);
+            let via = format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                via_transport(t),
+                self.me.hostport
+            );
             let mut ed = msg.edit();
             let top = msg.top_via();
             if needs_received(&top, inb.peer.ip()) {
-                ed.set_top_via_received(&inb.peer.ip().to_string(), top.rport().map(|_| inb.peer.port()));
+                ed.set_top_via_received(
+                    &inb.peer.ip().to_string(),
+                    top.rport().map(|_| inb.peer.port()),
+                );
             }
             ed.insert_header(HeaderName::Via, "Via", &via);
             if plan.pop_route {
                 ed.remove_first_route();
             }
-            let preload = plan.preload_from.and_then(|f| self.registrar.by_flow(&f)).map(|r| &r.service_route[..]).unwrap_or(&[]);
+            let preload = plan
+                .preload_from
+                .and_then(|f| self.registrar.by_flow(&f))
+                .map(|r| &r.service_route[..])
+                .unwrap_or(&[]);
             let route_line;
             if !preload.is_empty() {
                 let mut s = String::with_capacity(preload.iter().map(|r| r.len() + 4).sum());
@@ -322,7 +424,11 @@ impl Gateway {
                 ed.insert_header(HeaderName::Route, "Route", &route_line);
             }
             let rr_line = plan.rr.map(|rr| match rr {
-                Rr::Ue(f, dir) => format!("<sip:{}@{};lr;{RR_PARAM}={dir}>", flow_token(&f), self.me.hostport),
+                Rr::Ue(f, dir) => format!(
+                    "<sip:{}@{};lr;{RR_PARAM}={dir}>",
+                    flow_token(&f),
+                    self.me.hostport
+                ),
                 Rr::Plain => format!("<sip:{};lr;{RR_PARAM}=ib>", self.me.hostport),
             });
             if let Some(rr) = &rr_line {
@@ -349,10 +455,22 @@ impl Gateway {
         self.send(t, dest, bytes);
     }
 
-    fn start_invite(&mut self, now: Instant, inb: &Inbound, msg: &Message, branch: String, out: (Transport, Dest), bytes: Bytes) {
+    fn start_invite(
+        &mut self,
+        now: Instant,
+        inb: &Inbound,
+        msg: &Message,
+        branch: String,
+        out: (Transport, Dest),
+        bytes: Bytes,
+    ) {
         let t1 = self.cfg.sip.t1;
         let deadline = now + t1 * 64;
-        let next = if out.0 == Transport::Udp { now + t1 } else { deadline };
+        let next = if out.0 == Transport::Udp {
+            now + t1
+        } else {
+            deadline
+        };
         let key: Box<str> = branch.into();
         self.proxy.timers.push(Reverse((next, key.clone())));
         let tx = InviteTx {
@@ -375,16 +493,27 @@ impl Gateway {
             if *t > now {
                 break;
             }
-            let Some(Reverse((t, branch))) = self.proxy.timers.pop() else { break };
-            let Some(tx) = self.proxy.invites.get_mut(&branch) else { continue };
+            let Some(Reverse((t, branch))) = self.proxy.timers.pop() else {
+                break;
+            };
+            let Some(tx) = self.proxy.invites.get_mut(&branch) else {
+                continue;
+            };
             if tx.next != t {
                 continue;
             }
             if now >= tx.deadline {
                 if let Some(tx) = self.proxy.invites.remove(&branch) {
                     if !tx.answered {
-                        metrics::counter!(names::SIP_DROPS, "reason" => "invite_timeout").increment(1);
-                        let resp = crate::sip::writer::response(&tx.req, 408, "Request Timeout", Some(&self.make_tag(&tx.req)), &[]);
+                        metrics::counter!(names::SIP_DROPS, "reason" => "invite_timeout")
+                            .increment(1);
+                        let resp = crate::sip::writer::response(
+                            &tx.req,
+                            408,
+                            "Request Timeout",
+                            Some(&self.make_tag(&tx.req)),
+                            &[],
+                        );
                         count_out("response", "INVITE");
                         self.send(tx.upstream.0, tx.upstream.1, resp);
                     }
