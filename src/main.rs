@@ -57,6 +57,8 @@ enum Cmd {
     },
     /// One-process lab: gateway + emulated IMS core + a swarm of UEs on loopback.
     Demo(regevent_gw::demo::DemoArgs),
+    /// Load generator: emulated IMS core + UE swarms against a gateway in another process.
+    Loadgen(regevent_gw::lab::loadgen::LoadgenArgs),
 }
 
 fn main() -> ExitCode {
@@ -105,7 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run { config } => {
-            init_tracing();
+            init_tracing("info");
             let cfg = match Config::load(config.as_deref()) {
                 Ok(c) => Arc::new(c),
                 Err(errs) => {
@@ -116,8 +118,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(serve(cfg, config))?;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Loadgen(args) => {
+            init_tracing("warn");
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(regevent_gw::lab::loadgen::run(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Demo(args) => {
-            init_tracing();
+            // The demo prints its own summary; per-registration log lines at warn and above only.
+            init_tracing("warn");
             runtime()?.block_on(regevent_gw::demo::run(args))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -128,9 +136,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-fn init_tracing() {
+/// Logs to stderr; `REGEVENT_GW_LOG` (e.g. `debug`, `regevent_gw::gateway=debug`) overrides.
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REGEVENT_GW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
 }
 
