@@ -96,6 +96,8 @@ pub struct Registrar {
     by_pui: HashMap<Box<str>, Arc<str>>,
     /// Contact URI → default PUI.
     by_contact: HashMap<Box<str>, Arc<str>>,
+    /// UE flow → default PUIs with at least one binding on it (usually one).
+    by_flow: HashMap<Flow, Vec<Arc<str>>>,
     heap: BinaryHeap<Reverse<(Instant, u32, Arc<str>)>>,
 }
 
@@ -122,6 +124,10 @@ impl Registrar {
         let reg = self.regs.get(self.by_contact.get(uri)?)?;
         let b = reg.bindings.iter().find(|b| &*b.uri == uri)?;
         Some((reg, b))
+    }
+    /// The registration (the first, if several share the flow) with a binding on `flow`.
+    pub fn by_flow(&self, flow: &Flow) -> Option<&Registration> {
+        self.by_flow.get(flow).and_then(|v| v.first()).and_then(|d| self.regs.get(d))
     }
     pub fn iter(&self) -> impl Iterator<Item = &Registration> {
         self.regs.values()
@@ -224,12 +230,17 @@ impl Registrar {
             granted: Duration::from_secs(u64::from(granted)),
             bindings: reg.bindings.len(),
         });
+        if let Some(old) = self.regs.get(&key) {
+            unindex_flows(&mut self.by_flow, &key, &old.bindings);
+        }
+        index_flows(&mut self.by_flow, &key, &reg.bindings);
         self.regs.insert(key, reg);
     }
 
     /// Remove a whole registration.
     pub fn remove(&mut self, default_pui: &str, reason: RemovalReason, events: &mut Vec<RegEvent>) -> bool {
         let Some(reg) = self.regs.remove(default_pui) else { return false };
+        unindex_flows(&mut self.by_flow, &reg.default_pui, &reg.bindings);
         for b in &reg.bindings {
             self.by_contact.remove(&b.uri);
         }
@@ -270,6 +281,8 @@ impl Registrar {
         let b = reg.bindings.remove(i);
         self.by_contact.remove(&b.uri);
         let key = reg.default_pui.clone();
+        unindex_flows(&mut self.by_flow, &key, std::slice::from_ref(&b));
+        index_flows(&mut self.by_flow, &key, &reg.bindings);
         events.push(RegEvent::BindingRemoved { default_pui: key.clone(), contact: b.uri.to_string() });
         if reg.bindings.is_empty() {
             self.remove(&key, RemovalReason::Network, events);
@@ -308,7 +321,9 @@ impl Registrar {
             }
             let expired: Vec<Box<str>> =
                 reg.bindings.iter().filter(|b| b.expires_at <= now).map(|b| b.uri.clone()).collect();
+            unindex_flows(&mut self.by_flow, &key, &reg.bindings);
             reg.bindings.retain(|b| b.expires_at > now);
+            index_flows(&mut self.by_flow, &key, &reg.bindings);
             for c in expired {
                 self.by_contact.remove(&c);
                 events.push(RegEvent::BindingRemoved { default_pui: key.clone(), contact: c.to_string() });
@@ -323,6 +338,28 @@ impl Registrar {
                     self.heap.push(Reverse((next, g, key)));
                 }
             }
+        }
+    }
+}
+
+/// Drop `key` from the flow index entries of `bindings`' flows.
+fn unindex_flows(idx: &mut HashMap<Flow, Vec<Arc<str>>>, key: &Arc<str>, bindings: &[Binding]) {
+    for b in bindings {
+        if let Some(v) = idx.get_mut(&b.flow) {
+            v.retain(|d| d != key);
+            if v.is_empty() {
+                idx.remove(&b.flow);
+            }
+        }
+    }
+}
+
+/// Add `key` to the flow index entries of `bindings`' flows (once per flow).
+fn index_flows(idx: &mut HashMap<Flow, Vec<Arc<str>>>, key: &Arc<str>, bindings: &[Binding]) {
+    for b in bindings {
+        let v = idx.entry(b.flow).or_default();
+        if !v.contains(key) {
+            v.push(key.clone());
         }
     }
 }
