@@ -51,6 +51,11 @@ impl Registration {
     pub fn expires_at(&self) -> Option<Instant> {
         self.bindings.iter().map(|b| b.expires_at).max()
     }
+
+    /// When the next binding expires (the registrar's timer for this registration).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.bindings.iter().map(|b| b.expires_at).min()
+    }
 }
 
 /// What the registrar needs from a REGISTER and its 2xx, extracted by the gateway.
@@ -218,7 +223,7 @@ impl Registrar {
         for p in &reg.associated {
             self.by_pui.insert(p.clone(), key.clone());
         }
-        if let Some(exp) = reg.expires_at() {
+        if let Some(exp) = reg.next_expiry() {
             self.heap.push(Reverse((exp, reg.generation, key.clone())));
         }
         events.push(RegEvent::Registered {
@@ -296,7 +301,7 @@ impl Registrar {
         let Some(b) = reg.bindings.iter_mut().find(|b| m.matches(b)) else { return false };
         b.expires_at = now + Duration::from_secs(u64::from(expires));
         reg.generation += 1;
-        if let Some(exp) = reg.expires_at() {
+        if let Some(exp) = reg.next_expiry() {
             self.heap.push(Reverse((exp, reg.generation, reg.default_pui.clone())));
         }
         true
@@ -328,7 +333,7 @@ impl Registrar {
                 self.by_contact.remove(&c);
                 events.push(RegEvent::BindingRemoved { default_pui: key.clone(), contact: c.to_string() });
             }
-            match reg.expires_at() {
+            match reg.next_expiry() {
                 None => {
                     self.remove(&key, RemovalReason::Expired, events);
                 }
