@@ -97,6 +97,7 @@ start_group() {
     local dir=$1 log=$2; shift 2
     ( cd "$dir" && exec setsid "$@" >"$dir/$log.out" 2>&1 ) &
     LAST_PID=$!
+    disown "$LAST_PID"
     PGIDS+=("$LAST_PID")
 }
 stop_group() {
@@ -122,25 +123,32 @@ wait_udp() {
     echo "nothing listens on udp port $1" >&2; return 1
 }
 
+# udp_drops PORT: datagrams dropped (receive buffer full) on the UDP socket(s) bound to PORT.
+udp_drops() {
+    awk -v p="$(printf '%04X' "$1")" 'NR > 1 { split($2, a, ":"); if (a[2] == p) d += $NF } END { print d + 0 }' /proc/net/udp
+}
+
 CLK_TCK=$(getconf CLK_TCK)
-# cpu_ticks PGID: utime+stime of every live process of the group (threads included).
+# cpu_ticks PGID: "utime stime" summed over every live process of the group (threads included).
 cpu_ticks() {
-    local g=$1 total=0 pid stat rest
+    local g=$1 ut=0 st=0 pid stat rest
     for pid in $(ps -e -o pid=,pgid= | awk -v g="$g" '$2 == g { print $1 }'); do
         stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
         rest=${stat##*) }             # fields from 3 (state) on; comm may contain spaces
         # shellcheck disable=SC2086
         set -- $rest
         # $3 = pgrp (field 5), $12 = utime (14), $13 = stime (15)
-        [ "$3" = "$g" ] && total=$((total + ${12} + ${13}))
+        [ "$3" = "$g" ] && { ut=$((ut + ${12})); st=$((st + ${13})); }
     done
-    echo "$total"
+    echo "$ut $st"
 }
 nprocs() { local g=$1; ps -e -o pgid= | awk -v g="$g" '$1==g' | wc -l; }
 
-# column VALUE of NAME in the last line of a ';'-separated SIPp csv
+# csv_last FILE REGEX: value of the first column whose name matches REGEX (anchored) in the
+# last line of a ';'-separated SIPp csv.
 csv_last() {
-    awk -F';' -v name="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==name) c=i; next} {last=$0} END{split(last,a,";"); print (c? a[c] : "")}' "$1"
+    [ -n "$1" ] && [ -f "$1" ] || { echo ""; return 0; }
+    awk -F';' -v re="^($2)\$" 'NR==1{for(i=1;i<=NF;i++) if(!c && $i ~ re) c=i; next} {last=$0} END{split(last,a,";"); print (c? a[c] : "")}' "$1"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -226,12 +234,12 @@ run_one() {
     wait_udp "$PROXY_PORT" || { tail -20 "$dir/proxy.out" >&2; return 1; }
     sleep 1.5   # let every worker process finish its start-up
     R[$name.procs]=$(nprocs "$proxy")
-    local t0 c0 c1 t1
+    local t0 c0 c1 t1 u0 s0 u1 s1
     c0=$(cpu_ticks "$proxy"); t0=$(date +%s.%N)
     # The UE side. -recv_timeout bounds a lost call; -timeout bounds the whole run.
     local tmo=$(( N / RATE + 60 ))
     (cd "$dir" && sipp "127.0.0.1:$PROXY_PORT" -sf "$ROOT/bench/sipp/ue_register_once.xml" -inf "$WORK/users.csv" \
-        -i 127.0.0.1 -p "$UE_PORT" -t u1 -r "$RATE" -rp 1000 -m "$N" -nostdin \
+        -i 127.0.0.1 -p "$UE_PORT" -t un -max_socket 10000 -r "$RATE" -rp 1000 -m "$N" -nostdin \
         -recv_timeout 10000 -timeout "${tmo}s" -max_recv_loops 10000 \
         -trace_stat -stf ue_stat.csv -fd 1 -trace_rtt -rtt_freq 100 -trace_err \
         >"$dir/ue.out" 2>&1) && R[$name.ue_rc]=0 || R[$name.ue_rc]=$?
@@ -242,13 +250,15 @@ run_one() {
     for _ in $(seq 1 50); do
         counts=$(ls "$dir"/core_stub_*_counts.csv 2>/dev/null | head -1 || true)
         if [ -n "$counts" ]; then
-            subs=$(csv_last "$counts" 1_SUBSCRIBE_Recv); notif=$(csv_last "$counts" 5_200_Recv)
+            subs=$(csv_last "$counts" '[0-9]+_SUBSCRIBE_Recv'); notif=$(csv_last "$counts" '[0-9]+_200_Recv')
             [ -n "$subs" ] && [ "$subs" -ge "$N" ] && [ "$notif" -ge "$subs" ] && break
         fi
         sleep 0.2
     done
     sleep 1.2   # one more counts dump of the stub (every 1 s)
     c1=$(cpu_ticks "$proxy"); t1=$(date +%s.%N)
+    # Sockets are new for each run, so their drop counters start at 0.
+    R[$name.drops]="$(udp_drops "$PROXY_PORT") / $(udp_drops "$CORE_PORT")"
     if [ "$name" = regevent-gw ]; then
         curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" > "$dir/metrics.txt" 2>/dev/null || true
     fi
@@ -258,18 +268,18 @@ run_one() {
     stop_group "$core"
 
     counts=$(ls "$dir"/core_stub_*_counts.csv 2>/dev/null | head -1 || true)
-    R[$name.core_reg]=$(csv_last "$counts" 0_REGISTER_Recv)
-    R[$name.core_sub]=$(csv_last "$counts" 1_SUBSCRIBE_Recv)
-    R[$name.core_sub_retrans]=$(csv_last "$counts" 1_SUBSCRIBE_Retrans)
-    R[$name.core_notify_ok]=$(csv_last "$counts" 5_200_Recv)
-    R[$name.core_notify_retrans]=$(csv_last "$counts" 4_NOTIFY_Retrans)
-    R[$name.core_notify_timeout]=$(csv_last "$counts" 4_NOTIFY_Timeout)
-    R[$name.core_notify_unexp]=$(csv_last "$counts" 5_200_Unexp)
+    R[$name.core_reg]=$(csv_last "$counts" '[0-9]+_REGISTER_Recv')
+    R[$name.core_sub]=$(csv_last "$counts" '[0-9]+_SUBSCRIBE_Recv')
+    R[$name.core_sub_retrans]=$(csv_last "$counts" '[0-9]+_SUBSCRIBE_Retrans')
+    R[$name.core_notify_ok]=$(csv_last "$counts" '[0-9]+_200_Recv')
+    R[$name.core_notify_retrans]=$(csv_last "$counts" '[0-9]+_NOTIFY_Retrans')
+    R[$name.core_notify_timeout]=$(csv_last "$counts" '[0-9]+_NOTIFY_Timeout')
+    R[$name.core_notify_unexp]=$(csv_last "$counts" '[0-9]+_200_Unexp')
     local stat="$dir/ue_stat.csv"
-    R[$name.ok]=$(csv_last "$stat" 'SuccessfulCall(C)')
-    R[$name.failed]=$(csv_last "$stat" 'FailedCall(C)')
-    R[$name.retrans]=$(csv_last "$stat" 'Retransmissions(C)')
-    R[$name.achieved_rate]=$(csv_last "$stat" 'CallRate(C)')
+    R[$name.ok]=$(csv_last "$stat" 'SuccessfulCall\\(C\\)')
+    R[$name.failed]=$(csv_last "$stat" 'FailedCall\\(C\\)')
+    R[$name.retrans]=$(csv_last "$stat" 'Retransmissions\\(C\\)')
+    R[$name.achieved_rate]=$(csv_last "$stat" 'CallRate\\(C\\)')
     # Response times (ms) of REGISTER -> 200 OK, every sample.
     local rtt
     rtt=$(ls "$dir"/ue_register_once_*_rtt.csv 2>/dev/null | head -1 || true)
@@ -284,7 +294,9 @@ run_one() {
     else
         R[$name.p50]=-; R[$name.p90]=-; R[$name.p99]=-; R[$name.max]=-
     fi
-    R[$name.cpu]=$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/t}')
+    read -r u0 s0 <<<"$c0"; read -r u1 s1 <<<"$c1"
+    R[$name.cpu]=$(awk -v a="$((u0 + s0))" -v b="$((u1 + s1))" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/t}')
+    R[$name.cpu_split]=$(awk -v u="$((u1 - u0))" -v s="$((s1 - s0))" -v t="$CLK_TCK" 'BEGIN{printf "%.2f / %.2f", u/t, s/t}')
     R[$name.wall]=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')
     R[$name.ue_wall]=$(awk -v a="$t0" -v b="$t_ue" 'BEGIN{printf "%.1f", b-a}')
     R[$name.cpu_per_k]=$(awk -v c="${R[$name.cpu]}" -v n="${R[$name.ok]:-0}" 'BEGIN{ if (n>0) printf "%.3f", c*1000/n; else print "-" }')
@@ -292,6 +304,7 @@ run_one() {
     echo "   $name: ok=${R[$name.ok]} failed=${R[$name.failed]} SUBSCRIBEs=${R[$name.core_sub]} NOTIFY-200=${R[$name.core_notify_ok]} cpu=${R[$name.cpu]}s" >&2
 }
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 PROXIES=(kamailio regevent-gw)
 [ -n "$ONLY" ] && PROXIES=("$ONLY")
 for p in "${PROXIES[@]}"; do run_one "$p"; done
@@ -300,6 +313,7 @@ for p in "${PROXIES[@]}"; do run_one "$p"; done
 report() {
     echo "# regevent-gw vs Kamailio P-CSCF: $N registrations at $RATE/s (UDP, loopback), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "# machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); kernel $(uname -r)"
+    echo "# load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shows here)"
     echo "# kamailio $KAM_VER ($WORKERS UDP workers); regevent-gw $GW_VER; $SIPP_VER"
     echo
     printf '| %-42s |' "metric"; for p in "${PROXIES[@]}"; do printf ' %14s |' "$p"; done; echo
@@ -313,6 +327,7 @@ report() {
     row "  of which retransmissions" core_sub_retrans
     row "NOTIFYs answered 200" core_notify_ok
     row "NOTIFY retransmissions by stub" core_notify_retrans
+    row "UDP drops, full rcvbuf: proxy / stub" drops
     row "REGISTER->200 p50 (ms)" p50
     row "REGISTER->200 p90 (ms)" p90
     row "REGISTER->200 p99 (ms)" p99
@@ -320,6 +335,7 @@ report() {
     row "UE phase wall time (s)" ue_wall
     row "proxy processes (start/end)" procs
     row "proxy CPU time (s, utime+stime)" cpu
+    row "  user / system (s)" cpu_split
     row "proxy CPU, cores busy during UE phase" cores
     row "proxy CPU-seconds per 1,000 registrations" cpu_per_k
     echo
