@@ -28,6 +28,8 @@ KEEP=0
 INSTALL=0
 WORKERS=4
 OUT=""
+# Extra kamailio command-line arguments, e.g. KAMAILIO_EXTRA_ARGS="-x tlsf -X tlsf".
+KAMAILIO_EXTRA_ARGS=${KAMAILIO_EXTRA_ARGS:-}
 
 usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
@@ -180,7 +182,7 @@ start_kamailio() {
     start_group "$dir" proxy kamailio -f "$ROOT/bench/kamailio/kamailio-pcscf.cfg" -DD -E -m 512 -M 16 \
         -A "PCSCF_LISTEN=udp:127.0.0.1:$PROXY_PORT" -A "PCSCF_URI=\"sip:127.0.0.1:$PROXY_PORT\"" \
         -A "CORE_URI=\"sip:127.0.0.1:$CORE_PORT\"" -A "PUA_DB_URL=\"sqlite://$db\"" \
-        -A "CTL_SOCKET=\"unix:$dir/kamailio.ctl\"" -A "WORKERS=$WORKERS"
+        -A "CTL_SOCKET=\"unix:$dir/kamailio.ctl\"" -A "WORKERS=$WORKERS" $KAMAILIO_EXTRA_ARGS
 }
 
 start_regevent_gw() {
@@ -314,7 +316,7 @@ report() {
     echo "# regevent-gw vs Kamailio P-CSCF: $N registrations at $RATE/s (UDP, loopback), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "# machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); kernel $(uname -r)"
     echo "# load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shows here)"
-    echo "# kamailio $KAM_VER ($WORKERS UDP workers); regevent-gw $GW_VER; $SIPP_VER"
+    echo "# kamailio $KAM_VER ($WORKERS UDP workers${KAMAILIO_EXTRA_ARGS:+, args: $KAMAILIO_EXTRA_ARGS}); regevent-gw $GW_VER; $SIPP_VER"
     echo
     printf '| %-42s |' "metric"; for p in "${PROXIES[@]}"; do printf ' %14s |' "$p"; done; echo
     printf '|%s|' "$(printf -- '-%.0s' $(seq 1 44))"; for p in "${PROXIES[@]}"; do printf '%s|' "$(printf -- '-%.0s' $(seq 1 16))"; done; echo
