@@ -4,7 +4,12 @@
 #
 #   bench/run-compare.sh            # 1500 registrations/s for 30 s against each proxy
 #   bench/run-compare.sh --smoke    # 100 registrations at 50/s against each (< 30 s)
-#   bench/run-compare.sh --rate 800 --seconds 20 --only regevent-gw
+#   bench/run-compare.sh --rate 800 --seconds 20 --only kamailio-tlsf,regevent-gw
+#
+# Proxies, run one after the other in this order:
+#   kamailio       Kamailio as packaged (default memory manager: qm, built with DBG_SR_MEMORY)
+#   kamailio-tlsf  the same with -x tlsf -X tlsf (Kamailio's faster TLSF allocator)
+#   regevent-gw    target/release/regevent-gw
 #
 # Per proxy: start the IMS core stub (SIPp server: registrar + reg-event notifier), start the
 # proxy, snapshot the CPU time (utime+stime, /proc/PID/stat) of every process in the proxy's
@@ -37,7 +42,7 @@ while [ $# -gt 0 ]; do
         --smoke) SMOKE=1 ;;
         --rate) RATE=$2; shift ;;
         --seconds) SECS=$2; shift ;;
-        --only) ONLY=$2; shift ;;
+        --only) ONLY=$2; shift ;;   # comma-separated subset of the proxies
         --keep) KEEP=1 ;;
         --install) INSTALL=1 ;;
         --workers) WORKERS=$2; shift ;;
@@ -172,7 +177,7 @@ GW_VER=$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknown
 
 # ---------------------------------------------------------------------------------------------
 start_kamailio() {
-    local dir=$1 db="$1/pua.sqlite"
+    local dir=$1 db="$1/pua.sqlite" variant_args=$2
     if command -v sqlite3 >/dev/null; then
         sqlite3 "$db" < "$ROOT/bench/kamailio/pua-sqlite.sql"
     else
@@ -182,7 +187,7 @@ start_kamailio() {
     start_group "$dir" proxy kamailio -f "$ROOT/bench/kamailio/kamailio-pcscf.cfg" -DD -E -m 512 -M 16 \
         -A "PCSCF_LISTEN=udp:127.0.0.1:$PROXY_PORT" -A "PCSCF_URI=\"sip:127.0.0.1:$PROXY_PORT\"" \
         -A "CORE_URI=\"sip:127.0.0.1:$CORE_PORT\"" -A "PUA_DB_URL=\"sqlite://$db\"" \
-        -A "CTL_SOCKET=\"unix:$dir/kamailio.ctl\"" -A "WORKERS=$WORKERS" $KAMAILIO_EXTRA_ARGS
+        -A "CTL_SOCKET=\"unix:$dir/kamailio.ctl\"" -A "WORKERS=$WORKERS" $variant_args $KAMAILIO_EXTRA_ARGS
 }
 
 start_regevent_gw() {
@@ -229,7 +234,8 @@ run_one() {
     core=$LAST_PID
     wait_udp "$CORE_PORT"
     case $name in
-        kamailio) start_kamailio "$dir" ;;
+        kamailio) start_kamailio "$dir" "" ;;
+        kamailio-tlsf) start_kamailio "$dir" "-x tlsf -X tlsf" ;;
         regevent-gw) start_regevent_gw "$dir" ;;
     esac
     proxy=$LAST_PID
@@ -307,8 +313,11 @@ run_one() {
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-PROXIES=(kamailio regevent-gw)
-[ -n "$ONLY" ] && PROXIES=("$ONLY")
+PROXIES=(kamailio kamailio-tlsf regevent-gw)
+[ -n "$ONLY" ] && IFS=, read -r -a PROXIES <<<"$ONLY"
+for p in "${PROXIES[@]}"; do
+    case $p in kamailio|kamailio-tlsf|regevent-gw) ;; *) echo "unknown proxy: $p" >&2; exit 2 ;; esac
+done
 for p in "${PROXIES[@]}"; do run_one "$p"; done
 
 # ---------------------------------------------------------------------------------------------
@@ -341,10 +350,12 @@ report() {
     row "proxy CPU, cores busy during UE phase" cores
     row "proxy CPU-seconds per 1,000 registrations" cpu_per_k
     echo
-    if [ ${#PROXIES[@]} = 2 ]; then
-        local k=${R[kamailio.cpu_per_k]:-} g=${R[regevent-gw.cpu_per_k]:-}
-        awk -v k="$k" -v g="$g" 'BEGIN { if (k+0 > 0 && g+0 > 0) printf "CPU per registration, Kamailio / regevent-gw = %.2f (same run)\n", k/g; else print "ratio: n/a" }'
-    fi
+    local g=${R[regevent-gw.cpu_per_k]:-} p k
+    for p in kamailio kamailio-tlsf; do
+        k=${R[$p.cpu_per_k]:-}
+        [ -n "$k" ] && [ -n "$g" ] || continue
+        awk -v k="$k" -v g="$g" -v p="$p" 'BEGIN { if (k+0 > 0 && g+0 > 0) printf "CPU per registration, %s / regevent-gw = %.2f (same run)\n", p, k/g; else printf "%s / regevent-gw: n/a\n", p }'
+    done
 }
 report | tee "$WORK/report.md"
 [ -n "$OUT" ] && cp "$WORK/report.md" "$OUT"
