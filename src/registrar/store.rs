@@ -102,7 +102,7 @@ pub struct Registrar {
     /// Contact URI → default PUI.
     by_contact: HashMap<Box<str>, Arc<str>>,
     /// UE flow → default PUIs with at least one binding on it (usually one).
-    by_flow: HashMap<Flow, Vec<Arc<str>>>,
+    by_flow: HashMap<Flow, FlowRegs>,
     heap: BinaryHeap<Reverse<(Instant, u32, Arc<str>)>>,
 }
 
@@ -132,7 +132,7 @@ impl Registrar {
     }
     /// The registration (the first, if several share the flow) with a binding on `flow`.
     pub fn by_flow(&self, flow: &Flow) -> Option<&Registration> {
-        self.by_flow.get(flow).and_then(|v| v.first()).and_then(|d| self.regs.get(d))
+        self.by_flow.get(flow).and_then(FlowRegs::any).and_then(|d| self.regs.get(d))
     }
     pub fn iter(&self) -> impl Iterator<Item = &Registration> {
         self.regs.values()
@@ -347,24 +347,60 @@ impl Registrar {
     }
 }
 
+/// Registrations reachable over one flow: almost always one; several behind a shared NAT or
+/// an upstream proxy. Both forms are O(1) to update.
+#[derive(Debug)]
+enum FlowRegs {
+    One(Arc<str>),
+    Many(hashbrown::HashSet<Arc<str>>),
+}
+
+impl FlowRegs {
+    fn any(&self) -> Option<&Arc<str>> {
+        match self {
+            FlowRegs::One(k) => Some(k),
+            FlowRegs::Many(set) => set.iter().next(),
+        }
+    }
+}
+
 /// Drop `key` from the flow index entries of `bindings`' flows.
-fn unindex_flows(idx: &mut HashMap<Flow, Vec<Arc<str>>>, key: &Arc<str>, bindings: &[Binding]) {
+fn unindex_flows(idx: &mut HashMap<Flow, FlowRegs>, key: &Arc<str>, bindings: &[Binding]) {
     for b in bindings {
-        if let Some(v) = idx.get_mut(&b.flow) {
-            v.retain(|d| d != key);
-            if v.is_empty() {
-                idx.remove(&b.flow);
+        let empty = match idx.get_mut(&b.flow) {
+            Some(FlowRegs::One(k)) => k == key,
+            Some(FlowRegs::Many(set)) => {
+                set.remove(key);
+                set.is_empty()
             }
+            None => false,
+        };
+        if empty {
+            idx.remove(&b.flow);
         }
     }
 }
 
 /// Add `key` to the flow index entries of `bindings`' flows (once per flow).
-fn index_flows(idx: &mut HashMap<Flow, Vec<Arc<str>>>, key: &Arc<str>, bindings: &[Binding]) {
+fn index_flows(idx: &mut HashMap<Flow, FlowRegs>, key: &Arc<str>, bindings: &[Binding]) {
     for b in bindings {
-        let v = idx.entry(b.flow).or_default();
-        if !v.contains(key) {
-            v.push(key.clone());
+        match idx.get_mut(&b.flow) {
+            None => {
+                idx.insert(b.flow, FlowRegs::One(key.clone()));
+            }
+            Some(FlowRegs::One(k)) if Arc::ptr_eq(k, key) || k == key => {}
+            Some(e @ FlowRegs::One(_)) => {
+                let FlowRegs::One(k) = std::mem::replace(e, FlowRegs::Many(hashbrown::HashSet::new())) else {
+                    continue;
+                };
+                if let FlowRegs::Many(set) = e {
+                    set.insert(k);
+                    set.insert(key.clone());
+                }
+            }
+            Some(FlowRegs::Many(set)) => {
+                set.insert(key.clone());
+            }
         }
     }
 }

@@ -117,7 +117,8 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
     for (idx, l) in bound.tcp {
         tokio::spawn(tcp::accept_loop(l, idx, tx.clone(), max));
     }
-    let udp: Vec<Arc<UdpSocket>> = bound.udp.iter().map(|(_, s)| s.clone()).collect();
+    let udp: Vec<(bool, Arc<UdpSocket>)> =
+        bound.udp.iter().map(|(_, s)| (s.local_addr().map(|a| a.is_ipv4()).unwrap_or(true), s.clone())).collect();
     let handle = Handle { events: tx.clone() };
     let task = tokio::spawn(async move {
         let mut io = Io { udp, conns: HashMap::new(), events: tx, max };
@@ -170,7 +171,8 @@ pub fn now() -> Instant {
 }
 
 struct Io {
-    udp: Vec<Arc<UdpSocket>>,
+    /// UDP sockets and whether each is IPv4 (looked up per send, so kept, not asked).
+    udp: Vec<(bool, Arc<UdpSocket>)>,
     conns: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
     events: mpsc::Sender<Event>,
     max: usize,
@@ -206,7 +208,7 @@ impl Io {
     }
 
     fn udp_for(&self, v4: bool) -> Option<&Arc<UdpSocket>> {
-        self.udp.iter().find(|s| s.local_addr().map(|a| a.is_ipv4() == v4).unwrap_or(false)).or(self.udp.first())
+        self.udp.iter().find(|(is_v4, _)| *is_v4 == v4).or(self.udp.first()).map(|(_, s)| s)
     }
 
     fn send_to(&mut self, t: Transport, addr: SocketAddr, bytes: Bytes) {
