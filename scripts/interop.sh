@@ -91,10 +91,10 @@ print(" ".join(map(str, ports)))
 PY
 }
 
-# start_gateway DIR SIP_PORT ADMIN_PORT CORE_PORT T1: writes DIR/gateway.toml, starts the
-# gateway, waits for /readyz. Sets GW_PID.
+# start_gateway DIR SIP_PORT ADMIN_PORT CORE_PORT T1 [CORE_URI_PARAMS]: writes DIR/gateway.toml,
+# starts the gateway, waits for /readyz. Sets GW_PID.
 start_gateway() {
-  local dir=$1 sip=$2 admin=$3 core=$4 t1=$5
+  local dir=$1 sip=$2 admin=$3 core=$4 t1=$5 core_params=${6:-}
   mkdir -p "$dir/profiles"
   cat >"$dir/profiles/interop.toml" <<EOF
 support_reg_event = true
@@ -105,7 +105,7 @@ EOF
 [sip]
 listen = ["udp:127.0.0.1:$sip", "tcp:127.0.0.1:$sip"]
 identity = "sip:127.0.0.1:$sip"
-core = "sip:127.0.0.1:$core"
+core = "sip:127.0.0.1:$core$core_params"
 t1 = "$t1"
 t2 = "4s"
 
@@ -207,14 +207,16 @@ PY
 # ---------------------------------------------------------------------------------------------
 # Scenarios. Each prints its result; failures are collected.
 
-# Full flow: UEs (UDP or TCP) -> gateway -> one SIPp instance that is registrar and notifier.
+# Full flow: UEs (UDP or TCP) -> gateway -> one SIPp instance that is registrar and notifier
+# (over UDP, or over TCP: the gateway connects to it, and the Service-Route says transport=TCP).
 case_accept() {
-  local name=$1 t=$2
-  local dir=$WORK/$name
+  local name=$1 t=$2 core_t=${3:-u1}
+  local dir=$WORK/$name params=
   mkdir -p "$dir"
+  [ "$core_t" = t1 ] && params=";transport=tcp"
   read -r GW ADMIN CORE UE <<<"$(free_ports 4)"
-  start_gateway "$dir" "$GW" "$ADMIN" "$CORE" 500ms || return 1
-  sipp_bg "$dir" core core_registrar_notifier.xml -p "$CORE" -t u1 -m $((2 * N))
+  start_gateway "$dir" "$GW" "$ADMIN" "$CORE" 500ms "$params" || return 1
+  sipp_bg "$dir" core core_registrar_notifier.xml -p "$CORE" -t "$core_t" -m $((2 * N))
   local core_pid=$BG_PID ue_rc core_rc ok=0
   sipp_ue "$dir" "$t" "$UE" "$GW"
   ue_rc=$?
@@ -287,6 +289,45 @@ case_error() {
   return $ok
 }
 
+# Network-initiated deregistration: the notifier terminates the registration and the
+# subscription ~1 s after subscribing; the UE's re-registration at 2.5 s is an initial one again
+# (second subscription, deregistered the same way); its deregistration at 5 s finds nothing.
+case_netdereg() {
+  local name=$1
+  local dir=$WORK/$name
+  mkdir -p "$dir"
+  read -r GW ADMIN CORE SCSCF UE <<<"$(free_ports 5)"
+  start_gateway "$dir" "$GW" "$ADMIN" "$CORE" 500ms || return 1
+  sipp_bg "$dir" registrar core_registrar.xml -p "$CORE" -t u1 -m "$N" -key scscf "127.0.0.1:$SCSCF"
+  local reg_pid=$BG_PID
+  sipp_bg "$dir" notifier notifier_netdereg.xml -p "$SCSCF" -t u1 -m $((2 * N))
+  local not_pid=$BG_PID ue_rc reg_rc not_rc ok=0
+  sipp_ue "$dir" u1 "$UE" "$GW"
+  ue_rc=$?
+  wait_rc "$reg_pid"
+  reg_rc=$WAIT_RC
+  wait_rc "$not_pid"
+  not_rc=$WAIT_RC
+  echo "   sipp ue exit=$ue_rc registrar exit=$reg_rc notifier exit=$not_rc"
+  [ "$ue_rc" = 0 ] && [ "$reg_rc" = 0 ] && [ "$not_rc" = 0 ] || ok=1
+  sleep 1.2
+  check_stats "$dir" "$ADMIN" \
+    "regevent_registration_events_total{event=initial}==$((2 * N))" \
+    "regevent_registration_events_total{event=network_deregistration}==$((2 * N))" \
+    "regevent_registration_actions_total{action=network_deregistration}==$((2 * N))" \
+    "regevent_subscribes_sent_total{kind=initial}==$((2 * N))" \
+    "regevent_notifies_total{outcome=accepted}==$((2 * N))" \
+    "regevent_notifies_total{outcome=terminated}==$((2 * N))" \
+    "regevent_subscription_removals_total{reason=notify_terminated}==$((2 * N))" \
+    "regevent_subscription_removals_total==$((2 * N))" \
+    "regevent_subscribes_sent_total{kind=unsubscribe}==0" \
+    "regevent_subscribes_sent_total{kind=refresh}==0" \
+    "regevent_subscriptions==0" \
+    "regevent_registrations==0" || ok=1
+  stop_gateway
+  return $ok
+}
+
 run() {
   local name=$1
   shift
@@ -312,8 +353,10 @@ FILTER=("$@")
 echo "interop: gateway $BIN, $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -1), work dir $WORK"
 run ue-udp-accept case_accept ue-udp-accept u1
 run ue-tcp-accept case_accept ue-tcp-accept t1
+run core-tcp-accept case_accept core-tcp-accept u1 t1
 run notifier-403 case_error notifier-403 notifier_403.xml 500ms
 run notifier-silent case_error notifier-silent notifier_silent.xml 50ms
+run network-dereg case_netdereg network-dereg
 
 echo "interop: ${#PASSED[@]} passed, ${#FAILED[@]} failed${FAILED[*]:+ (${FAILED[*]})}"
 [ ${#FAILED[@]} -eq 0 ]
