@@ -57,6 +57,8 @@ enum Cmd {
     },
     /// One-process lab: gateway + emulated IMS core + a swarm of UEs on loopback.
     Demo(regevent_gw::demo::DemoArgs),
+    /// Load generator: emulated IMS core + UE swarms against a gateway in another process.
+    Loadgen(regevent_gw::lab::loadgen::LoadgenArgs),
 }
 
 fn main() -> ExitCode {
@@ -114,6 +116,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             runtime()?.block_on(serve(cfg, config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Loadgen(args) => {
+            init_tracing("warn");
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(regevent_gw::lab::loadgen::run(args))?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Demo(args) => {

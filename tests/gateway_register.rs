@@ -182,3 +182,26 @@ async fn udp_retransmission_is_forwarded_with_the_same_branch_and_learned_once()
     assert_eq!(h.subscriptions().await, 1);
     h.gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_shorter_binding_expires_on_its_own_while_the_registration_stays() {
+    let h = Harness::start(profile(false)).await;
+    h.register("hugo", 1, 600, &[]).await;
+    // Second binding with a 1 s expiry.
+    let second = String::from_utf8(h.register_bytes("hugo", h.ue.addr, "UDP", 2, 1, ""))
+        .unwrap()
+        .replace("Contact: <sip:hugo@", "Contact: <sip:hugo2@");
+    h.ue.send(h.gw_udp, second.as_bytes()).await.unwrap();
+    let (fwd, from) = h.core.recv(WAIT).await.unwrap();
+    let both = format!("<sip:hugo@{0};transport=udp>;expires=600, <sip:hugo2@{0};transport=udp>;expires=1", h.ue.addr);
+    let ok = regevent_gw::sip::writer::response(&fwd, 200, "OK", Some("c"), &[("Contact", &both)]);
+    h.core.send(from, &ok).await.unwrap();
+    h.ue.recv(WAIT).await.unwrap();
+    let pui = format!("sip:hugo@{DOMAIN}");
+    assert_eq!(h.registered(&pui).await.unwrap().bindings.len(), 2);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let reg = h.registered(&pui).await.expect("still registered");
+    assert_eq!(reg.bindings.len(), 1, "the 1 s binding expired on its own");
+    assert!(reg.bindings[0].uri.starts_with("sip:hugo@"));
+    h.gw.stop().await;
+}

@@ -1,28 +1,14 @@
-//! Reginfo parser limits and cost: the size and depth limits are exact, a 500-registration
-//! document parses fast, and neither large documents nor hostile shapes (many attributes, many
-//! namespace declarations, wide skipped subtrees, character references, deep nesting) make the
-//! parser superlinear.
+//! Reginfo parser limits: the size and depth limits are exact, a 500-registration document
+//! parses completely, and hostile shapes (many attributes, many namespace declarations, wide
+//! skipped subtrees, character references, deep nesting) get the right verdict.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use regevent_gw::reginfo::{parse, Limits, ReginfoError};
 use ReginfoError::*;
 
 fn corpus_file(name: &str) -> Vec<u8> {
     std::fs::read(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reginfo")).join(name))
-        .unwrap()
-}
-
-/// Best of `rounds` parses (the minimum is robust to a busy CPU).
-fn best_time(doc: &[u8], limits: &Limits, rounds: u32) -> Duration {
-    (0..rounds)
-        .map(|_| {
-            let start = Instant::now();
-            let _ = std::hint::black_box(parse(doc, limits));
-            start.elapsed()
-        })
-        .min()
         .unwrap()
 }
 
@@ -114,29 +100,12 @@ fn five_hundred_registrations() {
         c.param("+sip.instance"),
         Some(Some("\"<urn:gsma:imei:35209900176140499>\""))
     );
-
-    // Timing: generous bound, since debug builds and shared CPUs are slow; the release figure
-    // is about a millisecond for this (fat, 235 kB) document.
-    let per = best_time(doc.as_bytes(), &Limits::default(), 5);
-    eprintln!("500 registrations ({} bytes): {per:?} per parse", doc.len());
-    assert!(per < Duration::from_millis(250), "{per:?}");
 }
 
-/// Eight times the document takes about eight times as long (no quadratic behaviour).
+/// Generated hostile shapes near the size limit: each gets the right verdict (their parse times
+/// are measured in `benches/reginfo.rs`, never asserted in tests).
 #[test]
-fn linear_time() {
-    let unlimited = Limits {
-        max_bytes: usize::MAX,
-        max_depth: 16,
-    };
-    let time = |n: usize| best_time(big_document(n).as_bytes(), &unlimited, 5);
-    let (small, large) = (time(500), time(4000));
-    assert!(large < small * 24, "500: {small:?}, 4000: {large:?}");
-}
-
-/// Generated hostile shapes near the size limit: each is refused or accepted quickly.
-#[test]
-fn hostile_shapes_stay_linear() {
+fn hostile_shapes_get_the_right_verdict() {
     const HEAD: &str =
         r#"<reginfo xmlns="urn:ietf:params:xml:ns:reginfo" version="1" state="full">"#;
     let reg = |inner: &str| {
@@ -177,10 +146,6 @@ fn hostile_shapes_stay_linear() {
     for (what, doc, want) in cases {
         assert!(doc.len() <= 1 << 20, "{what}: {}", doc.len());
         let got = parse(doc.as_bytes(), &Limits::default()).map(|d| d.registrations.len());
-        let took = best_time(doc.as_bytes(), &Limits::default(), 2);
         assert_eq!(got, want, "{what}");
-        // Quadratic behaviour would take minutes here; debug builds on a busy CPU take ~1 s.
-        assert!(took < Duration::from_secs(10), "{what}: {took:?}");
-        eprintln!("{what}: {} bytes, {took:?}", doc.len());
     }
 }

@@ -12,7 +12,10 @@
 //! ```
 //! Never: sockets, the wall clock, DNS (host names leave as [`Dest::Name`]).
 
+mod flow;
+mod ibcf;
 mod notify;
+mod proxy;
 mod register;
 pub mod routing;
 mod subscribe;
@@ -105,6 +108,7 @@ pub struct Gateway {
     next_gauges: Option<Instant>,
     branch_secret: u64,
     branch_seq: u64,
+    proxy: proxy::ProxyState,
 }
 
 impl Gateway {
@@ -146,6 +150,7 @@ impl Gateway {
             next_gauges: None,
             branch_secret: seed ^ 0x9e37_79b9_7f4a_7c15,
             branch_seq: 0,
+            proxy: proxy::ProxyState::new(seed),
             cfg,
         };
         gw.reload_profiles(gw.cfg.clone());
@@ -221,12 +226,11 @@ impl Gateway {
     fn handle_request(&mut self, now: Instant, inb: &Inbound, msg: Message) {
         match msg.method() {
             Some(Method::Register) => self.handle_register(now, inb, &msg),
-            Some(Method::Notify) => self.handle_notify(now, inb, &msg),
-            Some(Method::Ack) => {} // hop-by-hop for our own non-2xx; nothing to do
-            _ => {
-                // Forwarding of non-REGISTER traffic for registered UEs is not implemented yet.
-                self.answer(inb, &msg, 501, "Not Implemented: only REGISTER is proxied", &[("Allow", "REGISTER, NOTIFY")]);
+            // Only NOTIFYs of our own dialogs are ours; every other one (a UE's, IBCF) is proxied.
+            Some(Method::Notify) if msg.to().tag().is_some_and(|t| self.engine.find_dialog(msg.call_id(), t).is_some()) => {
+                self.handle_notify(now, inb, &msg)
             }
+            _ => self.proxy_request(now, inb, &msg),
         }
     }
 
@@ -245,7 +249,8 @@ impl Gateway {
             self.on_subscribe_response(now, user, &msg);
             return;
         }
-        self.relay_register_response(now, branch.to_owned(), &msg);
+        self.on_register_response(now, branch, &msg);
+        self.relay_response(now, branch, &msg);
     }
 
     /// Answer a request ourselves (to its source).
@@ -274,6 +279,7 @@ impl Gateway {
             self.registrar.poll_timeout(),
             self.pending_order.front().map(|(t, _)| *t + self.pending_ttl),
             self.next_gauges,
+            self.proxy.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -294,6 +300,7 @@ impl Gateway {
             }
         }
         self.server_tx.handle_timeout(now);
+        self.proxy_timeout(now);
         let mut events = std::mem::take(&mut self.events);
         self.registrar.handle_timeout(now, &mut events);
         self.apply_reg_events(now, &mut events);

@@ -65,38 +65,16 @@ impl Gateway {
         self.send(out_t, core, bytes);
     }
 
-    /// A response carrying our Via that is not one of our own transactions: a REGISTER's.
-    pub(super) fn relay_register_response(&mut self, now: Instant, branch: String, msg: &Message) {
+    /// A response carrying our Via that is not one of our own transactions: when it answers a
+    /// pending REGISTER, learn the registration. Relaying is `proxy.rs`'s `relay_response`.
+    pub(super) fn on_register_response(&mut self, now: Instant, branch: &str, msg: &Message) {
         let status = msg.status().unwrap_or(0);
-        let pending = if status >= 200 { self.pending.remove(branch.as_str()) } else { None };
+        let pending = if status >= 200 { self.pending.remove(branch) } else { None };
         if (200..300).contains(&status) && msg.cseq().method.eq_ignore_ascii_case("REGISTER") {
             if let Some(p) = &pending {
                 self.learn(now, p, msg);
             }
         }
-        if status == 100 {
-            return; // hop-by-hop (RFC 3261 §16.7 step 5)
-        }
-        let Ok(vias) = msg.vias() else {
-            metrics::counter!(names::SIP_DROPS, "reason" => "bad_via").increment(1);
-            return;
-        };
-        let Some(next) = vias.get(1) else {
-            metrics::counter!(names::SIP_DROPS, "reason" => "no_next_via").increment(1);
-            return;
-        };
-        let Some((t, dest)) = via_target(next) else {
-            metrics::counter!(names::SIP_DROPS, "reason" => "bad_via").increment(1);
-            return;
-        };
-        let mut ed = msg.edit();
-        ed.remove_top_via();
-        if t == Transport::Tcp {
-            ed.ensure_content_length();
-        }
-        let bytes = ed.finish();
-        count_out("response", msg.method_str());
-        self.send(t, dest, bytes);
     }
 
     fn learn(&mut self, now: Instant, p: &PendingRegister, msg: &Message) {
@@ -150,9 +128,9 @@ pub(super) fn strip_instance(v: &str) -> &str {
 
 /// RFC 3261 §18.2.1 / RFC 3581: add `received` when the sent-by host is not the source IP, or
 /// when `rport` was asked for.
-fn needs_received(via: &Via<'_>, src: IpAddr) -> bool {
+pub(super) fn needs_received(via: &Via<'_>, src: IpAddr) -> bool {
     let host = via.host.trim_start_matches('[').trim_end_matches(']');
-    via.rport().is_some() || host.parse::<IpAddr>().map_or(true, |h| h != src)
+    via.rport().is_some() || !host.parse::<IpAddr>().is_ok_and(|h| h == src)
 }
 
 /// Where a response goes for this Via (RFC 3261 §18.2.2, RFC 3581 §4).

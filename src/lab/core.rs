@@ -56,6 +56,8 @@ pub struct CoreStats {
     pub notify_responses_2xx: AtomicU64,
     pub notify_responses_other: AtomicU64,
     pub other: AtomicU64,
+    /// Initial SUBSCRIBE received → 200 OK to the first NOTIFY received, microseconds.
+    pub subscribe_to_notified_us: std::sync::Mutex<Vec<u32>>,
 }
 
 impl CoreStats {
@@ -84,6 +86,8 @@ pub struct ImsCore {
 
 #[derive(Debug)]
 struct CoreSub {
+    /// When the initial SUBSCRIBE arrived, until the first NOTIFY is answered.
+    first_seen: Option<std::time::Instant>,
     pui: String,
     gw_uri: String,
     gw_tag: String,
@@ -145,8 +149,15 @@ impl State {
     async fn handle(&mut self, m: Message, peer: SocketAddr) {
         if !m.is_request() {
             if m.cseq().method.eq_ignore_ascii_case("NOTIFY") {
-                let c = if m.status().is_some_and(|s| (200..300).contains(&s)) { &self.stats.notify_responses_2xx } else { &self.stats.notify_responses_other };
+                let ok = m.status().is_some_and(|s| (200..300).contains(&s));
+                let c = if ok { &self.stats.notify_responses_2xx } else { &self.stats.notify_responses_other };
                 c.fetch_add(1, Relaxed);
+                if let Some(t) = self.subs.get_mut(m.call_id()).and_then(|s| s.first_seen.take()) {
+                    let us = t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                    if let Ok(mut v) = self.stats.subscribe_to_notified_us.lock() {
+                        v.push(us);
+                    }
+                }
             }
             return;
         }
@@ -225,6 +236,7 @@ impl State {
         };
         let pui = uri_of(m.to().uri);
         let sub = self.subs.entry(call_id.clone()).or_insert_with(|| CoreSub {
+            first_seen: Some(std::time::Instant::now()),
             pui: pui.clone(),
             gw_uri: uri_of(m.from().uri),
             gw_tag: m.from().tag().unwrap_or("").to_string(),

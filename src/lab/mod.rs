@@ -3,6 +3,7 @@
 //! Never used by the gateway itself.
 
 pub mod core;
+pub mod loadgen;
 pub mod peer;
 pub mod reginfo_doc;
 pub mod ue;

@@ -51,6 +51,9 @@ impl Default for SwarmConfig {
 }
 
 /// What the swarm saw.
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+
 #[derive(Debug, Default)]
 pub struct SwarmStats {
     pub registers_sent: AtomicU64,
@@ -81,6 +84,8 @@ impl SwarmStats {
 enum Action {
     Register,
     Deregister,
+    /// Timer E: send the pending REGISTER again (RFC 3261 §17.1.2.2) or give up at Timer F.
+    Retransmit,
 }
 
 #[derive(Debug)]
@@ -89,6 +94,7 @@ struct Ue {
     registered: bool,
     started: Option<Instant>,
     pending: Option<(Instant, Action, u32)>,
+    tries: u32,
 }
 
 /// Run the swarm until every UE is done (lifetime) or `stop` is set. Returns when finished.
@@ -96,7 +102,7 @@ pub async fn run(cfg: SwarmConfig, stats: Arc<SwarmStats>, stop: Arc<AtomicBool>
     let sock = UdpSocket::bind(cfg.local).await?;
     let local = sock.local_addr()?;
     let start = Instant::now();
-    let mut ues: Vec<Ue> = (0..cfg.users).map(|_| Ue { cseq: 0, registered: false, started: None, pending: None }).collect();
+    let mut ues: Vec<Ue> = (0..cfg.users).map(|_| Ue { cseq: 0, registered: false, started: None, pending: None, tries: 0 }).collect();
     let mut heap: BinaryHeap<Reverse<(Instant, usize, Action)>> = BinaryHeap::new();
     let step = if cfg.rate > 0.0 { Duration::from_secs_f64(1.0 / cfg.rate) } else { Duration::ZERO };
     for i in 0..cfg.users {
@@ -115,6 +121,23 @@ pub async fn run(cfg: SwarmConfig, stats: Arc<SwarmStats>, stop: Arc<AtomicBool>
             }
             heap.pop();
             let ue = &mut ues[i];
+            let user = cfg.first_user + i;
+            let call_id = format!("ue{user}-{}", local.port());
+            if a == Action::Retransmit {
+                let Some((sent, action, cseq)) = ue.pending else { continue };
+                if now.duration_since(sent) >= timeout {
+                    stats.timeouts.fetch_add(1, Relaxed);
+                    ue.pending = None;
+                    active -= 1;
+                    continue;
+                }
+                ue.tries += 1;
+                let exp = if action == Action::Deregister { 0 } else { cfg.expires };
+                let _ = sock.send_to(&register(&cfg, local, user, &call_id, cseq, exp), cfg.gateway).await;
+                let next = (T1 * 2u32.saturating_pow(ue.tries)).min(T2);
+                heap.push(Reverse((now + next, i, Action::Retransmit)));
+                continue;
+            }
             if let Some((sent, _, _)) = ue.pending {
                 if now.duration_since(sent) < timeout {
                     heap.push(Reverse((now + Duration::from_millis(100), i, a)));
@@ -123,12 +146,12 @@ pub async fn run(cfg: SwarmConfig, stats: Arc<SwarmStats>, stop: Arc<AtomicBool>
                 stats.timeouts.fetch_add(1, Relaxed);
             }
             ue.cseq += 1;
-            let user = cfg.first_user + i;
-            let call_id = format!("ue{user}-{}", local.port());
+            ue.tries = 0;
             by_call.entry(call_id.clone()).or_insert(i);
             let exp = if a == Action::Deregister { 0 } else { cfg.expires };
             let msg = register(&cfg, local, user, &call_id, ue.cseq, exp);
             ue.pending = Some((now, a, ue.cseq));
+            heap.push(Reverse((now + T1, i, Action::Retransmit)));
             ue.started.get_or_insert(now);
             stats.registers_sent.fetch_add(1, Relaxed);
             let _ = sock.send_to(&msg, cfg.gateway).await;
@@ -164,7 +187,7 @@ pub async fn run(cfg: SwarmConfig, stats: Arc<SwarmStats>, stop: Arc<AtomicBool>
                 ue.registered = false;
                 active -= 1;
             }
-            Action::Register => {
+            Action::Register | Action::Retransmit => {
                 if ue.registered {
                     stats.reregister_ok.fetch_add(1, Relaxed);
                 } else {

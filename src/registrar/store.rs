@@ -51,6 +51,11 @@ impl Registration {
     pub fn expires_at(&self) -> Option<Instant> {
         self.bindings.iter().map(|b| b.expires_at).max()
     }
+
+    /// When the next binding expires (the registrar's timer for this registration).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.bindings.iter().map(|b| b.expires_at).min()
+    }
 }
 
 /// What the registrar needs from a REGISTER and its 2xx, extracted by the gateway.
@@ -96,6 +101,8 @@ pub struct Registrar {
     by_pui: HashMap<Box<str>, Arc<str>>,
     /// Contact URI → default PUI.
     by_contact: HashMap<Box<str>, Arc<str>>,
+    /// UE flow → default PUIs with at least one binding on it (usually one).
+    by_flow: HashMap<Flow, Vec<Arc<str>>>,
     heap: BinaryHeap<Reverse<(Instant, u32, Arc<str>)>>,
 }
 
@@ -122,6 +129,10 @@ impl Registrar {
         let reg = self.regs.get(self.by_contact.get(uri)?)?;
         let b = reg.bindings.iter().find(|b| &*b.uri == uri)?;
         Some((reg, b))
+    }
+    /// The registration (the first, if several share the flow) with a binding on `flow`.
+    pub fn by_flow(&self, flow: &Flow) -> Option<&Registration> {
+        self.by_flow.get(flow).and_then(|v| v.first()).and_then(|d| self.regs.get(d))
     }
     pub fn iter(&self) -> impl Iterator<Item = &Registration> {
         self.regs.values()
@@ -212,7 +223,7 @@ impl Registrar {
         for p in &reg.associated {
             self.by_pui.insert(p.clone(), key.clone());
         }
-        if let Some(exp) = reg.expires_at() {
+        if let Some(exp) = reg.next_expiry() {
             self.heap.push(Reverse((exp, reg.generation, key.clone())));
         }
         events.push(RegEvent::Registered {
@@ -224,12 +235,17 @@ impl Registrar {
             granted: Duration::from_secs(u64::from(granted)),
             bindings: reg.bindings.len(),
         });
+        if let Some(old) = self.regs.get(&key) {
+            unindex_flows(&mut self.by_flow, &key, &old.bindings);
+        }
+        index_flows(&mut self.by_flow, &key, &reg.bindings);
         self.regs.insert(key, reg);
     }
 
     /// Remove a whole registration.
     pub fn remove(&mut self, default_pui: &str, reason: RemovalReason, events: &mut Vec<RegEvent>) -> bool {
         let Some(reg) = self.regs.remove(default_pui) else { return false };
+        unindex_flows(&mut self.by_flow, &reg.default_pui, &reg.bindings);
         for b in &reg.bindings {
             self.by_contact.remove(&b.uri);
         }
@@ -270,6 +286,8 @@ impl Registrar {
         let b = reg.bindings.remove(i);
         self.by_contact.remove(&b.uri);
         let key = reg.default_pui.clone();
+        unindex_flows(&mut self.by_flow, &key, std::slice::from_ref(&b));
+        index_flows(&mut self.by_flow, &key, &reg.bindings);
         events.push(RegEvent::BindingRemoved { default_pui: key.clone(), contact: b.uri.to_string() });
         if reg.bindings.is_empty() {
             self.remove(&key, RemovalReason::Network, events);
@@ -283,7 +301,7 @@ impl Registrar {
         let Some(b) = reg.bindings.iter_mut().find(|b| m.matches(b)) else { return false };
         b.expires_at = now + Duration::from_secs(u64::from(expires));
         reg.generation += 1;
-        if let Some(exp) = reg.expires_at() {
+        if let Some(exp) = reg.next_expiry() {
             self.heap.push(Reverse((exp, reg.generation, reg.default_pui.clone())));
         }
         true
@@ -308,12 +326,14 @@ impl Registrar {
             }
             let expired: Vec<Box<str>> =
                 reg.bindings.iter().filter(|b| b.expires_at <= now).map(|b| b.uri.clone()).collect();
+            unindex_flows(&mut self.by_flow, &key, &reg.bindings);
             reg.bindings.retain(|b| b.expires_at > now);
+            index_flows(&mut self.by_flow, &key, &reg.bindings);
             for c in expired {
                 self.by_contact.remove(&c);
                 events.push(RegEvent::BindingRemoved { default_pui: key.clone(), contact: c.to_string() });
             }
-            match reg.expires_at() {
+            match reg.next_expiry() {
                 None => {
                     self.remove(&key, RemovalReason::Expired, events);
                 }
@@ -323,6 +343,28 @@ impl Registrar {
                     self.heap.push(Reverse((next, g, key)));
                 }
             }
+        }
+    }
+}
+
+/// Drop `key` from the flow index entries of `bindings`' flows.
+fn unindex_flows(idx: &mut HashMap<Flow, Vec<Arc<str>>>, key: &Arc<str>, bindings: &[Binding]) {
+    for b in bindings {
+        if let Some(v) = idx.get_mut(&b.flow) {
+            v.retain(|d| d != key);
+            if v.is_empty() {
+                idx.remove(&b.flow);
+            }
+        }
+    }
+}
+
+/// Add `key` to the flow index entries of `bindings`' flows (once per flow).
+fn index_flows(idx: &mut HashMap<Flow, Vec<Arc<str>>>, key: &Arc<str>, bindings: &[Binding]) {
+    for b in bindings {
+        let v = idx.entry(b.flow).or_default();
+        if !v.contains(key) {
+            v.push(key.clone());
         }
     }
 }

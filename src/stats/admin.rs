@@ -407,7 +407,7 @@ pub async fn scrape_subscriptions(state: &AdminState) -> Result<String, AdminErr
         for row in &page.rows {
             // Pages are in id order; skipping non-increasing ids keeps series unique when the
             // set changed between pages.
-            if r.listed() < cap && last_id.map_or(true, |last| row.id > last) {
+            if r.listed() < cap && last_id.is_none_or(|last| row.id > last) {
                 r.push_row(row);
                 last_id = Some(row.id);
             }

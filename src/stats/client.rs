@@ -273,7 +273,7 @@ fn write_table<const N: usize>(
             line.extend(cell.chars().map(|c| if c.is_control() { '?' } else { c }));
             if i + 1 < N {
                 let pad = widths[i] - cell.chars().count();
-                line.extend(std::iter::repeat(' ').take(pad));
+                line.extend(std::iter::repeat_n(' ', pad));
             }
         }
         writeln!(out, "{}", line.trim_end())

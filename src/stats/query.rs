@@ -15,16 +15,16 @@ impl SubscriptionFilter {
         fn set(v: &Option<String>) -> Option<&str> {
             v.as_deref().filter(|s| !s.is_empty())
         }
-        set(&self.trunk_group).map_or(true, |t| row.trunk_group == t)
-            && set(&self.state).map_or(true, |s| row.state == s)
-            && set(&self.pui_prefix).map_or(true, |p| row.default_pui.starts_with(p))
+        set(&self.trunk_group).is_none_or(|t| row.trunk_group == t)
+            && set(&self.state).is_none_or(|s| row.state == s)
+            && set(&self.pui_prefix).is_none_or(|p| row.default_pui.starts_with(p))
     }
 
     /// Whether the filter selects everything.
     pub fn is_empty(&self) -> bool {
         [&self.trunk_group, &self.state, &self.pui_prefix]
             .iter()
-            .all(|f| f.as_deref().map_or(true, str::is_empty))
+            .all(|f| f.as_deref().is_none_or(str::is_empty))
     }
 }
 

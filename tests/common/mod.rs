@@ -227,3 +227,14 @@ pub fn reginfo(version: u64, pui: &str, reg_state: &str, contact: &str) -> Strin
          </registration>\n</reginfo>\n"
     )
 }
+
+/// Next message at `peer` that is a request of `method` (or, with `response`, a response whose
+/// CSeq method is `method`), skipping everything else (retransmissions, our own SUBSCRIBEs).
+pub async fn next_of(peer: &UdpPeer, method: &str, response: bool) -> Option<(Message, SocketAddr)> {
+    loop {
+        let (m, from) = peer.recv(WAIT).await?;
+        if m.is_request() != response && m.cseq().method == method {
+            return Some((m, from));
+        }
+    }
+}

@@ -191,11 +191,13 @@ pub fn contact(
         ],
         pub_gruu: None,
         temp_gruu: None,
+        temp_gruu_first_cseq: None,
     }
 }
 
 pub fn reg(aor: &str, state: RegState, contacts: Vec<Contact>) -> Registration {
     Registration {
+        wildcarded_identity: None,
         aor: aor.into(),
         id: format!("r-{aor}"),
         state,

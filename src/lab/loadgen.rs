@@ -1,0 +1,156 @@
+//! `regevent-gw loadgen`: offered load for a gateway running in another process. Runs the
+//! emulated IMS core (registrar + notifier) on the address the gateway uses as `sip.core`, and
+//! swarms of UEs registering at a target rate; reports offered and completed registrations/s,
+//! registrations-with-subscription/s, failures, REGISTER→200 and SUBSCRIBE→NOTIFY-answered
+//! latency percentiles, and (with `--gateway-pid`) the gateway's CPU time and RSS.
+//!
+//! It runs on one thread, so that on a 2-core machine the gateway keeps the other core.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::core::{CoreConfig, CoreStats, ImsCore};
+use super::ue::{self, SwarmConfig, SwarmStats};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadgenArgs {
+    /// The gateway's UDP SIP address.
+    #[arg(long, default_value = "127.0.0.1:5060")]
+    pub gateway: SocketAddr,
+    /// Where the emulated core listens (the gateway's `sip.core`).
+    #[arg(long, default_value = "127.0.0.1:5070")]
+    pub core: SocketAddr,
+    /// Offered initial registrations per second (all swarms together).
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// How long to offer load, seconds (users = rate × seconds unless --users is given).
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Number of distinct users (default rate × seconds).
+    #[arg(long)]
+    pub users: Option<usize>,
+    /// Number of UE sockets (swarms), each on its own loopback address 127.0.1.N.
+    #[arg(long, default_value_t = 4)]
+    pub swarms: usize,
+    /// Registration expiry the UEs ask for.
+    #[arg(long, default_value_t = 3600)]
+    pub expires: u32,
+    /// Keep every user registered (re-registering at half expiry) until Ctrl-C or --hold-seconds,
+    /// printing the gateway's RSS: for memory measurements.
+    #[arg(long)]
+    pub hold: bool,
+    #[arg(long)]
+    pub hold_seconds: Option<u64>,
+    /// PID of the gateway, to report its CPU time and memory.
+    #[arg(long)]
+    pub gateway_pid: Option<u32>,
+}
+
+/// Process CPU time (user+system, seconds) and RSS (bytes) from /proc.
+pub fn proc_usage(pid: &str) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some((ticks / 100.0, rss_kb * 1024))
+}
+
+fn pct(v: &[u32], q: f64) -> u32 {
+    if v.is_empty() {
+        return 0;
+    }
+    v[((v.len() - 1) as f64 * q) as usize]
+}
+
+/// Run the load generator (call inside a current-thread runtime).
+pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
+    let users = args.users.unwrap_or((args.rate * args.seconds as f64).ceil() as usize).max(1);
+    let core = ImsCore::start(args.core, CoreConfig { reg_expires_max: args.expires, sub_expires_max: args.expires + 60, ..CoreConfig::default() }).await?;
+    let swarms = args.swarms.clamp(1, 200);
+    let stats = Arc::new(SwarmStats::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let per = users.div_ceil(swarms);
+    let gw_pid = args.gateway_pid.map(|p| p.to_string());
+    let self_before = proc_usage("self");
+    let gw_before = gw_pid.as_deref().and_then(proc_usage);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..swarms {
+        let first = k * per;
+        let n = per.min(users.saturating_sub(first));
+        if n == 0 {
+            break;
+        }
+        let cfg = SwarmConfig {
+            gateway: args.gateway,
+            local: SocketAddr::from(([127, 0, 1, (k % 250 + 1) as u8], 0)),
+            users: n,
+            first_user: first,
+            expires: args.expires,
+            rate: args.rate / swarms as f64,
+            lifetime: None,
+            reregister: args.hold,
+            ..SwarmConfig::default()
+        };
+        tasks.push(tokio::spawn(ue::run(cfg, stats.clone(), stop.clone())));
+    }
+    println!("loadgen: {users} users in {swarms} swarms at {:.0}/s → gateway {} (core {})", args.rate, args.gateway, core.addr);
+    let mut last = (0u64, 0u64);
+    let deadline = if args.hold { args.hold_seconds.map(|s| Duration::from_secs(args.seconds + s)) } else { Some(Duration::from_secs(args.seconds + 10)) };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+        let ok = stats.initial_ok.load(Relaxed);
+        let notified = CoreStats::get(&core.stats.notify_responses_2xx);
+        let gw = gw_pid.as_deref().and_then(proc_usage).map(|(_, rss)| format!(" gw_rss={:.1}MiB", rss as f64 / 1048576.0)).unwrap_or_default();
+        println!(
+            "t={:>3}s sent={} registered={} (+{}/s) subscribed+notified={} (+{}/s) failures={} timeouts={}{gw}",
+            started.elapsed().as_secs(),
+            stats.registers_sent.load(Relaxed),
+            ok,
+            ok - last.0,
+            notified,
+            notified - last.1,
+            stats.failures.load(Relaxed),
+            stats.timeouts.load(Relaxed),
+        );
+        last = (ok, notified);
+        let all_done = !args.hold && ok + stats.failures.load(Relaxed) >= users as u64 && notified >= ok;
+        if all_done || deadline.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let ok = stats.initial_ok.load(Relaxed);
+    let notified = CoreStats::get(&core.stats.notify_responses_2xx);
+    let mut reg_lat = stats.latencies_us.lock().map(|v| v.clone()).unwrap_or_default();
+    reg_lat.sort_unstable();
+    let mut sub_lat = core.stats.subscribe_to_notified_us.lock().map(|v| v.clone()).unwrap_or_default();
+    sub_lat.sort_unstable();
+    let active = elapsed.min(args.seconds as f64 + 10.0).max(0.001);
+    println!("== loadgen report");
+    println!("offered:    {} REGISTERs at {:.0}/s target", stats.registers_sent.load(Relaxed), args.rate);
+    println!("completed:  {ok} registrations ({:.0}/s over {active:.1} s), {notified} subscribed+notified", ok as f64 / active);
+    println!("failures:   {} non-2xx, {} timeouts, {} never answered", stats.failures.load(Relaxed), stats.timeouts.load(Relaxed), (users as u64).saturating_sub(ok + stats.failures.load(Relaxed)));
+    println!("core saw:   {} REGISTER, {} initial SUBSCRIBE, {} refresh, {} unsubscribe", CoreStats::get(&core.stats.registers), CoreStats::get(&core.stats.subscribes_initial), CoreStats::get(&core.stats.subscribes_refresh), CoreStats::get(&core.stats.unsubscribes));
+    println!("latency:    REGISTER→200 p50 {} µs p99 {} µs; SUBSCRIBE→NOTIFY answered p50 {} µs p99 {} µs", pct(&reg_lat, 0.5), pct(&reg_lat, 0.99), pct(&sub_lat, 0.5), pct(&sub_lat, 0.99));
+    if let (Some((c0, _)), Some((c1, _))) = (self_before, proc_usage("self")) {
+        println!("loadgen cpu: {:.2} s ({:.1} µs per registration)", c1 - c0, (c1 - c0) * 1e6 / ok.max(1) as f64);
+    }
+    if let (Some((c0, _)), Some((c1, rss))) = (gw_before, gw_pid.as_deref().and_then(proc_usage)) {
+        println!("gateway cpu: {:.2} s ({:.1} µs per registration), rss {:.1} MiB", c1 - c0, (c1 - c0) * 1e6 / ok.max(1) as f64, rss as f64 / 1048576.0);
+    }
+    Ok(())
+}
