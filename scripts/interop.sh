@@ -243,42 +243,60 @@ case_accept() {
   return $ok
 }
 
-# Error injection: registrar SIPp + separate notifier SIPp (403 to every SUBSCRIBE, or silent).
-case_error() {
-  local name=$1 notifier=$2 t1=$3
-  local dir=$WORK/$name
-  mkdir -p "$dir"
+# split_core NAME NOTIFIER_XML NOTIFIER_CALLS T1: UEs over UDP -> gateway -> a registrar SIPp
+# (core_registrar.xml) whose Service-Route names a separate notifier SIPp. Checks the SIPp exit
+# codes; leaves the gateway running for check_stats (DIR, ADMIN); returns 1 on a SIPp failure.
+split_core() {
+  local name=$1 notifier=$2 calls=$3 t1=$4
+  DIR=$WORK/$name
+  mkdir -p "$DIR"
   read -r GW ADMIN CORE SCSCF UE <<<"$(free_ports 5)"
-  start_gateway "$dir" "$GW" "$ADMIN" "$CORE" "$t1" || return 1
-  sipp_bg "$dir" registrar core_registrar.xml -p "$CORE" -t u1 -m "$N" -key scscf "127.0.0.1:$SCSCF"
+  start_gateway "$DIR" "$GW" "$ADMIN" "$CORE" "$t1" || return 1
+  sipp_bg "$DIR" registrar core_registrar.xml -p "$CORE" -t u1 -m "$N" -key scscf "127.0.0.1:$SCSCF"
   local reg_pid=$BG_PID
-  sipp_bg "$dir" notifier "$notifier" -p "$SCSCF" -t u1 -m "$N"
-  local not_pid=$BG_PID ue_rc reg_rc not_rc ok=0
-  sipp_ue "$dir" u1 "$UE" "$GW"
+  sipp_bg "$DIR" notifier "$notifier" -p "$SCSCF" -t u1 -m "$calls"
+  local not_pid=$BG_PID ue_rc reg_rc not_rc
+  sipp_ue "$DIR" u1 "$UE" "$GW"
   ue_rc=$?
   wait_rc "$reg_pid"
   reg_rc=$WAIT_RC
   wait_rc "$not_pid"
   not_rc=$WAIT_RC
-  echo "   sipp ue exit=$ue_rc registrar exit=$reg_rc notifier exit=$not_rc"
-  [ "$ue_rc" = 0 ] && [ "$reg_rc" = 0 ] && [ "$not_rc" = 0 ] || ok=1
-  sleep 1.2
-  local reason
-  case $notifier in
-    *403*) reason=error_response ;;
-    *) reason=timeout ;;
-  esac
-  local extra=()
-  if [ "$reason" = error_response ]; then
-    extra=("regevent_subscribe_responses_total{class=4xx,kind=initial}==$N" "regevent_subscribe_timeouts_total==0")
-  else
-    extra=("regevent_subscribe_timeouts_total{kind=initial}==$N" "regevent_subscribe_responses_total==0")
-  fi
-  check_stats "$dir" "$ADMIN" \
+  echo "   sipp ue exit=$ue_rc registrar exit=$reg_rc notifier ($notifier) exit=$not_rc"
+  sleep 1.2 # gauges are refreshed every second
+  [ "$ue_rc" = 0 ] && [ "$reg_rc" = 0 ] && [ "$not_rc" = 0 ]
+}
+
+# Error injection: every SUBSCRIBE refused with 403 -> removed at once, never retried.
+case_403() {
+  local ok=0
+  split_core notifier-403 notifier_403.xml "$N" 500ms || ok=1
+  check_stats "$DIR" "$ADMIN" \
     "regevent_registration_events_total{event=initial}==$N" \
     "regevent_subscribes_sent_total{kind=initial}==$N" \
-    "${extra[@]}" \
-    "regevent_subscription_removals_total{reason=$reason}==$N" \
+    "regevent_subscribe_responses_total{class=4xx,kind=initial}==$N" \
+    "regevent_subscribe_timeouts_total==0" \
+    "regevent_subscription_removals_total{reason=error_response}==$N" \
+    "regevent_subscription_removals_total==$N" \
+    "regevent_subscribes_sent_total{kind=refresh}==0" \
+    "regevent_subscribes_sent_total{kind=unsubscribe}==0" \
+    "regevent_notifies_total==0" \
+    "regevent_subscriptions==0" \
+    "regevent_registrations==0" || ok=1
+  stop_gateway
+  return $ok
+}
+
+# Error injection: SUBSCRIBE never answered; t1 = 50ms -> Timer F after 3.2 s -> removed.
+case_silent() {
+  local ok=0
+  split_core notifier-silent notifier_silent.xml "$N" 50ms || ok=1
+  check_stats "$DIR" "$ADMIN" \
+    "regevent_registration_events_total{event=initial}==$N" \
+    "regevent_subscribes_sent_total{kind=initial}==$N" \
+    "regevent_subscribe_timeouts_total{kind=initial}==$N" \
+    "regevent_subscribe_responses_total==0" \
+    "regevent_subscription_removals_total{reason=timeout}==$N" \
     "regevent_subscription_removals_total==$N" \
     "regevent_subscribes_sent_total{kind=refresh}==0" \
     "regevent_subscribes_sent_total{kind=unsubscribe}==0" \
@@ -293,35 +311,40 @@ case_error() {
 # subscription ~1 s after subscribing; the UE's re-registration at 2.5 s is an initial one again
 # (second subscription, deregistered the same way); its deregistration at 5 s finds nothing.
 case_netdereg() {
-  local name=$1
-  local dir=$WORK/$name
-  mkdir -p "$dir"
-  read -r GW ADMIN CORE SCSCF UE <<<"$(free_ports 5)"
-  start_gateway "$dir" "$GW" "$ADMIN" "$CORE" 500ms || return 1
-  sipp_bg "$dir" registrar core_registrar.xml -p "$CORE" -t u1 -m "$N" -key scscf "127.0.0.1:$SCSCF"
-  local reg_pid=$BG_PID
-  sipp_bg "$dir" notifier notifier_netdereg.xml -p "$SCSCF" -t u1 -m $((2 * N))
-  local not_pid=$BG_PID ue_rc reg_rc not_rc ok=0
-  sipp_ue "$dir" u1 "$UE" "$GW"
-  ue_rc=$?
-  wait_rc "$reg_pid"
-  reg_rc=$WAIT_RC
-  wait_rc "$not_pid"
-  not_rc=$WAIT_RC
-  echo "   sipp ue exit=$ue_rc registrar exit=$reg_rc notifier exit=$not_rc"
-  [ "$ue_rc" = 0 ] && [ "$reg_rc" = 0 ] && [ "$not_rc" = 0 ] || ok=1
-  sleep 1.2
-  check_stats "$dir" "$ADMIN" \
-    "regevent_registration_events_total{event=initial}==$((2 * N))" \
-    "regevent_registration_events_total{event=network_deregistration}==$((2 * N))" \
-    "regevent_registration_actions_total{action=network_deregistration}==$((2 * N))" \
-    "regevent_subscribes_sent_total{kind=initial}==$((2 * N))" \
-    "regevent_notifies_total{outcome=accepted}==$((2 * N))" \
-    "regevent_notifies_total{outcome=terminated}==$((2 * N))" \
-    "regevent_subscription_removals_total{reason=notify_terminated}==$((2 * N))" \
-    "regevent_subscription_removals_total==$((2 * N))" \
+  local ok=0 n2=$((2 * N))
+  split_core network-dereg notifier_netdereg.xml "$n2" 500ms || ok=1
+  check_stats "$DIR" "$ADMIN" \
+    "regevent_registration_events_total{event=initial}==$n2" \
+    "regevent_registration_events_total{event=network_deregistration}==$n2" \
+    "regevent_registration_actions_total{action=network_deregistration}==$n2" \
+    "regevent_subscribes_sent_total{kind=initial}==$n2" \
+    "regevent_notifies_total{outcome=accepted}==$n2" \
+    "regevent_notifies_total{outcome=terminated}==$n2" \
+    "regevent_subscription_removals_total{reason=notify_terminated}==$n2" \
+    "regevent_subscription_removals_total==$n2" \
     "regevent_subscribes_sent_total{kind=unsubscribe}==0" \
     "regevent_subscribes_sent_total{kind=refresh}==0" \
+    "regevent_subscriptions==0" \
+    "regevent_registrations==0" || ok=1
+  stop_gateway
+  return $ok
+}
+
+# The notifier's first NOTIFY arrives before its 200 OK and establishes the dialog; the
+# unsubscribe must use it.
+case_notify_first() {
+  local ok=0
+  split_core notify-before-200 notifier_notify_first.xml "$N" 500ms || ok=1
+  check_stats "$DIR" "$ADMIN" \
+    "regevent_subscribes_sent_total{kind=initial}==$N" \
+    "regevent_notify_tolerances_total{kind=notify_before_2xx}==$N" \
+    "regevent_notifies_total{outcome=accepted}==$N" \
+    "regevent_subscribe_responses_total{class=2xx,kind=initial}==$N" \
+    "regevent_subscribes_sent_total{kind=unsubscribe}==$N" \
+    "regevent_notifies_total{outcome=terminated}==$N" \
+    "regevent_subscription_removals_total{reason=user_deregistration}==$N" \
+    "regevent_subscription_removals_total==$N" \
+    "regevent_subscribe_timeouts_total==0" \
     "regevent_subscriptions==0" \
     "regevent_registrations==0" || ok=1
   stop_gateway
@@ -354,9 +377,10 @@ echo "interop: gateway $BIN, $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -1), 
 run ue-udp-accept case_accept ue-udp-accept u1
 run ue-tcp-accept case_accept ue-tcp-accept t1
 run core-tcp-accept case_accept core-tcp-accept u1 t1
-run notifier-403 case_error notifier-403 notifier_403.xml 500ms
-run notifier-silent case_error notifier-silent notifier_silent.xml 50ms
-run network-dereg case_netdereg network-dereg
+run notifier-403 case_403
+run notifier-silent case_silent
+run network-dereg case_netdereg
+run notify-before-200 case_notify_first
 
 echo "interop: ${#PASSED[@]} passed, ${#FAILED[@]} failed${FAILED[*]:+ (${FAILED[*]})}"
 [ ${#FAILED[@]} -eq 0 ]
