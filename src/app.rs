@@ -64,17 +64,32 @@ pub async fn start(cfg: Arc<Config>, prom: PrometheusHandle, seed: Option<u64>) 
             }
         }
     });
-    let listener = tokio::net::TcpListener::bind(cfg.admin.listen)
-        .await
+    // The admin server runs on a thread of its own: rendering a large scrape never delays SIP
+    // processing (the gateway task only fills pages of rows between messages).
+    let listener = std::net::TcpListener::bind(cfg.admin.listen)
         .map_err(|e| anyhow::anyhow!("cannot bind admin.listen {}: {e}", cfg.admin.listen))?;
+    listener.set_nonblocking(true)?;
     let admin_addr = listener.local_addr()?;
     let state = admin::AdminState::new(prom, qtx, cfg.admin.subscription_series_cap);
     let ready = state.ready.clone();
-    admin::spawn_upkeep(state.handle.clone());
     let (shutdown, mut rx) = watch::channel(false);
-    tokio::spawn(admin::serve(listener, state, async move {
-        let _ = rx.changed().await;
-    }));
+    std::thread::Builder::new().name("admin".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => return tracing::error!(error = %e, "admin runtime"),
+        };
+        rt.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => return tracing::error!(error = %e, "admin listener"),
+            };
+            admin::spawn_upkeep(state.handle.clone());
+            admin::serve(listener, state, async move {
+                let _ = rx.changed().await;
+            })
+            .await;
+        });
+    })?;
     ready.store(true, Ordering::Relaxed);
     tracing::info!(sip = ?sip_addrs, admin = %admin_addr, core = %cfg.sip.core, "regevent-gw running");
     Ok(Running { events: handle.events, sip_addrs, admin_addr, ready, shutdown, gateway_task })

@@ -132,8 +132,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The SIP path runs on one thread (the gateway task owns all state; no cross-thread wake-ups
+/// per message); the admin server has a thread of its own (see `app::start`).
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
 /// Logs to stderr; `REGEVENT_GW_LOG` (e.g. `debug`, `regevent_gw::gateway=debug`) overrides.

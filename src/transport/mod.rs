@@ -26,6 +26,8 @@ use crate::stats::{names, AdminQuery};
 /// What reaches the gateway task.
 pub enum Event {
     Inbound(Inbound),
+    /// Several datagrams read in one go.
+    Batch(Vec<Inbound>),
     TcpOpen(SocketAddr, mpsc::Sender<Bytes>),
     TcpClosed(SocketAddr),
     Admin(AdminQuery),
@@ -38,6 +40,7 @@ impl std::fmt::Debug for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Event::Inbound(i) => f.debug_tuple("Inbound").field(&i.peer).finish(),
+            Event::Batch(b) => f.debug_tuple("Batch").field(&b.len()).finish(),
             Event::TcpOpen(a, _) => f.debug_tuple("TcpOpen").field(a).finish(),
             Event::TcpClosed(a) => f.debug_tuple("TcpClosed").field(a).finish(),
             Event::Admin(q) => f.debug_tuple("Admin").field(q).finish(),
@@ -63,7 +66,7 @@ pub async fn bind(cfg: &Config) -> std::io::Result<Bound> {
         let idx = u16::try_from(i).unwrap_or(u16::MAX);
         match l.transport {
             Transport::Udp => {
-                let s = UdpSocket::bind(l.addr).await.map_err(|e| annotate(e, &l.name))?;
+                let s = bind_udp(l.addr).map_err(|e| annotate(e, &l.name))?;
                 b.local_addrs.push((Transport::Udp, s.local_addr()?));
                 b.udp.push((idx, Arc::new(s)));
             }
@@ -75,6 +78,23 @@ pub async fn bind(cfg: &Config) -> std::io::Result<Bound> {
         }
     }
     Ok(b)
+}
+
+/// Socket buffer size asked for on UDP listeners (the kernel caps it at `net.core.rmem_max`).
+const UDP_BUFFER: usize = 8 << 20;
+
+/// A non-blocking UDP socket with large kernel buffers, so bursts are queued, not dropped.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    let _ = s.set_recv_buffer_size(UDP_BUFFER);
+    let _ = s.set_send_buffer_size(UDP_BUFFER);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
 }
 
 fn annotate(e: std::io::Error, what: &str) -> std::io::Error {
@@ -121,6 +141,7 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
                     for ev in batch.drain(..) {
                         match ev {
                             Event::Inbound(inb) => gw.handle(t, inb),
+                            Event::Batch(b) => b.into_iter().for_each(|inb| gw.handle(t, inb)),
                             Event::TcpOpen(peer, s) => {
                                 io.conns.insert(peer, s);
                             }
@@ -239,24 +260,31 @@ impl Io {
 async fn udp_reader(sock: Arc<UdpSocket>, listener: u16, tx: mpsc::Sender<Event>, max: usize) {
     let mut buf = vec![0u8; 65_536];
     loop {
-        match sock.recv_from(&mut buf).await {
-            Ok((n, peer)) => {
-                if n > max {
-                    metrics::counter!(names::SIP_DROPS, "reason" => "oversize").increment(1);
-                    continue;
+        if let Err(e) = sock.readable().await {
+            tracing::warn!(error = %e, "UDP socket failed");
+            return;
+        }
+        // Drain what is queued (bounded), and hand it over as one batch.
+        let mut batch = Vec::new();
+        while batch.len() < 64 {
+            match sock.try_recv_from(&mut buf) {
+                Ok((n, peer)) => {
+                    if n > max {
+                        metrics::counter!(names::SIP_DROPS, "reason" => "oversize").increment(1);
+                        continue;
+                    }
+                    if buf[..n].iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0)) {
+                        continue; // keep-alive
+                    }
+                    batch.push(Inbound { transport: Transport::Udp, listener, peer, bytes: Bytes::copy_from_slice(&buf[..n]) });
                 }
-                if buf[..n].iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0)) {
-                    continue; // keep-alive
-                }
-                let inb = Inbound { transport: Transport::Udp, listener, peer, bytes: Bytes::copy_from_slice(&buf[..n]) };
-                if tx.send(Event::Inbound(inb)).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 // ICMP port unreachable surfaces here on some systems; keep reading.
-                tracing::debug!(error = %e, "UDP receive error");
+                Err(e) => tracing::debug!(error = %e, "UDP receive error"),
             }
+        }
+        if !batch.is_empty() && tx.send(Event::Batch(batch)).await.is_err() {
+            return;
         }
     }
 }
