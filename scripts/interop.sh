@@ -63,14 +63,14 @@ cleanup() {
   for p in "${PIDS[@]}"; do
     wait "$p" 2>/dev/null || true
   done
-  if [ ${#FAILED[@]} -eq 0 ] && [ "${INTEROP_KEEP:-0}" != 1 ]; then
+  if [ ${#FAILED[@]} -eq 0 ] && [ "${INTEROP_KEEP:-0}" != 1 ] && [ -z "${INTERRUPTED:-}" ]; then
     rm -rf "$WORK"
   else
     echo "interop: logs kept in $WORK"
   fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'INTERRUPTED=1; echo "interop: interrupted" >&2; exit 130' INT TERM
 
 # N distinct loopback ports free for both UDP and TCP (the kernel picks them; they are closed
 # again before use, so a clash is possible but unlikely).
@@ -155,13 +155,17 @@ sipp_bg() {
   PIDS+=("$BG_PID")
 }
 
-# sipp_ue DIR TRANSPORT(u1|t1) UE_PORT GW_PORT: the UEs, in the foreground. Returns SIPp's code.
+# sipp_ue DIR TRANSPORT(u1|t1) UE_PORT GW_PORT: the UEs; returns SIPp's exit code. Run as a
+# background job and waited for, so that a signal to this script is handled at once.
 sipp_ue() {
   local dir=$1 t=$2 port=$3 gw=$4
-  (cd "$dir" && timeout 60 sipp -sf "$SIPP_DIR/ue_register.xml" -inf "$SIPP_DIR/users.csv" \
+  (cd "$dir" && exec timeout 60 sipp -sf "$SIPP_DIR/ue_register.xml" -inf "$SIPP_DIR/users.csv" \
     -i 127.0.0.1 -p "$port" -t "$t" -m "$N" -r "$RATE" -d "$PAUSE_MS" -nostdin \
     -trace_msg -message_file ue.msg.log -trace_err -error_file ue.err.log \
-    -timeout 50s -timeout_error -recv_timeout 10s "127.0.0.1:$gw" >ue.out 2>&1)
+    -timeout 50s -timeout_error -recv_timeout 10s "127.0.0.1:$gw" >ue.out 2>&1) &
+  PIDS+=("$!")
+  wait_rc "$!"
+  return "$WAIT_RC"
 }
 
 # wait_rc PID: exit code of a background job, in WAIT_RC (not through $(...): a subshell
