@@ -236,8 +236,11 @@ case_accept() {
     "regevent_notifies_total{outcome=accepted}>=$((2 * N))" \
     "regevent_registration_actions_total{action=add_pui}==$N" \
     "regevent_subscribes_sent_total{kind=refresh}>=$N" \
+    "regevent_subscribe_responses_total{class=2xx,kind=refresh}>=$N" \
     "regevent_subscribes_sent_total{kind=unsubscribe}==$N" \
+    "regevent_subscribe_responses_total{class=2xx,kind=unsubscribe}==$N" \
     "regevent_subscription_removals_total{reason=user_deregistration}==$N" \
+    "regevent_subscription_removals_total==$N" \
     "regevent_notifies_total{outcome=terminated}==$N" \
     "regevent_notifies_total{outcome=malformed}==0" \
     "regevent_subscribe_timeouts_total==0" \
