@@ -337,7 +337,11 @@ impl Gateway {
         for ((tg, st), n) in seen {
             metrics::gauge!(names::SUBSCRIPTIONS_LIVE, "trunk_group" => tg.to_string(), "state" => st).set(n as f64);
         }
-        metrics::gauge!(names::REGISTRATIONS_UNSUBSCRIBED).set(self.blind_registrations() as f64);
+        let blind = self.engine.blind_by_trunk_group();
+        for tg in self.trunks.keys() {
+            let n = blind.iter().find(|(t, _)| t == tg).map_or(0, |(_, n)| *n);
+            metrics::gauge!(names::REGISTRATIONS_UNSUBSCRIBED, "trunk_group" => tg.to_string()).set(n as f64);
+        }
     }
 
     /// Registrations on reg-event trunks that have no live subscription (blind to network

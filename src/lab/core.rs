@@ -55,6 +55,7 @@ pub struct CoreStats {
     pub notifies_sent: AtomicU64,
     pub notify_responses_2xx: AtomicU64,
     pub notify_responses_other: AtomicU64,
+    pub notify_retransmissions: AtomicU64,
     pub other: AtomicU64,
     /// Initial SUBSCRIBE received → 200 OK to the first NOTIFY received, microseconds.
     pub subscribe_to_notified_us: std::sync::Mutex<Vec<u32>>,
@@ -106,6 +107,8 @@ struct State {
     subs: HashMap<String, CoreSub>,
     by_pui: HashMap<String, String>,
     seq: u64,
+    /// NOTIFYs not answered yet: (Call-ID, CSeq) → (bytes, peer, first sent, next retransmission).
+    unanswered: HashMap<(String, u32), (Bytes, SocketAddr, std::time::Instant, std::time::Instant)>,
 }
 
 impl ImsCore {
@@ -115,11 +118,13 @@ impl ImsCore {
         let addr = sock.local_addr()?;
         let stats = Arc::new(CoreStats::default());
         let (tx, mut rx) = mpsc::channel(64);
-        let mut st = State { cfg, sock: sock.clone(), addr, stats: stats.clone(), regs: HashMap::new(), subs: HashMap::new(), by_pui: HashMap::new(), seq: 0 };
+        let mut st = State { cfg, sock: sock.clone(), addr, stats: stats.clone(), regs: HashMap::new(), subs: HashMap::new(), by_pui: HashMap::new(), seq: 0, unanswered: HashMap::new() };
         tokio::spawn(async move {
             let mut buf = vec![0u8; 65_536];
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tokio::select! {
+                    _ = tick.tick() => st.retransmit().await,
                     r = sock.recv_from(&mut buf) => {
                         let Ok((n, peer)) = r else { continue };
                         if let Ok(m) = Message::parse(Bytes::copy_from_slice(&buf[..n]), &Limits::default()) {
@@ -146,9 +151,43 @@ impl State {
         let _ = self.sock.send_to(b, to).await;
     }
 
+    /// Send a NOTIFY and keep it for retransmission until answered (RFC 3261 Timer E/F).
+    async fn send_notify(&mut self, call_id: &str, n: Bytes, peer: SocketAddr) {
+        let cseq = self.subs.get(call_id).map(|s| s.cseq).unwrap_or(0);
+        self.send(&n, peer).await;
+        let now = std::time::Instant::now();
+        self.unanswered.insert((call_id.to_string(), cseq), (n, peer, now, now + Duration::from_millis(500)));
+    }
+
+    async fn retransmit(&mut self) {
+        let now = std::time::Instant::now();
+        let mut due = Vec::new();
+        self.unanswered.retain(|_, (b, peer, first, next)| {
+            if now.duration_since(*first) >= Duration::from_secs(32) {
+                return false;
+            }
+            if *next <= now {
+                due.push((b.clone(), *peer));
+                let since = next.duration_since(*first);
+                *next = now + (since + Duration::from_millis(500)).min(Duration::from_secs(4));
+            }
+            true
+        });
+        for (b, peer) in due {
+            self.stats.notify_retransmissions.fetch_add(1, Relaxed);
+            self.send(&b, peer).await;
+        }
+    }
+
     async fn handle(&mut self, m: Message, peer: SocketAddr) {
         if !m.is_request() {
             if m.cseq().method.eq_ignore_ascii_case("NOTIFY") {
+                if m.status().is_some_and(|s| s < 200) {
+                    return;
+                }
+                if self.unanswered.remove(&(m.call_id().to_string(), m.cseq().seq)).is_none() {
+                    return; // a retransmitted response
+                }
                 let ok = m.status().is_some_and(|s| (200..300).contains(&s));
                 let c = if ok { &self.stats.notify_responses_2xx } else { &self.stats.notify_responses_other };
                 c.fetch_add(1, Relaxed);
@@ -253,14 +292,14 @@ impl State {
         let state = if granted == 0 { "terminated;reason=timeout".to_string() } else { format!("active;expires={granted}") };
         let notify = self.notify(&call_id, &state, None);
         if self.cfg.notify_before_ok {
-            if let Some(n) = &notify {
-                self.send(n, peer).await;
+            if let Some(n) = notify {
+                self.send_notify(&call_id, n, peer).await;
             }
             self.send(&ok, peer).await;
         } else {
             self.send(&ok, peer).await;
-            if let Some(n) = &notify {
-                self.send(n, peer).await;
+            if let Some(n) = notify {
+                self.send_notify(&call_id, n, peer).await;
             }
         }
         if granted == 0 {
@@ -313,14 +352,14 @@ impl State {
                 let state = if terminate_subscription { "terminated;reason=deactivated" } else { "active;expires=600" };
                 let peer = self.subs.get(&call_id).map(|s| s.peer);
                 if let (Some(n), Some(peer)) = (self.notify(&call_id, state, Some(("application/reginfo+xml".into(), body))), peer) {
-                    self.send(&n, peer).await;
+                    self.send_notify(&call_id, n, peer).await;
                 }
             }
             CoreCmd::RawNotify { pui, content_type, body } => {
                 let Some(call_id) = self.by_pui.get(&pui).cloned() else { return };
                 let peer = self.subs.get(&call_id).map(|s| s.peer);
                 if let (Some(n), Some(peer)) = (self.notify(&call_id, "active;expires=600", Some((content_type, body))), peer) {
-                    self.send(&n, peer).await;
+                    self.send_notify(&call_id, n, peer).await;
                 }
             }
         }
