@@ -294,7 +294,7 @@ impl Gateway {
             match ev {
                 crate::transaction::ClientEvent::Retransmit { dest: (t, d), bytes } => self.send(t, d, bytes),
                 crate::transaction::ClientEvent::Timeout { user } => {
-                    metrics::counter!(names::SUBSCRIBE_TIMEOUTS, "kind" => user.kind.as_str()).increment(1);
+                    // Counted (regevent_subscribe_timeouts_total) by the engine.
                     self.engine.on_transaction_timeout(now, user.sub, user.cseq);
                 }
             }

@@ -52,7 +52,7 @@ impl Gateway {
                 "update_binding_expiry"
             }
         };
-        metrics::counter!(names::REG_ACTIONS, "action" => label).increment(1);
+        // `regevent_registration_actions_total` is counted by the engine when it emits the action.
         tracing::debug!(action = label, "registration action from NOTIFY");
     }
 
@@ -81,17 +81,8 @@ impl Gateway {
     }
 
     pub(super) fn on_subscribe_response(&mut self, now: Instant, user: TxUser, msg: &Message) {
+        // `regevent_subscribe_responses_total` is counted by the engine (it knows stale responses).
         let status = msg.status().unwrap_or(0);
-        if status >= 200 {
-            let class = match status / 100 {
-                2 => "2xx",
-                3 => "3xx",
-                4 => "4xx",
-                5 => "5xx",
-                _ => "6xx",
-            };
-            metrics::counter!(names::SUBSCRIBE_RESPONSES, "class" => class, "kind" => user.kind.as_str()).increment(1);
-        }
         let resp = ResponseInput {
             status,
             cseq: user.cseq,
