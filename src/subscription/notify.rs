@@ -360,6 +360,7 @@ mod tests {
                 .collect(),
             pub_gruu: None,
             temp_gruu: None,
+            temp_gruu_first_cseq: None,
         }
     }
 

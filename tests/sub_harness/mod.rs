@@ -191,6 +191,7 @@ pub fn contact(
         ],
         pub_gruu: None,
         temp_gruu: None,
+        temp_gruu_first_cseq: None,
     }
 }
 
@@ -200,6 +201,7 @@ pub fn reg(aor: &str, state: RegState, contacts: Vec<Contact>) -> Registration {
         id: format!("r-{aor}"),
         state,
         contacts,
+        wildcarded_identity: None,
     }
 }
 
