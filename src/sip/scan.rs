@@ -60,7 +60,7 @@ pub(crate) fn leading_crlf(buf: &[u8]) -> usize {
 pub(crate) fn find_header_end(buf: &[u8]) -> Option<(usize, usize)> {
     let mut i = 0;
     while i < buf.len() {
-        let lf = i + buf[i..].iter().position(|&b| b == b'\n')?;
+        let lf = i + memchr::memchr(b'\n', &buf[i..])?;
         let next = lf + 1;
         match buf.get(next) {
             Some(b'\n') => return Some((next, next + 1)),
@@ -74,7 +74,7 @@ pub(crate) fn find_header_end(buf: &[u8]) -> Option<(usize, usize)> {
 /// One physical line of `buf` starting at `start`: `(content_end, next_start)`; the content
 /// excludes the CR LF (or bare LF). Without a line end the line runs to the end of `buf`.
 pub(crate) fn line_at(buf: &[u8], start: usize) -> (usize, usize) {
-    match buf[start..].iter().position(|&b| b == b'\n') {
+    match memchr::memchr(b'\n', &buf[start..]) {
         Some(p) => {
             let lf = start + p;
             let end = if lf > start && buf[lf - 1] == b'\r' {

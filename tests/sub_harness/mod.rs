@@ -202,6 +202,7 @@ pub fn reg(aor: &str, state: RegState, contacts: Vec<Contact>) -> Registration {
         id: format!("r-{aor}"),
         state,
         contacts,
+        wildcarded_identity: None,
     }
 }
 
