@@ -28,10 +28,16 @@ pub struct Running {
 impl Running {
     /// The first bound address of a transport.
     pub fn sip_addr(&self, t: Transport) -> Option<SocketAddr> {
-        self.sip_addrs.iter().find(|(x, _)| *x == t).map(|(_, a)| *a)
+        self.sip_addrs
+            .iter()
+            .find(|(x, _)| *x == t)
+            .map(|(_, a)| *a)
     }
     /// Run `f` on the gateway task against its state and return the result.
-    pub async fn inspect<R: Send + 'static>(&self, f: impl FnOnce(&Gateway) -> R + Send + 'static) -> Option<R> {
+    pub async fn inspect<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Gateway) -> R + Send + 'static,
+    ) -> Option<R> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let ev = Event::Inspect(Box::new(move |gw| {
             let _ = tx.send(f(gw));
@@ -48,7 +54,11 @@ impl Running {
 }
 
 /// Bind and start. `seed` fixes tags/Call-IDs (tests); `None` takes one from the OS.
-pub async fn start(cfg: Arc<Config>, prom: PrometheusHandle, seed: Option<u64>) -> anyhow::Result<Running> {
+pub async fn start(
+    cfg: Arc<Config>,
+    prom: PrometheusHandle,
+    seed: Option<u64>,
+) -> anyhow::Result<Running> {
     let seed = seed.unwrap_or_else(os_seed);
     let gw = Gateway::new(cfg.clone(), seed).map_err(anyhow::Error::msg)?;
     let bound = transport::bind(&cfg).await?;
@@ -73,33 +83,50 @@ pub async fn start(cfg: Arc<Config>, prom: PrometheusHandle, seed: Option<u64>) 
     let state = admin::AdminState::new(prom, qtx, cfg.admin.subscription_series_cap);
     let ready = state.ready.clone();
     let (shutdown, mut rx) = watch::channel(false);
-    std::thread::Builder::new().name("admin".into()).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => return tracing::error!(error = %e, "admin runtime"),
-        };
-        rt.block_on(async move {
-            let listener = match tokio::net::TcpListener::from_std(listener) {
-                Ok(l) => l,
-                Err(e) => return tracing::error!(error = %e, "admin listener"),
+    std::thread::Builder::new()
+        .name("admin".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return tracing::error!(error = %e, "admin runtime"),
             };
-            admin::spawn_upkeep(state.handle.clone());
-            admin::serve(listener, state, async move {
-                let _ = rx.changed().await;
-            })
-            .await;
-        });
-    })?;
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => return tracing::error!(error = %e, "admin listener"),
+                };
+                admin::spawn_upkeep(state.handle.clone());
+                admin::serve(listener, state, async move {
+                    let _ = rx.changed().await;
+                })
+                .await;
+            });
+        })?;
     ready.store(true, Ordering::Relaxed);
     tracing::info!(sip = ?sip_addrs, admin = %admin_addr, core = %cfg.sip.core, "regevent-gw running");
-    Ok(Running { events: handle.events, sip_addrs, admin_addr, ready, shutdown, gateway_task })
+    Ok(Running {
+        events: handle.events,
+        sip_addrs,
+        admin_addr,
+        ready,
+        shutdown,
+        gateway_task,
+    })
 }
 
 /// A seed from the OS (hash-map randomness; no extra crate).
 pub fn os_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     h.write_u32(std::process::id());
     h.finish()
 }

@@ -37,26 +37,60 @@ pub struct DemoArgs {
 
 /// Run the demo.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let core = ImsCore::start("127.0.0.1:0".parse()?, CoreConfig { reg_expires_max: 10, sub_expires_max: 6, ..CoreConfig::default() }).await?;
+    let core = ImsCore::start(
+        "127.0.0.1:0".parse()?,
+        CoreConfig {
+            reg_expires_max: 10,
+            sub_expires_max: 6,
+            ..CoreConfig::default()
+        },
+    )
+    .await?;
     let mut cfg = Config::load(None).map_err(|e| anyhow::anyhow!("{e}"))?;
-    cfg.sip.listen = vec![Listener { name: format!("udp:{}", args.sip), transport: Transport::Udp, addr: args.sip }];
+    cfg.sip.listen = vec![Listener {
+        name: format!("udp:{}", args.sip),
+        transport: Transport::Udp,
+        addr: args.sip,
+    }];
     cfg.sip.core = format!("sip:{}", core.addr);
     cfg.admin.listen = args.admin;
     cfg.subscription.expiry_margin = Duration::from_secs(2);
     for tg in &cfg.trunk_groups {
-        cfg.profiles.by_name.insert(tg.profile.clone(), Profile { support_reg_event: true, ..Profile::default() });
+        cfg.profiles.by_name.insert(
+            tg.profile.clone(),
+            Profile {
+                support_reg_event: true,
+                ..Profile::default()
+            },
+        );
     }
     let prom = crate::stats::recorder::global_handle()?;
     let running = crate::app::start(Arc::new(cfg), prom.clone(), args.seed).await?;
-    let gw = running.sip_addr(Transport::Udp).ok_or_else(|| anyhow::anyhow!("no UDP listener"))?;
-    println!("demo: gateway sip:{gw}  admin http://{}/metrics  core {}  ({} UEs)", running.admin_addr, core.addr, args.ues);
+    let gw = running
+        .sip_addr(Transport::Udp)
+        .ok_or_else(|| anyhow::anyhow!("no UDP listener"))?;
+    println!(
+        "demo: gateway sip:{gw}  admin http://{}/metrics  core {}  ({} UEs)",
+        running.admin_addr, core.addr, args.ues
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(SwarmStats::default());
     // Half the UEs stay and re-register; the other half deregister after 6 s.
     let half = if args.steady { 0 } else { args.ues / 2 };
-    let stay = SwarmConfig { gateway: gw, users: args.ues - half, expires: 10, rate: 50.0, ..SwarmConfig::default() };
-    let leave = SwarmConfig { first_user: args.ues - half, users: half, lifetime: Some(Duration::from_secs(6)), ..stay.clone() };
+    let stay = SwarmConfig {
+        gateway: gw,
+        users: args.ues - half,
+        expires: 10,
+        rate: 50.0,
+        ..SwarmConfig::default()
+    };
+    let leave = SwarmConfig {
+        first_user: args.ues - half,
+        users: half,
+        lifetime: Some(Duration::from_secs(6)),
+        ..stay.clone()
+    };
     tokio::spawn(ue::run(stay, stats.clone(), stop.clone()));
     if half > 0 {
         tokio::spawn(ue::run(leave, stats.clone(), stop.clone()));
@@ -72,7 +106,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 return;
             }
             let pui = format!("sip:ue{i}@ims.example.net");
-            if cmd.send(CoreCmd::NetworkDeregister { pui, terminate_subscription: false }).await.is_err() {
+            if cmd
+                .send(CoreCmd::NetworkDeregister {
+                    pui,
+                    terminate_subscription: false,
+                })
+                .await
+                .is_err()
+            {
                 return;
             }
             i += 1;
@@ -104,7 +145,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             m(names::SUBSCRIPTION_REMOVALS, Some(("reason", "network_deregistration"))),
             m(names::SUBSCRIPTION_REMOVALS, Some(("reason", "registration_expired"))),
         );
-        if args.seconds.is_some_and(|s| start.elapsed() >= Duration::from_secs(s)) {
+        if args
+            .seconds
+            .is_some_and(|s| start.elapsed() >= Duration::from_secs(s))
+        {
             break;
         }
     }

@@ -9,7 +9,11 @@ use regevent_gw::config::Config;
 use regevent_gw::stats::{client, SubscriptionFilter};
 
 #[derive(Parser)]
-#[command(name = "regevent-gw", version, about = "P-CSCF/SBC reg-event subscription gateway (RFC 3680, 3GPP TS 24.229)")]
+#[command(
+    name = "regevent-gw",
+    version,
+    about = "P-CSCF/SBC reg-event subscription gateway (RFC 3680, 3GPP TS 24.229)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -97,9 +101,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
-        Cmd::Subscriptions { admin, trunk_group, state, pui_prefix, limit, format } => {
-            let filter = SubscriptionFilter { trunk_group, pui_prefix, state };
-            client::subscriptions_command(&admin, &filter, limit, fmt(format), &mut std::io::stdout().lock())?;
+        Cmd::Subscriptions {
+            admin,
+            trunk_group,
+            state,
+            pui_prefix,
+            limit,
+            format,
+        } => {
+            let filter = SubscriptionFilter {
+                trunk_group,
+                pui_prefix,
+                state,
+            };
+            client::subscriptions_command(
+                &admin,
+                &filter,
+                limit,
+                fmt(format),
+                &mut std::io::stdout().lock(),
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Stats { admin, format } => {
@@ -120,7 +141,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Loadgen(args) => {
             init_tracing("warn");
-            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(regevent_gw::lab::loadgen::run(args))?;
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(regevent_gw::lab::loadgen::run(args))?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Demo(args) => {
@@ -135,14 +159,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// The SIP path runs on one thread (the gateway task owns all state; no cross-thread wake-ups
 /// per message); the admin server has a thread of its own (see `app::start`).
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Logs to stderr; `REGEVENT_GW_LOG` (e.g. `debug`, `regevent_gw::gateway=debug`) overrides.
 fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REGEVENT_GW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 async fn serve(cfg: Arc<Config>, file: Option<PathBuf>) -> anyhow::Result<()> {

@@ -321,7 +321,10 @@ async fn silent_client_times_out_without_blocking_others() {
     // Others are served meanwhile: before the silent client's read timeout has fired.
     let r = get(addr, "/healthz").await;
     assert_eq!(r.status, 200);
-    assert!(started.elapsed() < Duration::from_millis(3000), "blocked behind a silent client");
+    assert!(
+        started.elapsed() < Duration::from_millis(3000),
+        "blocked behind a silent client"
+    );
 
     // The silent one is closed without a response, the partial one gets 408.
     let mut buf = Vec::new();

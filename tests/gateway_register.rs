@@ -12,7 +12,14 @@ use regevent_gw::sip::HeaderName;
 #[tokio::test]
 async fn udp_register_is_forwarded_with_path_via_and_max_forwards_and_learned() {
     let h = Harness::start(profile(false)).await;
-    let req = h.register_bytes("alice", h.ue.addr, "UDP", 1, 600, ";+sip.instance=\"<urn:uuid:a1>\";reg-id=1");
+    let req = h.register_bytes(
+        "alice",
+        h.ue.addr,
+        "UDP",
+        1,
+        600,
+        ";+sip.instance=\"<urn:uuid:a1>\";reg-id=1",
+    );
     h.ue.send(h.gw_udp, &req).await.unwrap();
     let (fwd, from) = h.core.recv(WAIT).await.expect("forwarded");
     assert_eq!(from, h.gw_udp, "sent from the gateway's listener");
@@ -26,7 +33,10 @@ async fn udp_register_is_forwarded_with_path_via_and_max_forwards_and_learned() 
     assert_eq!(vias[1].rport(), Some(Some(h.ue.addr.port())));
     assert_eq!(fwd.max_forwards().unwrap(), Some(69));
     let path = fwd.header(HeaderName::Path).expect("Path added");
-    assert!(path.contains(&format!("@127.0.0.1:{};lr", h.port)), "{path}");
+    assert!(
+        path.contains(&format!("@127.0.0.1:{};lr", h.port)),
+        "{path}"
+    );
     // Everything we did not edit leaves as it came.
     let raw = std::str::from_utf8(fwd.raw()).unwrap();
     assert!(raw.contains("X-Unknown-Header:   kept   as is  \r\n"));
@@ -57,11 +67,25 @@ async fn udp_register_is_forwarded_with_path_via_and_max_forwards_and_learned() 
 #[tokio::test]
 async fn two_reg_id_bindings_then_deregistration_removes_the_registration() {
     let h = Harness::start(profile(false)).await;
-    h.register_with("bob", 1, 600, &[], ";+sip.instance=\"<urn:uuid:b1>\";reg-id=1").await;
+    h.register_with(
+        "bob",
+        1,
+        600,
+        &[],
+        ";+sip.instance=\"<urn:uuid:b1>\";reg-id=1",
+    )
+    .await;
     // A second flow of the same device (reg-id 2) from another contact.
-    let second = String::from_utf8(h.register_bytes("bob", h.ue.addr, "UDP", 2, 600, ";+sip.instance=\"<urn:uuid:b1>\";reg-id=2"))
-        .unwrap()
-        .replace("Contact: <sip:bob@", "Contact: <sip:bob2@");
+    let second = String::from_utf8(h.register_bytes(
+        "bob",
+        h.ue.addr,
+        "UDP",
+        2,
+        600,
+        ";+sip.instance=\"<urn:uuid:b1>\";reg-id=2",
+    ))
+    .unwrap()
+    .replace("Contact: <sip:bob@", "Contact: <sip:bob2@");
     h.ue.send(h.gw_udp, second.as_bytes()).await.unwrap();
     let (fwd, from) = h.core.recv(WAIT).await.unwrap();
     // The core's 200 lists both bindings (RFC 3261 §10.3 step 8).
@@ -87,7 +111,10 @@ async fn two_reg_id_bindings_then_deregistration_removes_the_registration() {
     let ok = regevent_gw::sip::writer::response(&fwd, 200, "OK", Some("c"), &[]);
     h.core.send(from, &ok).await.unwrap();
     assert_eq!(h.ue.recv(WAIT).await.unwrap().0.status(), Some(200));
-    assert!(h.registered(&pui).await.is_none(), "deregistration removed it");
+    assert!(
+        h.registered(&pui).await.is_none(),
+        "deregistration removed it"
+    );
     h.gw.stop().await;
 }
 
@@ -98,7 +125,10 @@ async fn binding_expiry_removes_the_registration() {
     let pui = format!("sip:carol@{DOMAIN}");
     assert!(h.registered(&pui).await.is_some());
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    assert!(h.registered(&pui).await.is_none(), "expired binding removed the registration");
+    assert!(
+        h.registered(&pui).await.is_none(),
+        "expired binding removed the registration"
+    );
     h.gw.stop().await;
 }
 
@@ -106,11 +136,17 @@ async fn binding_expiry_removes_the_registration() {
 async fn tcp_register_reaches_a_tcp_core_and_the_answer_returns_on_the_ue_connection() {
     let core = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let core_addr = core.local_addr().unwrap();
-    let h = Harness::start_with(profile(false), |c| c.sip.core = format!("sip:{core_addr};transport=tcp")).await;
+    let h = Harness::start_with(profile(false), |c| {
+        c.sip.core = format!("sip:{core_addr};transport=tcp")
+    })
+    .await;
     let mut ue = TcpPeer::connect(h.gw_tcp).await.unwrap();
     let req = h.register_bytes("dave", ue.local, "TCP", 1, 600, "");
     ue.send(&req).await.unwrap();
-    let (stream, _) = tokio::time::timeout(WAIT, core.accept()).await.unwrap().unwrap();
+    let (stream, _) = tokio::time::timeout(WAIT, core.accept())
+        .await
+        .unwrap()
+        .unwrap();
     let mut core_conn = TcpPeer::from_stream(stream).unwrap();
     let fwd = core_conn.recv(WAIT).await.expect("REGISTER over TCP");
     let vias = fwd.vias().unwrap();
@@ -122,8 +158,14 @@ async fn tcp_register_reaches_a_tcp_core_and_the_answer_returns_on_the_ue_connec
     let resp = ue.recv(WAIT).await.expect("200 on the UE's own connection");
     assert_eq!(resp.status(), Some(200));
     assert_eq!(resp.vias().unwrap().len(), 1);
-    let reg = h.registered(&format!("sip:dave@{DOMAIN}")).await.expect("learned");
-    assert_eq!(reg.bindings[0].flow.transport, regevent_gw::config::Transport::Tcp);
+    let reg = h
+        .registered(&format!("sip:dave@{DOMAIN}"))
+        .await
+        .expect("learned");
+    assert_eq!(
+        reg.bindings[0].flow.transport,
+        regevent_gw::config::Transport::Tcp
+    );
     h.gw.stop().await;
 }
 
@@ -138,13 +180,21 @@ async fn malformed_request_gets_400_with_a_reason_and_max_forwards_zero_gets_483
     let (resp, _) = h.ue.recv(WAIT).await.expect("400");
     assert_eq!(resp.status(), Some(400));
     let raw = String::from_utf8_lossy(resp.raw()).to_string();
-    assert!(raw.starts_with("SIP/2.0 400 Bad Request (CSeq method"), "{raw}");
+    assert!(
+        raw.starts_with("SIP/2.0 400 Bad Request (CSeq method"),
+        "{raw}"
+    );
 
-    let zero = String::from_utf8(h.register_bytes("e", h.ue.addr, "UDP", 1, 600, "")).unwrap().replace("Max-Forwards: 70", "Max-Forwards: 0");
+    let zero = String::from_utf8(h.register_bytes("e", h.ue.addr, "UDP", 1, 600, ""))
+        .unwrap()
+        .replace("Max-Forwards: 70", "Max-Forwards: 0");
     h.ue.send(h.gw_udp, zero.as_bytes()).await.unwrap();
     let (resp, _) = h.ue.recv(WAIT).await.expect("483");
     assert_eq!(resp.status(), Some(483));
-    assert!(h.core.recv(Duration::from_millis(200)).await.is_none(), "nothing forwarded");
+    assert!(
+        h.core.recv(Duration::from_millis(200)).await.is_none(),
+        "nothing forwarded"
+    );
     h.gw.stop().await;
 }
 
@@ -193,7 +243,10 @@ async fn a_shorter_binding_expires_on_its_own_while_the_registration_stays() {
         .replace("Contact: <sip:hugo@", "Contact: <sip:hugo2@");
     h.ue.send(h.gw_udp, second.as_bytes()).await.unwrap();
     let (fwd, from) = h.core.recv(WAIT).await.unwrap();
-    let both = format!("<sip:hugo@{0};transport=udp>;expires=600, <sip:hugo2@{0};transport=udp>;expires=1", h.ue.addr);
+    let both = format!(
+        "<sip:hugo@{0};transport=udp>;expires=600, <sip:hugo2@{0};transport=udp>;expires=1",
+        h.ue.addr
+    );
     let ok = regevent_gw::sip::writer::response(&fwd, 200, "OK", Some("c"), &[("Contact", &both)]);
     h.core.send(from, &ok).await.unwrap();
     h.ue.recv(WAIT).await.unwrap();

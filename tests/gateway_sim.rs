@@ -27,20 +27,40 @@ impl Sim {
         cfg.sip.identity = "sip:127.0.0.1:5060".into();
         cfg.sip.core = format!("sip:{CORE}");
         for tg in cfg.trunk_groups.clone() {
-            cfg.profiles.by_name.insert(tg.profile.clone(), Profile { support_reg_event: true, ..Profile::default() });
+            cfg.profiles.by_name.insert(
+                tg.profile.clone(),
+                Profile {
+                    support_reg_event: true,
+                    ..Profile::default()
+                },
+            );
         }
         let t0 = Instant::now();
-        Sim { gw: Gateway::new(Arc::new(cfg), 1).expect("gateway"), t0, now: t0 }
+        Sim {
+            gw: Gateway::new(Arc::new(cfg), 1).expect("gateway"),
+            t0,
+            now: t0,
+        }
     }
     fn feed(&mut self, from: &str, bytes: &[u8]) {
-        let inb = Inbound { transport: Transport::Udp, listener: 0, peer: from.parse().unwrap(), bytes: Bytes::copy_from_slice(bytes) };
+        let inb = Inbound {
+            transport: Transport::Udp,
+            listener: 0,
+            peer: from.parse().unwrap(),
+            bytes: Bytes::copy_from_slice(bytes),
+        };
         self.gw.handle(self.now, inb);
     }
     fn out(&mut self) -> Vec<(SocketAddr, Message)> {
         let mut v = Vec::new();
         while let Some(Transmit { dest, bytes, .. }) = self.gw.poll_transmit() {
-            let Dest::Addr(a) = dest else { panic!("name dest") };
-            v.push((a, Message::parse(bytes, &Limits::default()).expect("we send valid SIP")));
+            let Dest::Addr(a) = dest else {
+                panic!("name dest")
+            };
+            v.push((
+                a,
+                Message::parse(bytes, &Limits::default()).expect("we send valid SIP"),
+            ));
         }
         v
     }
@@ -90,18 +110,43 @@ fn registered(sim: &mut Sim, user: &str, expires: u32) -> Message {
     let fwd = &out[0].1;
     let contact = format!("<sip:{user}@{UE}>;expires={expires}");
     let sr = format!("<sip:scscf@{SCSCF};lr>");
-    let ok = writer::response(fwd, 200, "OK", Some("c"), &[("Contact", &contact), ("Service-Route", &sr), ("P-Associated-URI", "<sip:x@y>")]);
-    let ok = String::from_utf8(ok.to_vec()).unwrap().replace("<sip:x@y>", &format!("<sip:{user}@ims.example.net>"));
+    let ok = writer::response(
+        fwd,
+        200,
+        "OK",
+        Some("c"),
+        &[
+            ("Contact", &contact),
+            ("Service-Route", &sr),
+            ("P-Associated-URI", "<sip:x@y>"),
+        ],
+    );
+    let ok = String::from_utf8(ok.to_vec())
+        .unwrap()
+        .replace("<sip:x@y>", &format!("<sip:{user}@ims.example.net>"));
     sim.feed(CORE, ok.as_bytes());
     let out = sim.out();
-    let sub = out.iter().find(|(_, m)| m.method_str() == "SUBSCRIBE").map(|(_, m)| m.clone()).expect("SUBSCRIBE");
-    assert!(out.iter().any(|(to, m)| *to == UE.parse().unwrap() && m.status() == Some(200)));
+    let sub = out
+        .iter()
+        .find(|(_, m)| m.method_str() == "SUBSCRIBE")
+        .map(|(_, m)| m.clone())
+        .expect("SUBSCRIBE");
+    assert!(out
+        .iter()
+        .any(|(to, m)| *to == UE.parse().unwrap() && m.status() == Some(200)));
     sub
 }
 
 fn ok(sub: &Message, expires: u32) -> Vec<u8> {
     let e = expires.to_string();
-    writer::response(sub, 200, "OK", Some("n"), &[("Expires", &e), ("Contact", &format!("<sip:n@{SCSCF}>"))]).to_vec()
+    writer::response(
+        sub,
+        200,
+        "OK",
+        Some("n"),
+        &[("Expires", &e), ("Contact", &format!("<sip:n@{SCSCF}>"))],
+    )
+    .to_vec()
 }
 
 #[test]
@@ -110,14 +155,22 @@ fn registration_3600_refreshes_at_3060_then_again_from_each_grant() {
     let sub = registered(&mut sim, "alice", 3600);
     assert_eq!(sub.expires().unwrap(), Some(3660));
     sim.feed(SCSCF, &ok(&sub, 3660));
-    let r1 = sim.next_subscribe(Duration::from_secs(7200)).expect("refresh");
-    assert_eq!(sim.elapsed().as_secs(), 3060, "E > 1200: 600 s before expiry");
+    let r1 = sim
+        .next_subscribe(Duration::from_secs(7200))
+        .expect("refresh");
+    assert_eq!(
+        sim.elapsed().as_secs(),
+        3060,
+        "E > 1200: 600 s before expiry"
+    );
     assert_eq!(r1.cseq().seq, 2);
     assert_eq!(r1.expires().unwrap(), Some(3660));
     // The notifier grants only 1000 s this time: next refresh at half of it.
     let t = sim.elapsed();
     sim.feed(SCSCF, &ok(&r1, 1000));
-    let r2 = sim.next_subscribe(Duration::from_secs(7200)).expect("second refresh");
+    let r2 = sim
+        .next_subscribe(Duration::from_secs(7200))
+        .expect("second refresh");
     assert_eq!((sim.elapsed() - t).as_secs(), 500);
     assert_eq!(r2.cseq().seq, 3);
 }
@@ -128,7 +181,8 @@ fn registration_600_refreshes_at_330() {
     let sub = registered(&mut sim, "bob", 600);
     assert_eq!(sub.expires().unwrap(), Some(660));
     sim.feed(SCSCF, &ok(&sub, 660));
-    sim.next_subscribe(Duration::from_secs(3600)).expect("refresh");
+    sim.next_subscribe(Duration::from_secs(3600))
+        .expect("refresh");
     assert_eq!(sim.elapsed().as_secs(), 330);
 }
 
@@ -138,10 +192,16 @@ fn registration_expiry_without_reregistration_unsubscribes() {
     let sub = registered(&mut sim, "carol", 600);
     sim.feed(SCSCF, &ok(&sub, 3600));
     // At 600 s the binding expires (the refresh would have come at 3000 s).
-    let unsub = sim.next_subscribe(Duration::from_secs(3600)).expect("unsubscribe");
+    let unsub = sim
+        .next_subscribe(Duration::from_secs(3600))
+        .expect("unsubscribe");
     assert_eq!(sim.elapsed().as_secs(), 600);
     assert_eq!(unsub.expires().unwrap(), Some(0));
-    assert!(sim.gw.registrar().get("sip:carol@ims.example.net").is_none());
+    assert!(sim
+        .gw
+        .registrar()
+        .get("sip:carol@ims.example.net")
+        .is_none());
     assert_eq!(sim.gw.engine().len(), 0);
 }
 
@@ -172,7 +232,15 @@ fn a_retransmitted_notify_gets_the_same_answer_and_is_processed_once() {
     assert_eq!(a[0].1.status(), Some(200));
     assert_eq!(a[0].1.raw(), b[0].1.raw(), "same bytes again");
     let reg = sim.gw.registrar().get("sip:dan@ims.example.net").unwrap();
-    assert_eq!(reg.associated.len(), 2, "implicit PUI learned from NOTIFY once");
-    assert!(sim.gw.engine().find_dialog(sub.call_id(), sub.from().tag().unwrap()).is_some());
+    assert_eq!(
+        reg.associated.len(),
+        2,
+        "implicit PUI learned from NOTIFY once"
+    );
+    assert!(sim
+        .gw
+        .engine()
+        .find_dialog(sub.call_id(), sub.from().tag().unwrap())
+        .is_some());
     let _ = HeaderName::Via;
 }

@@ -115,8 +115,13 @@ impl Gateway {
     /// Build the gateway from a validated configuration. `seed` feeds tags, Call-IDs, branches.
     pub fn new(cfg: Arc<Config>, seed: u64) -> Result<Self, String> {
         let me = identity(&cfg.sip.identity)?;
-        let core = uri_target(&cfg.sip.core).ok_or_else(|| format!("sip.core: cannot route to {}", cfg.sip.core))?;
-        let timers = Timers { t1: cfg.sip.t1, t2: cfg.sip.t2, ..Timers::default() };
+        let core = uri_target(&cfg.sip.core)
+            .ok_or_else(|| format!("sip.core: cannot route to {}", cfg.sip.core))?;
+        let timers = Timers {
+            t1: cfg.sip.t1,
+            t2: cfg.sip.t2,
+            ..Timers::default()
+        };
         let engine = Engine::new(EngineConfig {
             identity: cfg.sip.identity.clone(),
             contact: cfg.sip.identity.clone(),
@@ -128,7 +133,10 @@ impl Gateway {
             linger: cfg.sip.t1 * 64,
         });
         let mut gw = Gateway {
-            limits: sip::Limits { max_message: cfg.limits.max_message, ..sip::Limits::default() },
+            limits: sip::Limits {
+                max_message: cfg.limits.max_message,
+                ..sip::Limits::default()
+            },
             reginfo_limits: crate::reginfo::Limits {
                 max_bytes: cfg.limits.reginfo_max_bytes,
                 max_depth: cfg.limits.reginfo_max_depth,
@@ -227,7 +235,12 @@ impl Gateway {
         match msg.method() {
             Some(Method::Register) => self.handle_register(now, inb, &msg),
             // Only NOTIFYs of our own dialogs are ours; every other one (a UE's, IBCF) is proxied.
-            Some(Method::Notify) if msg.to().tag().is_some_and(|t| self.engine.find_dialog(msg.call_id(), t).is_some()) => {
+            Some(Method::Notify)
+                if msg
+                    .to()
+                    .tag()
+                    .is_some_and(|t| self.engine.find_dialog(msg.call_id(), t).is_some()) =>
+            {
                 self.handle_notify(now, inb, &msg)
             }
             _ => self.proxy_request(now, inb, &msg),
@@ -254,15 +267,30 @@ impl Gateway {
     }
 
     /// Answer a request ourselves (to its source).
-    fn answer(&mut self, inb: &Inbound, req: &Message, code: u16, reason: &str, extra: &[(&str, &str)]) {
-        let tag = if code > 100 { Some(self.make_tag(req)) } else { None };
+    fn answer(
+        &mut self,
+        inb: &Inbound,
+        req: &Message,
+        code: u16,
+        reason: &str,
+        extra: &[(&str, &str)],
+    ) {
+        let tag = if code > 100 {
+            Some(self.make_tag(req))
+        } else {
+            None
+        };
         let resp = sip::writer::response(req, code, reason, tag.as_deref(), extra);
         count_out("response", req.method_str());
         self.send(inb.transport, Dest::Addr(inb.peer), resp);
     }
 
     fn send(&mut self, transport: Transport, dest: Dest, bytes: Bytes) {
-        self.out.push_back(Transmit { transport, dest, bytes });
+        self.out.push_back(Transmit {
+            transport,
+            dest,
+            bytes,
+        });
     }
 
     /// Next thing to send.
@@ -277,7 +305,9 @@ impl Gateway {
             self.client_tx.poll_timeout(),
             self.server_tx.poll_timeout(),
             self.registrar.poll_timeout(),
-            self.pending_order.front().map(|(t, _)| *t + self.pending_ttl),
+            self.pending_order
+                .front()
+                .map(|(t, _)| *t + self.pending_ttl),
             self.next_gauges,
             self.proxy.poll_timeout(),
         ]
@@ -292,7 +322,10 @@ impl Gateway {
         self.client_tx.handle_timeout(now, &mut tx_events);
         for ev in tx_events {
             match ev {
-                crate::transaction::ClientEvent::Retransmit { dest: (t, d), bytes } => self.send(t, d, bytes),
+                crate::transaction::ClientEvent::Retransmit {
+                    dest: (t, d),
+                    bytes,
+                } => self.send(t, d, bytes),
                 crate::transaction::ClientEvent::Timeout { user } => {
                     // Counted (regevent_subscribe_timeouts_total) by the engine.
                     self.engine.on_transaction_timeout(now, user.sub, user.cseq);
@@ -323,7 +356,8 @@ impl Gateway {
 
     fn update_gauges(&self) {
         for (tg, n) in &self.registrations_by_trunk {
-            metrics::gauge!(names::REGISTRATIONS_LIVE, "trunk_group" => tg.to_string()).set(*n as f64);
+            metrics::gauge!(names::REGISTRATIONS_LIVE, "trunk_group" => tg.to_string())
+                .set(*n as f64);
         }
         let mut seen: HashMap<(Arc<str>, &'static str), usize> = HashMap::new();
         for tg in self.trunks.keys() {
@@ -340,7 +374,8 @@ impl Gateway {
         let blind = self.engine.blind_by_trunk_group();
         for tg in self.trunks.keys() {
             let n = blind.iter().find(|(t, _)| t == tg).map_or(0, |(_, n)| *n);
-            metrics::gauge!(names::REGISTRATIONS_UNSUBSCRIBED, "trunk_group" => tg.to_string()).set(n as f64);
+            metrics::gauge!(names::REGISTRATIONS_UNSUBSCRIBED, "trunk_group" => tg.to_string())
+                .set(n as f64);
         }
     }
 
@@ -354,28 +389,56 @@ impl Gateway {
     fn apply_reg_events(&mut self, now: Instant, events: &mut Vec<RegEvent>) {
         for ev in events.drain(..) {
             let policy = match &ev {
-                RegEvent::Registered { default_pui, trunk_group, initial, associated, service_route, granted, bindings } => {
-                    let label = if *initial { "initial" } else { "reregistration" };
+                RegEvent::Registered {
+                    default_pui,
+                    trunk_group,
+                    initial,
+                    associated,
+                    service_route,
+                    granted,
+                    bindings,
+                } => {
+                    let label = if *initial {
+                        "initial"
+                    } else {
+                        "reregistration"
+                    };
                     metrics::counter!(names::REGISTRATION_EVENTS, "event" => label, "trunk_group" => trunk_group.to_string()).increment(1);
                     if *initial {
-                        *self.registrations_by_trunk.entry(trunk_group.clone()).or_default() += 1;
+                        *self
+                            .registrations_by_trunk
+                            .entry(trunk_group.clone())
+                            .or_default() += 1;
                         tracing::info!(%default_pui, %trunk_group, implicit = associated.len(), bindings, granted_s = granted.as_secs(), "registration created");
                     } else {
                         tracing::info!(%default_pui, %trunk_group, bindings, granted_s = granted.as_secs(), "re-registration");
                     }
                     self.policy_for(trunk_group, default_pui, service_route)
                 }
-                RegEvent::Removed { default_pui, trunk_group, reason } => {
+                RegEvent::Removed {
+                    default_pui,
+                    trunk_group,
+                    reason,
+                } => {
                     metrics::counter!(names::REGISTRATION_EVENTS, "event" => reason.as_str(), "trunk_group" => trunk_group.to_string()).increment(1);
-                    *self.registrations_by_trunk.entry(trunk_group.clone()).or_default() -= 1;
+                    *self
+                        .registrations_by_trunk
+                        .entry(trunk_group.clone())
+                        .or_default() -= 1;
                     tracing::info!(%default_pui, %trunk_group, reason = reason.as_str(), "registration removed");
                     self.policy_for(trunk_group, default_pui, &[])
                 }
-                RegEvent::BindingAdded { default_pui, contact } => {
+                RegEvent::BindingAdded {
+                    default_pui,
+                    contact,
+                } => {
                     tracing::info!(%default_pui, %contact, "binding added");
                     continue;
                 }
-                RegEvent::BindingRemoved { default_pui, contact } => {
+                RegEvent::BindingRemoved {
+                    default_pui,
+                    contact,
+                } => {
                     tracing::info!(%default_pui, %contact, "binding removed");
                     continue;
                 }
@@ -384,12 +447,21 @@ impl Gateway {
         }
     }
 
-    fn policy_for(&self, trunk_group: &str, default_pui: &str, service_route: &[String]) -> SubscribePolicy {
-        let Some(t) = self.trunks.get(trunk_group) else { return SubscribePolicy::default() };
+    fn policy_for(
+        &self,
+        trunk_group: &str,
+        default_pui: &str,
+        service_route: &[String],
+    ) -> SubscribePolicy {
+        let Some(t) = self.trunks.get(trunk_group) else {
+            return SubscribePolicy::default();
+        };
         let p = &t.profile;
         let route = match p.network {
             crate::config::Network::Home => service_route.to_vec(),
-            crate::config::Network::Visited => self.route_policy.subscribe_route(&t.name, p, default_pui),
+            crate::config::Network::Visited => {
+                self.route_policy.subscribe_route(&t.name, p, default_pui)
+            }
         };
         SubscribePolicy {
             enabled: p.support_reg_event && p.role == Role::Pcscf,
@@ -401,7 +473,12 @@ impl Gateway {
     /// Answer an admin query from the gateway's state. `wall` maps `Instant`s to Unix time.
     pub fn answer_admin(&self, q: AdminQuery, now: Instant, wall: SystemTime) {
         match q {
-            AdminQuery::Subscriptions { filter, offset, limit, reply } => {
+            AdminQuery::Subscriptions {
+                filter,
+                offset,
+                limit,
+                reply,
+            } => {
                 let _ = reply.send(self.subscription_page(&filter, offset, limit, now, wall));
             }
         }
@@ -416,7 +493,10 @@ impl Gateway {
         now: Instant,
         wall: SystemTime,
     ) -> SubscriptionPage {
-        let unix_now = wall.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let unix_now = wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         let unix = |t: Instant| -> f64 {
             if t >= now {
                 unix_now + (t - now).as_secs_f64()
@@ -424,11 +504,24 @@ impl Gateway {
                 unix_now - (now - t).as_secs_f64()
             }
         };
-        let mut page = SubscriptionPage { total: 0, offset, rows: Vec::new() };
+        let mut page = SubscriptionPage {
+            total: 0,
+            offset,
+            rows: Vec::new(),
+        };
         self.engine.for_each_view(&mut |v| {
-            if filter.trunk_group.as_deref().is_some_and(|t| t != &*v.trunk_group)
-                || filter.state.as_deref().is_some_and(|s| s != v.state.as_str())
-                || filter.pui_prefix.as_deref().is_some_and(|p| !v.default_pui.starts_with(p))
+            if filter
+                .trunk_group
+                .as_deref()
+                .is_some_and(|t| t != &*v.trunk_group)
+                || filter
+                    .state
+                    .as_deref()
+                    .is_some_and(|s| s != v.state.as_str())
+                || filter
+                    .pui_prefix
+                    .as_deref()
+                    .is_some_and(|p| !v.default_pui.starts_with(p))
             {
                 return;
             }
@@ -468,26 +561,44 @@ impl Gateway {
     /// A fresh branch for a request we originate.
     fn new_branch(&mut self) -> String {
         self.branch_seq += 1;
-        format!("z9hG4bKrg{:x}{:x}", mix(self.branch_secret ^ self.branch_seq), self.branch_seq)
+        format!(
+            "z9hG4bKrg{:x}{:x}",
+            mix(self.branch_secret ^ self.branch_seq),
+            self.branch_seq
+        )
     }
 
     /// Stateless-proxy branch (RFC 3261 §16.11): a function of the incoming request's top Via,
     /// so a retransmission is forwarded with the same branch.
     fn derived_branch(&self, msg: &Message) -> String {
         let via = msg.top_via();
-        let key = format!("{}|{}|{:?}|{}", via.branch().unwrap_or(""), via.host, via.port, msg.call_id());
-        format!("z9hG4bKrp{:016x}", mix(self.branch_secret ^ fnv(key.as_bytes())))
+        let key = format!(
+            "{}|{}|{:?}|{}",
+            via.branch().unwrap_or(""),
+            via.host,
+            via.port,
+            msg.call_id()
+        );
+        format!(
+            "z9hG4bKrp{:016x}",
+            mix(self.branch_secret ^ fnv(key.as_bytes()))
+        )
     }
 
     fn make_tag(&self, req: &Message) -> String {
-        format!("{:x}", mix(self.branch_secret ^ fnv(req.call_id().as_bytes())))
+        format!(
+            "{:x}",
+            mix(self.branch_secret ^ fnv(req.call_id().as_bytes()))
+        )
     }
 }
 
 fn identity(uri: &str) -> Result<Identity, String> {
     let u = sip::Uri::parse(uri).map_err(|e| format!("sip.identity: {e}"))?;
     let port = u.port.unwrap_or(5060);
-    Ok(Identity { hostport: format!("{}:{}", u.host, port) })
+    Ok(Identity {
+        hostport: format!("{}:{}", u.host, port),
+    })
 }
 
 fn split_hostport(hp: &str) -> (&str, u16) {
@@ -533,7 +644,11 @@ fn method_label(m: &str) -> &'static str {
 }
 
 fn count_message(direction: &'static str, msg: &Message) {
-    let kind = if msg.is_request() { "request" } else { "response" };
+    let kind = if msg.is_request() {
+        "request"
+    } else {
+        "response"
+    };
     metrics::counter!(names::SIP_MESSAGES, "direction" => direction, "method" => method_label(msg.method_str()), "kind" => kind)
         .increment(1);
 }
@@ -543,7 +658,9 @@ fn count_out(kind: &'static str, method: &str) {
 }
 
 fn fnv(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3))
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// splitmix64 finaliser.

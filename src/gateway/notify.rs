@@ -15,14 +15,25 @@ use crate::transaction::ServerLookup;
 
 impl Gateway {
     pub(super) fn handle_notify(&mut self, now: Instant, inb: &Inbound, msg: &Message) {
-        let sub = msg.to().tag().and_then(|tag| self.engine.find_dialog(msg.call_id(), tag));
+        let sub = msg
+            .to()
+            .tag()
+            .and_then(|tag| self.engine.find_dialog(msg.call_id(), tag));
         let Some(sub) = sub else {
             metrics::counter!(names::NOTIFYS, "outcome" => "unknown_dialog").increment(1);
             return self.answer(inb, msg, 481, "Subscription Does Not Exist", &[]);
         };
         let via = msg.top_via();
-        let key = format!("{}|{}:{:?}|NOTIFY", via.branch().unwrap_or(""), via.host, via.port);
-        match self.server_tx.on_request(now, &key, inb.transport == Transport::Tcp) {
+        let key = format!(
+            "{}|{}:{:?}|NOTIFY",
+            via.branch().unwrap_or(""),
+            via.host,
+            via.port
+        );
+        match self
+            .server_tx
+            .on_request(now, &key, inb.transport == Transport::Tcp)
+        {
             ServerLookup::New => {}
             ServerLookup::Proceeding => return,
             ServerLookup::Answered(bytes) => {
@@ -30,7 +41,9 @@ impl Gateway {
                 return self.send(inb.transport, super::Dest::Addr(inb.peer), bytes);
             }
         }
-        let (code, reason, extra): (u16, String, &[(&str, &str)]) = match self.check_notify(now, sub, msg) {
+        let (code, reason, extra): (u16, String, &[(&str, &str)]) = match self
+            .check_notify(now, sub, msg)
+        {
             Ok((code, reason)) => (code, reason.to_string(), &[]),
             Err(NotifyReject::Malformed(r)) => {
                 metrics::counter!(names::NOTIFYS, "outcome" => "malformed").increment(1);
@@ -39,7 +52,11 @@ impl Gateway {
             }
             Err(NotifyReject::MediaType) => {
                 metrics::counter!(names::NOTIFYS, "outcome" => "unsupported_media").increment(1);
-                (415, "Unsupported Media Type".into(), &[("Accept", "application/reginfo+xml")])
+                (
+                    415,
+                    "Unsupported Media Type".into(),
+                    &[("Accept", "application/reginfo+xml")],
+                )
             }
             Err(NotifyReject::Event) => {
                 metrics::counter!(names::NOTIFYS, "outcome" => "bad_event").increment(1);
@@ -65,10 +82,13 @@ impl Gateway {
             return Err(NotifyReject::Event);
         }
         let Some(ss) = msg.header(HeaderName::SubscriptionState) else {
-            return Err(NotifyReject::Malformed("Bad Request (Missing Subscription-State header)".into()));
+            return Err(NotifyReject::Malformed(
+                "Bad Request (Missing Subscription-State header)".into(),
+            ));
         };
-        let ss = SubscriptionState::parse(ss)
-            .map_err(|_| NotifyReject::Malformed("Bad Request (Malformed Subscription-State header)".into()))?;
+        let ss = SubscriptionState::parse(ss).map_err(|_| {
+            NotifyReject::Malformed("Bad Request (Malformed Subscription-State header)".into())
+        })?;
         let body = msg.body();
         let doc = if body.iter().all(u8::is_ascii_whitespace) {
             None
@@ -87,7 +107,11 @@ impl Gateway {
         let input = NotifyInput {
             cseq: msg.cseq().seq,
             remote_tag: msg.from().tag().unwrap_or(""),
-            record_route: msg.header_values(HeaderName::RecordRoute).into_iter().map(|v| addr_uri(v).to_owned()).collect(),
+            record_route: msg
+                .header_values(HeaderName::RecordRoute)
+                .into_iter()
+                .map(|v| addr_uri(v).to_owned())
+                .collect(),
             contact: first_contact(msg),
             sub_state: &state,
             sub_expires: ss.expires,

@@ -15,18 +15,46 @@ const DEFAULT_EXPIRES: u32 = 3600;
 
 impl Gateway {
     pub(super) fn handle_register(&mut self, now: Instant, inb: &Inbound, msg: &Message) {
-        let listener = self.cfg.sip.listen.get(usize::from(inb.listener)).map(|l| l.name.as_str()).unwrap_or("");
+        let listener = self
+            .cfg
+            .sip
+            .listen
+            .get(usize::from(inb.listener))
+            .map(|l| l.name.as_str())
+            .unwrap_or("");
         let Some(tg) = self.cfg.trunk_group_for(listener, inb.peer.ip()) else {
             metrics::counter!(names::SIP_DROPS, "reason" => "no_trunk_group").increment(1);
-            return self.answer(inb, msg, 403, "Forbidden: no trunk group for this source", &[]);
+            return self.answer(
+                inb,
+                msg,
+                403,
+                "Forbidden: no trunk group for this source",
+                &[],
+            );
         };
         let trunk_group = match self.trunks.get_key_value(tg.name.as_str()) {
             Some((k, _)) => k.clone(),
-            None => return self.answer(inb, msg, 500, "Server Internal Error: trunk group without profile", &[]),
+            None => {
+                return self.answer(
+                    inb,
+                    msg,
+                    500,
+                    "Server Internal Error: trunk group without profile",
+                    &[],
+                )
+            }
         };
         let max_forwards = match msg.max_forwards() {
             Ok(v) => v.unwrap_or(70),
-            Err(_) => return self.answer(inb, msg, 400, "Bad Request (Malformed Max-Forwards header)", &[]),
+            Err(_) => {
+                return self.answer(
+                    inb,
+                    msg,
+                    400,
+                    "Bad Request (Malformed Max-Forwards header)",
+                    &[],
+                )
+            }
         };
         if max_forwards == 0 {
             return self.answer(inb, msg, 483, "Too Many Hops", &[]);
@@ -34,14 +62,25 @@ impl Gateway {
         let contacts: Vec<Box<str>> = match msg.contacts() {
             Ok(Contacts::Star) => Vec::new(),
             Ok(Contacts::List(l)) => l.iter().map(|c| Box::from(c.uri)).collect(),
-            Err(_) => return self.answer(inb, msg, 400, "Bad Request (Malformed Contact header)", &[]),
+            Err(_) => {
+                return self.answer(inb, msg, 400, "Bad Request (Malformed Contact header)", &[])
+            }
         };
         let aor = msg.to().uri;
 
         let (out_t, core) = self.core.clone();
         let branch = self.derived_branch(msg);
-        let flow = Flow { transport: inb.transport, peer: inb.peer, listener: inb.listener };
-        let via = format!("SIP/2.0/{} {};branch={};rport", via_transport(out_t), self.me.hostport, branch);
+        let flow = Flow {
+            transport: inb.transport,
+            peer: inb.peer,
+            listener: inb.listener,
+        };
+        let via = format!(
+            "SIP/2.0/{} {};branch={};rport",
+            via_transport(out_t),
+            self.me.hostport,
+            branch
+        );
         let path = format!("<sip:{}@{};lr>", flow_token(&flow), self.me.hostport);
         let top = msg.top_via();
         let mut ed = msg.edit();
@@ -58,7 +97,19 @@ impl Gateway {
         let bytes = ed.finish();
 
         let key: Box<str> = branch.into();
-        if self.pending.insert(key.clone(), PendingRegister { trunk_group, flow, aor: aor.into(), contacts }).is_none() {
+        if self
+            .pending
+            .insert(
+                key.clone(),
+                PendingRegister {
+                    trunk_group,
+                    flow,
+                    aor: aor.into(),
+                    contacts,
+                },
+            )
+            .is_none()
+        {
             self.pending_order.push_back((now, key));
         }
         count_out("request", "REGISTER");
@@ -69,7 +120,11 @@ impl Gateway {
     /// pending REGISTER, learn the registration. Relaying is `proxy.rs`'s `relay_response`.
     pub(super) fn on_register_response(&mut self, now: Instant, branch: &str, msg: &Message) {
         let status = msg.status().unwrap_or(0);
-        let pending = if status >= 200 { self.pending.remove(branch) } else { None };
+        let pending = if status >= 200 {
+            self.pending.remove(branch)
+        } else {
+            None
+        };
         if (200..300).contains(&status) && msg.cseq().method.eq_ignore_ascii_case("REGISTER") {
             if let Some(p) = &pending {
                 self.learn(now, p, msg);
@@ -91,14 +146,26 @@ impl Gateway {
                         .or(expires_hdr)
                         .unwrap_or(DEFAULT_EXPIRES);
                     let inst = c.params.get("+sip.instance").flatten().map(strip_instance);
-                    let reg_id = c.params.get("reg-id").flatten().and_then(|v| v.trim().parse().ok());
+                    let reg_id = c
+                        .params
+                        .get("reg-id")
+                        .flatten()
+                        .and_then(|v| v.trim().parse().ok());
                     (c.uri, exp, inst, reg_id)
                 })
                 .collect(),
             _ => Vec::new(),
         };
-        let associated: Vec<&str> = msg.header_values(HeaderName::PAssociatedUri).into_iter().map(addr_uri).collect();
-        let service_route: Vec<&str> = msg.header_values(HeaderName::ServiceRoute).into_iter().map(addr_uri).collect();
+        let associated: Vec<&str> = msg
+            .header_values(HeaderName::PAssociatedUri)
+            .into_iter()
+            .map(addr_uri)
+            .collect();
+        let service_route: Vec<&str> = msg
+            .header_values(HeaderName::ServiceRoute)
+            .into_iter()
+            .map(addr_uri)
+            .collect();
         let outcome = RegisterOutcome {
             trunk_group: &p.trunk_group,
             flow: p.flow,
@@ -123,7 +190,10 @@ pub(super) fn addr_uri(v: &str) -> &str {
 
 /// `"<urn:uuid:...>"` → `urn:uuid:...`.
 pub(super) fn strip_instance(v: &str) -> &str {
-    v.trim().trim_matches('"').trim_start_matches('<').trim_end_matches('>')
+    v.trim()
+        .trim_matches('"')
+        .trim_start_matches('<')
+        .trim_end_matches('>')
 }
 
 /// RFC 3261 §18.2.1 / RFC 3581: add `received` when the sent-by host is not the source IP, or
@@ -135,11 +205,12 @@ pub(super) fn needs_received(via: &Via<'_>, src: IpAddr) -> bool {
 
 /// Where a response goes for this Via (RFC 3261 §18.2.2, RFC 3581 §4).
 pub(super) fn via_target(via: &Via<'_>) -> Option<(Transport, Dest)> {
-    let t = if via.transport.eq_ignore_ascii_case("TCP") || via.transport.eq_ignore_ascii_case("TLS") {
-        Transport::Tcp
-    } else {
-        Transport::Udp
-    };
+    let t =
+        if via.transport.eq_ignore_ascii_case("TCP") || via.transport.eq_ignore_ascii_case("TLS") {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
     let port = match via.rport() {
         Some(Some(p)) => p,
         _ => via.port.unwrap_or(5060),

@@ -43,7 +43,9 @@ pub fn uri_target(uri_text: &str) -> Option<(Transport, Dest)> {
     let host = uri.host.trim_start_matches('[').trim_end_matches(']');
     let dest = match host.parse::<IpAddr>() {
         Ok(ip) => Dest::Addr(SocketAddr::new(ip, port)),
-        Err(_) if host.eq_ignore_ascii_case("localhost") => Dest::Addr(SocketAddr::from(([127, 0, 0, 1], port))),
+        Err(_) if host.eq_ignore_ascii_case("localhost") => {
+            Dest::Addr(SocketAddr::from(([127, 0, 0, 1], port)))
+        }
         Err(_) if host.is_empty() => return None,
         Err(_) => Dest::Name(Arc::from(host), port),
     };
@@ -53,7 +55,12 @@ pub fn uri_target(uri_text: &str) -> Option<(Transport, Dest)> {
 /// Routing policy for SUBSCRIBEs of a visited-network trunk group. The default returns the
 /// profile's static `subscribe_route`; an operator's policy server plugs in here.
 pub trait RoutePolicy: Send + Sync + std::fmt::Debug {
-    fn subscribe_route(&self, trunk_group: &str, profile: &Profile, default_pui: &str) -> Vec<String>;
+    fn subscribe_route(
+        &self,
+        trunk_group: &str,
+        profile: &Profile,
+        default_pui: &str,
+    ) -> Vec<String>;
 }
 
 /// The profile's `subscribe_route`, as configured.
@@ -61,7 +68,12 @@ pub trait RoutePolicy: Send + Sync + std::fmt::Debug {
 pub struct StaticRoutePolicy;
 
 impl RoutePolicy for StaticRoutePolicy {
-    fn subscribe_route(&self, _trunk_group: &str, profile: &Profile, _default_pui: &str) -> Vec<String> {
+    fn subscribe_route(
+        &self,
+        _trunk_group: &str,
+        profile: &Profile,
+        _default_pui: &str,
+    ) -> Vec<String> {
         profile.subscribe_route.clone()
     }
 }

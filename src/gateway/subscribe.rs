@@ -26,11 +26,17 @@ impl Gateway {
         self.events = events;
     }
 
-    fn apply_reg_action(&mut self, now: Instant, a: &RegAction, events: &mut Vec<crate::registrar::RegEvent>) {
+    fn apply_reg_action(
+        &mut self,
+        now: Instant,
+        a: &RegAction,
+        events: &mut Vec<crate::registrar::RegEvent>,
+    ) {
         use crate::registrar::RemovalReason;
         let label = match a {
             RegAction::NetworkDeregistration { default_pui } => {
-                self.registrar.remove(default_pui, RemovalReason::Network, events);
+                self.registrar
+                    .remove(default_pui, RemovalReason::Network, events);
                 "network_deregistration"
             }
             RegAction::AddPui { default_pui, pui } => {
@@ -41,14 +47,30 @@ impl Gateway {
                 self.registrar.remove_pui(default_pui, pui);
                 "remove_pui"
             }
-            RegAction::RemoveBinding { default_pui, contact } => {
-                let m = BindingMatch { uri: &contact.uri, instance: contact.instance.as_deref(), reg_id: contact.reg_id };
+            RegAction::RemoveBinding {
+                default_pui,
+                contact,
+            } => {
+                let m = BindingMatch {
+                    uri: &contact.uri,
+                    instance: contact.instance.as_deref(),
+                    reg_id: contact.reg_id,
+                };
                 self.registrar.remove_binding(default_pui, m, events);
                 "remove_binding"
             }
-            RegAction::UpdateBindingExpiry { default_pui, contact, expires } => {
-                let m = BindingMatch { uri: &contact.uri, instance: contact.instance.as_deref(), reg_id: contact.reg_id };
-                self.registrar.update_binding_expiry(now, default_pui, m, *expires);
+            RegAction::UpdateBindingExpiry {
+                default_pui,
+                contact,
+                expires,
+            } => {
+                let m = BindingMatch {
+                    uri: &contact.uri,
+                    instance: contact.instance.as_deref(),
+                    reg_id: contact.reg_id,
+                };
+                self.registrar
+                    .update_binding_expiry(now, default_pui, m, *expires);
                 "update_binding_expiry"
             }
         };
@@ -57,7 +79,11 @@ impl Gateway {
     }
 
     fn send_subscribe(&mut self, now: Instant, s: &OutSubscribe) {
-        let first_hop = s.route.first().map(String::as_str).unwrap_or(&s.request_uri);
+        let first_hop = s
+            .route
+            .first()
+            .map(String::as_str)
+            .unwrap_or(&s.request_uri);
         let Some((t, dest)) = uri_target(first_hop) else {
             // Unroutable: behave as a transaction that failed at once (SPEC §4.2: no retry).
             tracing::warn!(uri = first_hop, "SUBSCRIBE next hop unroutable");
@@ -66,7 +92,15 @@ impl Gateway {
             return;
         };
         let branch = self.new_branch();
-        let bytes = render_subscribe(s, &format!("SIP/2.0/{} {};branch={};rport", via_transport(t), self.me.hostport, branch));
+        let bytes = render_subscribe(
+            s,
+            &format!(
+                "SIP/2.0/{} {};branch={};rport",
+                via_transport(t),
+                self.me.hostport,
+                branch
+            ),
+        );
         count_out("request", "SUBSCRIBE");
         tracing::debug!(kind = s.kind.as_str(), call_id = %s.call_id, cseq = s.cseq, %dest, "SUBSCRIBE");
         self.client_tx.start(
@@ -75,7 +109,11 @@ impl Gateway {
             (t, dest.clone()),
             bytes.clone(),
             t == crate::config::Transport::Tcp,
-            TxUser { sub: s.sub, cseq: s.cseq, kind: s.kind },
+            TxUser {
+                sub: s.sub,
+                cseq: s.cseq,
+                kind: s.kind,
+            },
         );
         self.send(t, dest, bytes);
     }
@@ -88,7 +126,11 @@ impl Gateway {
             cseq: user.cseq,
             expires: msg.expires().ok().flatten(),
             to_tag: msg.to().tag().map(str::to_owned),
-            record_route: msg.header_values(HeaderName::RecordRoute).into_iter().map(|v| addr_uri(v).to_owned()).collect(),
+            record_route: msg
+                .header_values(HeaderName::RecordRoute)
+                .into_iter()
+                .map(|v| addr_uri(v).to_owned())
+                .collect(),
             contact: first_contact(msg),
         };
         self.engine.on_response(now, user.sub, &resp);
@@ -97,7 +139,9 @@ impl Gateway {
 }
 
 pub(super) fn first_contact(msg: &Message) -> Option<String> {
-    msg.header_values(HeaderName::Contact).first().map(|v| addr_uri(v).to_owned())
+    msg.header_values(HeaderName::Contact)
+        .first()
+        .map(|v| addr_uri(v).to_owned())
 }
 
 /// Render a SUBSCRIBE (SPEC §2.3).

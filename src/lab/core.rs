@@ -41,7 +41,13 @@ pub struct CoreConfig {
 
 impl Default for CoreConfig {
     fn default() -> Self {
-        CoreConfig { reg_expires_max: 3600, sub_expires_max: 3660, implicit: 2, subscribe_mode: SubscribeMode::Accept, notify_before_ok: false }
+        CoreConfig {
+            reg_expires_max: 3600,
+            sub_expires_max: 3660,
+            implicit: 2,
+            subscribe_mode: SubscribeMode::Accept,
+            notify_before_ok: false,
+        }
     }
 }
 
@@ -72,9 +78,16 @@ impl CoreStats {
 pub enum CoreCmd {
     /// Send a NOTIFY showing the default PUI's registration terminated (network-initiated
     /// deregistration). `terminate_subscription` also ends the subscription in the same NOTIFY.
-    NetworkDeregister { pui: String, terminate_subscription: bool },
+    NetworkDeregister {
+        pui: String,
+        terminate_subscription: bool,
+    },
     /// Send a NOTIFY with this raw body and content type for the subscription of `pui`.
-    RawNotify { pui: String, content_type: String, body: String },
+    RawNotify {
+        pui: String,
+        content_type: String,
+        body: String,
+    },
 }
 
 /// A running core.
@@ -118,7 +131,17 @@ impl ImsCore {
         let addr = sock.local_addr()?;
         let stats = Arc::new(CoreStats::default());
         let (tx, mut rx) = mpsc::channel(64);
-        let mut st = State { cfg, sock: sock.clone(), addr, stats: stats.clone(), regs: HashMap::new(), subs: HashMap::new(), by_pui: HashMap::new(), seq: 0, unanswered: HashMap::new() };
+        let mut st = State {
+            cfg,
+            sock: sock.clone(),
+            addr,
+            stats: stats.clone(),
+            regs: HashMap::new(),
+            subs: HashMap::new(),
+            by_pui: HashMap::new(),
+            seq: 0,
+            unanswered: HashMap::new(),
+        };
         tokio::spawn(async move {
             let mut buf = vec![0u8; 65_536];
             let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -138,12 +161,18 @@ impl ImsCore {
                 }
             }
         });
-        Ok(ImsCore { addr, stats, cmd: tx })
+        Ok(ImsCore {
+            addr,
+            stats,
+            cmd: tx,
+        })
     }
 }
 
 fn uri_of(v: &str) -> String {
-    NameAddr::parse(v).map(|n| n.uri.to_string()).unwrap_or_else(|_| v.trim().to_string())
+    NameAddr::parse(v)
+        .map(|n| n.uri.to_string())
+        .unwrap_or_else(|_| v.trim().to_string())
 }
 
 impl State {
@@ -156,7 +185,10 @@ impl State {
         let cseq = self.subs.get(call_id).map(|s| s.cseq).unwrap_or(0);
         self.send(&n, peer).await;
         let now = std::time::Instant::now();
-        self.unanswered.insert((call_id.to_string(), cseq), (n, peer, now, now + Duration::from_millis(500)));
+        self.unanswered.insert(
+            (call_id.to_string(), cseq),
+            (n, peer, now, now + Duration::from_millis(500)),
+        );
     }
 
     async fn retransmit(&mut self) {
@@ -185,13 +217,25 @@ impl State {
                 if m.status().is_some_and(|s| s < 200) {
                     return;
                 }
-                if self.unanswered.remove(&(m.call_id().to_string(), m.cseq().seq)).is_none() {
+                if self
+                    .unanswered
+                    .remove(&(m.call_id().to_string(), m.cseq().seq))
+                    .is_none()
+                {
                     return; // a retransmitted response
                 }
                 let ok = m.status().is_some_and(|s| (200..300).contains(&s));
-                let c = if ok { &self.stats.notify_responses_2xx } else { &self.stats.notify_responses_other };
+                let c = if ok {
+                    &self.stats.notify_responses_2xx
+                } else {
+                    &self.stats.notify_responses_other
+                };
                 c.fetch_add(1, Relaxed);
-                if let Some(t) = self.subs.get_mut(m.call_id()).and_then(|s| s.first_seen.take()) {
+                if let Some(t) = self
+                    .subs
+                    .get_mut(m.call_id())
+                    .and_then(|s| s.first_seen.take())
+                {
                     let us = t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
                     if let Ok(mut v) = self.stats.subscribe_to_notified_us.lock() {
                         v.push(us);
@@ -220,7 +264,13 @@ impl State {
             Ok(Contacts::Star) => entry.clear(),
             Ok(Contacts::List(l)) => {
                 for c in l {
-                    let req = c.params.get("expires").flatten().and_then(|v| v.parse().ok()).or(hdr_exp).unwrap_or(3600);
+                    let req = c
+                        .params
+                        .get("expires")
+                        .flatten()
+                        .and_then(|v| v.parse().ok())
+                        .or(hdr_exp)
+                        .unwrap_or(3600);
                     let exp = req.min(self.cfg.reg_expires_max);
                     entry.retain(|(u, _)| u != c.uri);
                     if exp > 0 {
@@ -230,7 +280,10 @@ impl State {
             }
             Err(_) => {}
         }
-        let contacts: Vec<String> = entry.iter().map(|(u, e)| format!("<{u}>;expires={e}")).collect();
+        let contacts: Vec<String> = entry
+            .iter()
+            .map(|(u, e)| format!("<{u}>;expires={e}"))
+            .collect();
         let mut extra: Vec<(String, String)> = Vec::new();
         if !contacts.is_empty() {
             extra.push(("Contact".into(), contacts.join(", ")));
@@ -240,11 +293,17 @@ impl State {
             assoc.push(format!("<{}>", implicit_pui(&pui, k)));
         }
         extra.push(("P-Associated-URI".into(), assoc.join(", ")));
-        extra.push(("Service-Route".into(), format!("<sip:orig@{};lr>", self.addr)));
+        extra.push((
+            "Service-Route".into(),
+            format!("<sip:orig@{};lr>", self.addr),
+        ));
         if entry.is_empty() {
             self.regs.remove(&pui);
         }
-        let extra_ref: Vec<(&str, &str)> = extra.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let extra_ref: Vec<(&str, &str)> = extra
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         let r = writer::response(m, 200, "OK", Some("reg"), &extra_ref);
         self.send(&r, peer).await;
     }
@@ -288,8 +347,18 @@ impl State {
         self.by_pui.insert(pui, call_id.clone());
         let contact = format!("<sip:scscf@{}>", self.addr);
         let exp = granted.to_string();
-        let ok = writer::response(m, 200, "OK", Some(&our_tag), &[("Expires", &exp), ("Contact", &contact)]);
-        let state = if granted == 0 { "terminated;reason=timeout".to_string() } else { format!("active;expires={granted}") };
+        let ok = writer::response(
+            m,
+            200,
+            "OK",
+            Some(&our_tag),
+            &[("Expires", &exp), ("Contact", &contact)],
+        );
+        let state = if granted == 0 {
+            "terminated;reason=timeout".to_string()
+        } else {
+            format!("active;expires={granted}")
+        };
         let notify = self.notify(&call_id, &state, None);
         if self.cfg.notify_before_ok {
             if let Some(n) = notify {
@@ -308,7 +377,12 @@ impl State {
     }
 
     /// Build the next NOTIFY of a subscription (full state unless `body` is given).
-    fn notify(&mut self, call_id: &str, sub_state: &str, body: Option<(String, String)>) -> Option<Bytes> {
+    fn notify(
+        &mut self,
+        call_id: &str,
+        sub_state: &str,
+        body: Option<(String, String)>,
+    ) -> Option<Bytes> {
         let regs = &self.regs;
         let implicit = self.cfg.implicit;
         let addr = self.addr;
@@ -318,18 +392,50 @@ impl State {
         s.version += 1;
         let (ct, body) = body.unwrap_or_else(|| {
             let contacts: Vec<(String, u32)> = regs.get(&s.pui).cloned().unwrap_or_default();
-            let cs: Vec<(&str, &str, &str, &str, Option<u32>)> =
-                contacts.iter().enumerate().map(|(i, (u, e))| (CONTACT_IDS[i.min(7)], "active", "registered", u.as_str(), Some(*e))).collect();
-            let state = if contacts.is_empty() { "terminated" } else { "active" };
-            let mut rs = vec![DocRegistration { aor: &s.pui, id: "r0", state, contacts: cs.clone() }];
+            let cs: Vec<(&str, &str, &str, &str, Option<u32>)> = contacts
+                .iter()
+                .enumerate()
+                .map(|(i, (u, e))| {
+                    (
+                        CONTACT_IDS[i.min(7)],
+                        "active",
+                        "registered",
+                        u.as_str(),
+                        Some(*e),
+                    )
+                })
+                .collect();
+            let state = if contacts.is_empty() {
+                "terminated"
+            } else {
+                "active"
+            };
+            let mut rs = vec![DocRegistration {
+                aor: &s.pui,
+                id: "r0",
+                state,
+                contacts: cs.clone(),
+            }];
             let imps: Vec<String> = (0..implicit).map(|k| implicit_pui(&s.pui, k)).collect();
             for (k, p) in imps.iter().enumerate() {
-                rs.push(DocRegistration { aor: p, id: IMPLICIT_IDS[k.min(7)], state, contacts: cs.clone() });
+                rs.push(DocRegistration {
+                    aor: p,
+                    id: IMPLICIT_IDS[k.min(7)],
+                    state,
+                    contacts: cs.clone(),
+                });
             }
             ("application/reginfo+xml".into(), render(version, true, &rs))
         });
         let mut b = writer::RequestBuilder::new("NOTIFY", &s.gw_uri);
-        b.header("Via", &format!("SIP/2.0/UDP {addr};branch=z9hG4bKcore{}x{}", s.cseq, fastrand::u64(..)));
+        b.header(
+            "Via",
+            &format!(
+                "SIP/2.0/UDP {addr};branch=z9hG4bKcore{}x{}",
+                s.cseq,
+                fastrand::u64(..)
+            ),
+        );
         b.header("Max-Forwards", "70");
         b.header("From", &format!("<{}>;tag={}", s.pui, s.our_tag));
         b.header("To", &format!("<{}>;tag={}", s.gw_uri, s.gw_tag));
@@ -344,21 +450,57 @@ impl State {
 
     async fn command(&mut self, c: CoreCmd) {
         match c {
-            CoreCmd::NetworkDeregister { pui, terminate_subscription } => {
-                let Some(call_id) = self.by_pui.get(&pui).cloned() else { return };
-                let Some(version) = self.subs.get(&call_id).map(|s| s.version) else { return };
-                let body = render(version, true, &[DocRegistration { aor: &pui, id: "r0", state: "terminated", contacts: vec![] }]);
+            CoreCmd::NetworkDeregister {
+                pui,
+                terminate_subscription,
+            } => {
+                let Some(call_id) = self.by_pui.get(&pui).cloned() else {
+                    return;
+                };
+                let Some(version) = self.subs.get(&call_id).map(|s| s.version) else {
+                    return;
+                };
+                let body = render(
+                    version,
+                    true,
+                    &[DocRegistration {
+                        aor: &pui,
+                        id: "r0",
+                        state: "terminated",
+                        contacts: vec![],
+                    }],
+                );
                 self.regs.remove(&pui);
-                let state = if terminate_subscription { "terminated;reason=deactivated" } else { "active;expires=600" };
+                let state = if terminate_subscription {
+                    "terminated;reason=deactivated"
+                } else {
+                    "active;expires=600"
+                };
                 let peer = self.subs.get(&call_id).map(|s| s.peer);
-                if let (Some(n), Some(peer)) = (self.notify(&call_id, state, Some(("application/reginfo+xml".into(), body))), peer) {
+                if let (Some(n), Some(peer)) = (
+                    self.notify(
+                        &call_id,
+                        state,
+                        Some(("application/reginfo+xml".into(), body)),
+                    ),
+                    peer,
+                ) {
                     self.send_notify(&call_id, n, peer).await;
                 }
             }
-            CoreCmd::RawNotify { pui, content_type, body } => {
-                let Some(call_id) = self.by_pui.get(&pui).cloned() else { return };
+            CoreCmd::RawNotify {
+                pui,
+                content_type,
+                body,
+            } => {
+                let Some(call_id) = self.by_pui.get(&pui).cloned() else {
+                    return;
+                };
                 let peer = self.subs.get(&call_id).map(|s| s.peer);
-                if let (Some(n), Some(peer)) = (self.notify(&call_id, "active;expires=600", Some((content_type, body))), peer) {
+                if let (Some(n), Some(peer)) = (
+                    self.notify(&call_id, "active;expires=600", Some((content_type, body))),
+                    peer,
+                ) {
                     self.send_notify(&call_id, n, peer).await;
                 }
             }

@@ -55,7 +55,13 @@ pub fn proc_usage(pid: &str) -> Option<(f64, u64)> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let rss_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
     Some((ticks / 100.0, rss_kb * 1024))
 }
 
@@ -68,8 +74,19 @@ fn pct(v: &[u32], q: f64) -> u32 {
 
 /// Run the load generator (call inside a current-thread runtime).
 pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
-    let users = args.users.unwrap_or((args.rate * args.seconds as f64).ceil() as usize).max(1);
-    let core = ImsCore::start(args.core, CoreConfig { reg_expires_max: args.expires, sub_expires_max: args.expires + 60, ..CoreConfig::default() }).await?;
+    let users = args
+        .users
+        .unwrap_or((args.rate * args.seconds as f64).ceil() as usize)
+        .max(1);
+    let core = ImsCore::start(
+        args.core,
+        CoreConfig {
+            reg_expires_max: args.expires,
+            sub_expires_max: args.expires + 60,
+            ..CoreConfig::default()
+        },
+    )
+    .await?;
     let swarms = args.swarms.clamp(1, 200);
     let stats = Arc::new(SwarmStats::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -98,9 +115,17 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         };
         tasks.push(tokio::spawn(ue::run(cfg, stats.clone(), stop.clone())));
     }
-    println!("loadgen: {users} users in {swarms} swarms at {:.0}/s → gateway {} (core {})", args.rate, args.gateway, core.addr);
+    println!(
+        "loadgen: {users} users in {swarms} swarms at {:.0}/s → gateway {} (core {})",
+        args.rate, args.gateway, core.addr
+    );
     let mut last = (0u64, 0u64);
-    let deadline = if args.hold { args.hold_seconds.map(|s| Duration::from_secs(args.seconds + s)) } else { Some(Duration::from_secs(args.seconds + 10)) };
+    let deadline = if args.hold {
+        args.hold_seconds
+            .map(|s| Duration::from_secs(args.seconds + s))
+    } else {
+        Some(Duration::from_secs(args.seconds + 10))
+    };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     loop {
@@ -110,7 +135,11 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         }
         let ok = stats.initial_ok.load(Relaxed);
         let notified = CoreStats::get(&core.stats.notify_responses_2xx);
-        let gw = gw_pid.as_deref().and_then(proc_usage).map(|(_, rss)| format!(" gw_rss={:.1}MiB", rss as f64 / 1048576.0)).unwrap_or_default();
+        let gw = gw_pid
+            .as_deref()
+            .and_then(proc_usage)
+            .map(|(_, rss)| format!(" gw_rss={:.1}MiB", rss as f64 / 1048576.0))
+            .unwrap_or_default();
         println!(
             "t={:>3}s sent={} registered={} (+{}/s) subscribed+notified={} (+{}/s) failures={} timeouts={}{gw}",
             started.elapsed().as_secs(),
@@ -123,7 +152,8 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
             stats.timeouts.load(Relaxed),
         );
         last = (ok, notified);
-        let all_done = !args.hold && ok + stats.failures.load(Relaxed) >= users as u64 && notified >= ok;
+        let all_done =
+            !args.hold && ok + stats.failures.load(Relaxed) >= users as u64 && notified >= ok;
         if all_done || deadline.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
@@ -135,22 +165,55 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     }
     let ok = stats.initial_ok.load(Relaxed);
     let notified = CoreStats::get(&core.stats.notify_responses_2xx);
-    let mut reg_lat = stats.latencies_us.lock().map(|v| v.clone()).unwrap_or_default();
+    let mut reg_lat = stats
+        .latencies_us
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
     reg_lat.sort_unstable();
-    let mut sub_lat = core.stats.subscribe_to_notified_us.lock().map(|v| v.clone()).unwrap_or_default();
+    let mut sub_lat = core
+        .stats
+        .subscribe_to_notified_us
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
     sub_lat.sort_unstable();
     let active = elapsed.min(args.seconds as f64 + 10.0).max(0.001);
     println!("== loadgen report");
-    println!("offered:    {} REGISTERs at {:.0}/s target", stats.registers_sent.load(Relaxed), args.rate);
+    println!(
+        "offered:    {} REGISTERs at {:.0}/s target",
+        stats.registers_sent.load(Relaxed),
+        args.rate
+    );
     println!("completed:  {ok} registrations ({:.0}/s over {active:.1} s), {notified} subscribed+notified", ok as f64 / active);
-    println!("failures:   {} non-2xx, {} timeouts, {} never answered", stats.failures.load(Relaxed), stats.timeouts.load(Relaxed), (users as u64).saturating_sub(ok + stats.failures.load(Relaxed)));
-    println!("core saw:   {} REGISTER, {} initial SUBSCRIBE, {} refresh, {} unsubscribe", CoreStats::get(&core.stats.registers), CoreStats::get(&core.stats.subscribes_initial), CoreStats::get(&core.stats.subscribes_refresh), CoreStats::get(&core.stats.unsubscribes));
+    println!(
+        "failures:   {} non-2xx, {} timeouts, {} never answered",
+        stats.failures.load(Relaxed),
+        stats.timeouts.load(Relaxed),
+        (users as u64).saturating_sub(ok + stats.failures.load(Relaxed))
+    );
+    println!(
+        "core saw:   {} REGISTER, {} initial SUBSCRIBE, {} refresh, {} unsubscribe",
+        CoreStats::get(&core.stats.registers),
+        CoreStats::get(&core.stats.subscribes_initial),
+        CoreStats::get(&core.stats.subscribes_refresh),
+        CoreStats::get(&core.stats.unsubscribes)
+    );
     println!("latency:    REGISTER→200 p50 {} µs p99 {} µs; SUBSCRIBE→NOTIFY answered p50 {} µs p99 {} µs", pct(&reg_lat, 0.5), pct(&reg_lat, 0.99), pct(&sub_lat, 0.5), pct(&sub_lat, 0.99));
     if let (Some((c0, _)), Some((c1, _))) = (self_before, proc_usage("self")) {
-        println!("loadgen cpu: {:.2} s ({:.1} µs per registration)", c1 - c0, (c1 - c0) * 1e6 / ok.max(1) as f64);
+        println!(
+            "loadgen cpu: {:.2} s ({:.1} µs per registration)",
+            c1 - c0,
+            (c1 - c0) * 1e6 / ok.max(1) as f64
+        );
     }
     if let (Some((c0, _)), Some((c1, rss))) = (gw_before, gw_pid.as_deref().and_then(proc_usage)) {
-        println!("gateway cpu: {:.2} s ({:.1} µs per registration), rss {:.1} MiB", c1 - c0, (c1 - c0) * 1e6 / ok.max(1) as f64, rss as f64 / 1048576.0);
+        println!(
+            "gateway cpu: {:.2} s ({:.1} µs per registration), rss {:.1} MiB",
+            c1 - c0,
+            (c1 - c0) * 1e6 / ok.max(1) as f64,
+            rss as f64 / 1048576.0
+        );
     }
     Ok(())
 }

@@ -32,13 +32,21 @@ impl UdpPeer {
     /// Next message (raw bytes kept in the message), or `None` after `wait`.
     pub async fn recv(&self, wait: Duration) -> Option<(Message, SocketAddr)> {
         let mut buf = vec![0u8; 65_536];
-        let (n, from) = tokio::time::timeout(wait, self.sock.recv_from(&mut buf)).await.ok()?.ok()?;
-        Message::parse(Bytes::copy_from_slice(&buf[..n]), &Limits::default()).ok().map(|m| (m, from))
+        let (n, from) = tokio::time::timeout(wait, self.sock.recv_from(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        Message::parse(Bytes::copy_from_slice(&buf[..n]), &Limits::default())
+            .ok()
+            .map(|m| (m, from))
     }
     /// Raw next datagram.
     pub async fn recv_raw(&self, wait: Duration) -> Option<(Bytes, SocketAddr)> {
         let mut buf = vec![0u8; 65_536];
-        let (n, from) = tokio::time::timeout(wait, self.sock.recv_from(&mut buf)).await.ok()?.ok()?;
+        let (n, from) = tokio::time::timeout(wait, self.sock.recv_from(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
         Some((Bytes::copy_from_slice(&buf[..n]), from))
     }
 }
@@ -55,11 +63,19 @@ impl TcpPeer {
     pub async fn connect(to: SocketAddr) -> std::io::Result<Self> {
         let stream = TcpStream::connect(to).await?;
         let local = stream.local_addr()?;
-        Ok(TcpPeer { stream, buf: BytesMut::new(), local })
+        Ok(TcpPeer {
+            stream,
+            buf: BytesMut::new(),
+            local,
+        })
     }
     pub fn from_stream(stream: TcpStream) -> std::io::Result<Self> {
         let local = stream.local_addr()?;
-        Ok(TcpPeer { stream, buf: BytesMut::new(), local })
+        Ok(TcpPeer {
+            stream,
+            buf: BytesMut::new(),
+            local,
+        })
     }
     pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes).await
@@ -80,7 +96,10 @@ impl TcpPeer {
                 Err(_) => return None,
             }
             let mut tmp = [0u8; 8192];
-            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut tmp)).await.ok()?.ok()?;
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut tmp))
+                .await
+                .ok()?
+                .ok()?;
             if n == 0 {
                 return None;
             }

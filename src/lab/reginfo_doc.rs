@@ -21,9 +21,19 @@ pub fn render(version: u64, full: bool, regs: &[DocRegistration<'_>]) -> String 
         if full { "full" } else { "partial" }
     );
     for r in regs {
-        let _ = writeln!(s, " <registration aor=\"{}\" id=\"{}\" state=\"{}\">", esc(r.aor), esc(r.id), r.state);
+        let _ = writeln!(
+            s,
+            " <registration aor=\"{}\" id=\"{}\" state=\"{}\">",
+            esc(r.aor),
+            esc(r.id),
+            r.state
+        );
         for (id, st, ev, uri, exp) in &r.contacts {
-            let _ = write!(s, "  <contact id=\"{}\" state=\"{st}\" event=\"{ev}\"", esc(id));
+            let _ = write!(
+                s,
+                "  <contact id=\"{}\" state=\"{st}\" event=\"{ev}\"",
+                esc(id)
+            );
             if let Some(e) = exp {
                 let _ = write!(s, " expires=\"{e}\"");
             }
@@ -36,5 +46,8 @@ pub fn render(version: u64, full: bool, regs: &[DocRegistration<'_>]) -> String 
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

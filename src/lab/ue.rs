@@ -98,13 +98,29 @@ struct Ue {
 }
 
 /// Run the swarm until every UE is done (lifetime) or `stop` is set. Returns when finished.
-pub async fn run(cfg: SwarmConfig, stats: Arc<SwarmStats>, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+pub async fn run(
+    cfg: SwarmConfig,
+    stats: Arc<SwarmStats>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
     let sock = UdpSocket::bind(cfg.local).await?;
     let local = sock.local_addr()?;
     let start = Instant::now();
-    let mut ues: Vec<Ue> = (0..cfg.users).map(|_| Ue { cseq: 0, registered: false, started: None, pending: None, tries: 0 }).collect();
+    let mut ues: Vec<Ue> = (0..cfg.users)
+        .map(|_| Ue {
+            cseq: 0,
+            registered: false,
+            started: None,
+            pending: None,
+            tries: 0,
+        })
+        .collect();
     let mut heap: BinaryHeap<Reverse<(Instant, usize, Action)>> = BinaryHeap::new();
-    let step = if cfg.rate > 0.0 { Duration::from_secs_f64(1.0 / cfg.rate) } else { Duration::ZERO };
+    let step = if cfg.rate > 0.0 {
+        Duration::from_secs_f64(1.0 / cfg.rate)
+    } else {
+        Duration::ZERO
+    };
     for i in 0..cfg.users {
         heap.push(Reverse((start + step * i as u32, i, Action::Register)));
     }
@@ -124,7 +140,9 @@ pub async fn run(cfg: SwarmConfig, stats: Arc<SwarmStats>, stop: Arc<AtomicBool>
             let user = cfg.first_user + i;
             let call_id = format!("ue{user}-{}", local.port());
             if a == Action::Retransmit {
-                let Some((sent, action, cseq)) = ue.pending else { continue };
+                let Some((sent, action, cseq)) = ue.pending else {
+                    continue;
+                };
                 if now.duration_since(sent) >= timeout {
                     stats.timeouts.fetch_add(1, Relaxed);
                     ue.pending = None;
@@ -132,8 +150,17 @@ pub async fn run(cfg: SwarmConfig, stats: Arc<SwarmStats>, stop: Arc<AtomicBool>
                     continue;
                 }
                 ue.tries += 1;
-                let exp = if action == Action::Deregister { 0 } else { cfg.expires };
-                let _ = sock.send_to(&register(&cfg, local, user, &call_id, cseq, exp), cfg.gateway).await;
+                let exp = if action == Action::Deregister {
+                    0
+                } else {
+                    cfg.expires
+                };
+                let _ = sock
+                    .send_to(
+                        &register(&cfg, local, user, &call_id, cseq, exp),
+                        cfg.gateway,
+                    )
+                    .await;
                 let next = (T1 * 2u32.saturating_pow(ue.tries)).min(T2);
                 heap.push(Reverse((now + next, i, Action::Retransmit)));
                 continue;
@@ -148,7 +175,11 @@ pub async fn run(cfg: SwarmConfig, stats: Arc<SwarmStats>, stop: Arc<AtomicBool>
             ue.cseq += 1;
             ue.tries = 0;
             by_call.entry(call_id.clone()).or_insert(i);
-            let exp = if a == Action::Deregister { 0 } else { cfg.expires };
+            let exp = if a == Action::Deregister {
+                0
+            } else {
+                cfg.expires
+            };
             let msg = register(&cfg, local, user, &call_id, ue.cseq, exp);
             ue.pending = Some((now, a, ue.cseq));
             heap.push(Reverse((now + T1, i, Action::Retransmit)));
@@ -156,25 +187,40 @@ pub async fn run(cfg: SwarmConfig, stats: Arc<SwarmStats>, stop: Arc<AtomicBool>
             stats.registers_sent.fetch_add(1, Relaxed);
             let _ = sock.send_to(&msg, cfg.gateway).await;
         }
-        let next = heap.peek().map(|Reverse((t, _, _))| *t).unwrap_or(now + Duration::from_millis(200));
-        let wait = next.saturating_duration_since(Instant::now()).min(Duration::from_millis(200));
+        let next = heap
+            .peek()
+            .map(|Reverse((t, _, _))| *t)
+            .unwrap_or(now + Duration::from_millis(200));
+        let wait = next
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(200));
         let r = tokio::time::timeout(wait, sock.recv_from(&mut buf)).await;
         let Ok(Ok((n, _))) = r else { continue };
-        let Ok(m) = Message::parse(Bytes::copy_from_slice(&buf[..n]), &Limits::default()) else { continue };
+        let Ok(m) = Message::parse(Bytes::copy_from_slice(&buf[..n]), &Limits::default()) else {
+            continue;
+        };
         let Some(status) = m.status() else { continue };
         if status < 200 {
             continue;
         }
-        let Some(&i) = by_call.get(m.call_id()) else { continue };
+        let Some(&i) = by_call.get(m.call_id()) else {
+            continue;
+        };
         let ue = &mut ues[i];
-        let Some((sent, action, cseq)) = ue.pending else { continue };
+        let Some((sent, action, cseq)) = ue.pending else {
+            continue;
+        };
         if m.cseq().seq != cseq {
             continue;
         }
         ue.pending = None;
         let now = Instant::now();
         if let Ok(mut l) = stats.latencies_us.lock() {
-            l.push(now.duration_since(sent).as_micros().min(u128::from(u32::MAX)) as u32);
+            l.push(
+                now.duration_since(sent)
+                    .as_micros()
+                    .min(u128::from(u32::MAX)) as u32,
+            );
         }
         if !(200..300).contains(&status) {
             stats.failures.fetch_add(1, Relaxed);
@@ -194,10 +240,13 @@ pub async fn run(cfg: SwarmConfig, stats: Arc<SwarmStats>, stop: Arc<AtomicBool>
                     stats.initial_ok.fetch_add(1, Relaxed);
                 }
                 ue.registered = true;
-                let half = Duration::from_secs(u64::from(cfg.expires) / 2).max(Duration::from_millis(500));
+                let half =
+                    Duration::from_secs(u64::from(cfg.expires) / 2).max(Duration::from_millis(500));
                 let started = ue.started.unwrap_or(now);
                 match cfg.lifetime {
-                    Some(life) if now + half >= started + life => heap.push(Reverse((started + life, i, Action::Deregister))),
+                    Some(life) if now + half >= started + life => {
+                        heap.push(Reverse((started + life, i, Action::Deregister)))
+                    }
                     _ if cfg.reregister => heap.push(Reverse((now + half, i, Action::Register))),
                     _ => active -= 1,
                 }
@@ -209,7 +258,14 @@ pub async fn run(cfg: SwarmConfig, stats: Arc<SwarmStats>, stop: Arc<AtomicBool>
 }
 
 /// A UE's REGISTER.
-pub fn register(cfg: &SwarmConfig, local: SocketAddr, user: usize, call_id: &str, cseq: u32, expires: u32) -> Vec<u8> {
+pub fn register(
+    cfg: &SwarmConfig,
+    local: SocketAddr,
+    user: usize,
+    call_id: &str,
+    cseq: u32,
+    expires: u32,
+) -> Vec<u8> {
     let mut s = String::with_capacity(640);
     let d = &cfg.domain;
     let _ = write!(

@@ -132,14 +132,22 @@ impl Registrar {
     }
     /// The registration (the first, if several share the flow) with a binding on `flow`.
     pub fn by_flow(&self, flow: &Flow) -> Option<&Registration> {
-        self.by_flow.get(flow).and_then(FlowRegs::any).and_then(|d| self.regs.get(d))
+        self.by_flow
+            .get(flow)
+            .and_then(FlowRegs::any)
+            .and_then(|d| self.regs.get(d))
     }
     pub fn iter(&self) -> impl Iterator<Item = &Registration> {
         self.regs.values()
     }
 
     /// Learn from a 2xx to REGISTER. Returns the lifecycle events, in order.
-    pub fn on_register_ok(&mut self, now: Instant, o: &RegisterOutcome<'_>, events: &mut Vec<RegEvent>) {
+    pub fn on_register_ok(
+        &mut self,
+        now: Instant,
+        o: &RegisterOutcome<'_>,
+        events: &mut Vec<RegEvent>,
+    ) {
         let default_pui: &str = o.associated.first().copied().unwrap_or(o.aor);
         let key: Arc<str> = match self.regs.get_key_value(default_pui) {
             Some((k, _)) => k.clone(),
@@ -176,7 +184,10 @@ impl Registrar {
             .unwrap_or(0);
 
         let (old_contacts, generation) = match self.regs.get(&key) {
-            Some(r) => (r.bindings.iter().map(|b| b.uri.clone()).collect::<Vec<_>>(), r.generation + 1),
+            Some(r) => (
+                r.bindings.iter().map(|b| b.uri.clone()).collect::<Vec<_>>(),
+                r.generation + 1,
+            ),
             None => (Vec::new(), 0),
         };
         let mut reg = Registration {
@@ -204,12 +215,18 @@ impl Registrar {
         for c in &old_contacts {
             if !reg.bindings.iter().any(|b| &b.uri == c) {
                 self.by_contact.remove(c);
-                events.push(RegEvent::BindingRemoved { default_pui: key.clone(), contact: c.to_string() });
+                events.push(RegEvent::BindingRemoved {
+                    default_pui: key.clone(),
+                    contact: c.to_string(),
+                });
             }
         }
         for b in &reg.bindings {
             if !old_contacts.contains(&b.uri) {
-                events.push(RegEvent::BindingAdded { default_pui: key.clone(), contact: b.uri.to_string() });
+                events.push(RegEvent::BindingAdded {
+                    default_pui: key.clone(),
+                    contact: b.uri.to_string(),
+                });
             }
             self.by_contact.insert(b.uri.clone(), key.clone());
         }
@@ -243,8 +260,15 @@ impl Registrar {
     }
 
     /// Remove a whole registration.
-    pub fn remove(&mut self, default_pui: &str, reason: RemovalReason, events: &mut Vec<RegEvent>) -> bool {
-        let Some(reg) = self.regs.remove(default_pui) else { return false };
+    pub fn remove(
+        &mut self,
+        default_pui: &str,
+        reason: RemovalReason,
+        events: &mut Vec<RegEvent>,
+    ) -> bool {
+        let Some(reg) = self.regs.remove(default_pui) else {
+            return false;
+        };
         unindex_flows(&mut self.by_flow, &reg.default_pui, &reg.bindings);
         for b in &reg.bindings {
             self.by_contact.remove(&b.uri);
@@ -254,7 +278,11 @@ impl Registrar {
                 self.by_pui.remove(p);
             }
         }
-        events.push(RegEvent::Removed { default_pui: reg.default_pui, trunk_group: reg.trunk_group, reason });
+        events.push(RegEvent::Removed {
+            default_pui: reg.default_pui,
+            trunk_group: reg.trunk_group,
+            reason,
+        });
         true
     }
 
@@ -280,15 +308,27 @@ impl Registrar {
     }
 
     /// Remove one binding; the registration goes with its last binding (reason Network).
-    pub fn remove_binding(&mut self, default_pui: &str, m: BindingMatch<'_>, events: &mut Vec<RegEvent>) -> bool {
-        let Some(reg) = self.regs.get_mut(default_pui) else { return false };
-        let Some(i) = reg.bindings.iter().position(|b| m.matches(b)) else { return false };
+    pub fn remove_binding(
+        &mut self,
+        default_pui: &str,
+        m: BindingMatch<'_>,
+        events: &mut Vec<RegEvent>,
+    ) -> bool {
+        let Some(reg) = self.regs.get_mut(default_pui) else {
+            return false;
+        };
+        let Some(i) = reg.bindings.iter().position(|b| m.matches(b)) else {
+            return false;
+        };
         let b = reg.bindings.remove(i);
         self.by_contact.remove(&b.uri);
         let key = reg.default_pui.clone();
         unindex_flows(&mut self.by_flow, &key, std::slice::from_ref(&b));
         index_flows(&mut self.by_flow, &key, &reg.bindings);
-        events.push(RegEvent::BindingRemoved { default_pui: key.clone(), contact: b.uri.to_string() });
+        events.push(RegEvent::BindingRemoved {
+            default_pui: key.clone(),
+            contact: b.uri.to_string(),
+        });
         if reg.bindings.is_empty() {
             self.remove(&key, RemovalReason::Network, events);
         }
@@ -296,13 +336,24 @@ impl Registrar {
     }
 
     /// `shortened` / `refreshed`: set a binding's expiry.
-    pub fn update_binding_expiry(&mut self, now: Instant, default_pui: &str, m: BindingMatch<'_>, expires: u32) -> bool {
-        let Some(reg) = self.regs.get_mut(default_pui) else { return false };
-        let Some(b) = reg.bindings.iter_mut().find(|b| m.matches(b)) else { return false };
+    pub fn update_binding_expiry(
+        &mut self,
+        now: Instant,
+        default_pui: &str,
+        m: BindingMatch<'_>,
+        expires: u32,
+    ) -> bool {
+        let Some(reg) = self.regs.get_mut(default_pui) else {
+            return false;
+        };
+        let Some(b) = reg.bindings.iter_mut().find(|b| m.matches(b)) else {
+            return false;
+        };
         b.expires_at = now + Duration::from_secs(u64::from(expires));
         reg.generation += 1;
         if let Some(exp) = reg.next_expiry() {
-            self.heap.push(Reverse((exp, reg.generation, reg.default_pui.clone())));
+            self.heap
+                .push(Reverse((exp, reg.generation, reg.default_pui.clone())));
         }
         true
     }
@@ -320,18 +371,27 @@ impl Registrar {
             }
             let (gen, key) = (*gen, self.heap.pop().map(|Reverse((_, _, k))| k));
             let Some(key) = key else { break };
-            let Some(reg) = self.regs.get_mut(&key) else { continue };
+            let Some(reg) = self.regs.get_mut(&key) else {
+                continue;
+            };
             if reg.generation != gen {
                 continue;
             }
-            let expired: Vec<Box<str>> =
-                reg.bindings.iter().filter(|b| b.expires_at <= now).map(|b| b.uri.clone()).collect();
+            let expired: Vec<Box<str>> = reg
+                .bindings
+                .iter()
+                .filter(|b| b.expires_at <= now)
+                .map(|b| b.uri.clone())
+                .collect();
             unindex_flows(&mut self.by_flow, &key, &reg.bindings);
             reg.bindings.retain(|b| b.expires_at > now);
             index_flows(&mut self.by_flow, &key, &reg.bindings);
             for c in expired {
                 self.by_contact.remove(&c);
-                events.push(RegEvent::BindingRemoved { default_pui: key.clone(), contact: c.to_string() });
+                events.push(RegEvent::BindingRemoved {
+                    default_pui: key.clone(),
+                    contact: c.to_string(),
+                });
             }
             match reg.next_expiry() {
                 None => {
@@ -390,7 +450,9 @@ fn index_flows(idx: &mut HashMap<Flow, FlowRegs>, key: &Arc<str>, bindings: &[Bi
             }
             Some(FlowRegs::One(k)) if Arc::ptr_eq(k, key) || k == key => {}
             Some(e @ FlowRegs::One(_)) => {
-                let FlowRegs::One(k) = std::mem::replace(e, FlowRegs::Many(hashbrown::HashSet::new())) else {
+                let FlowRegs::One(k) =
+                    std::mem::replace(e, FlowRegs::Many(hashbrown::HashSet::new()))
+                else {
                     continue;
                 };
                 if let FlowRegs::Many(set) = e {

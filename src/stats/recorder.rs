@@ -145,7 +145,9 @@ static GLOBAL: std::sync::Mutex<Option<PrometheusHandle>> = std::sync::Mutex::ne
 /// The process-wide handle: installs the recorder on first use, then returns clones (so the
 /// gateway, the demo and tests in one process share one recorder).
 pub fn global_handle() -> Result<PrometheusHandle, RecorderError> {
-    let mut g = GLOBAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut g = GLOBAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(h) = g.as_ref() {
         return Ok(h.clone());
     }

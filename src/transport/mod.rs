@@ -61,7 +61,11 @@ pub struct Bound {
 
 /// Bind every listener of the configuration.
 pub async fn bind(cfg: &Config) -> std::io::Result<Bound> {
-    let mut b = Bound { udp: Vec::new(), tcp: Vec::new(), local_addrs: Vec::new() };
+    let mut b = Bound {
+        udp: Vec::new(),
+        tcp: Vec::new(),
+        local_addrs: Vec::new(),
+    };
     for (i, l) in cfg.sip.listen.iter().enumerate() {
         let idx = u16::try_from(i).unwrap_or(u16::MAX);
         match l.transport {
@@ -71,7 +75,9 @@ pub async fn bind(cfg: &Config) -> std::io::Result<Bound> {
                 b.udp.push((idx, Arc::new(s)));
             }
             Transport::Tcp => {
-                let s = TcpListener::bind(l.addr).await.map_err(|e| annotate(e, &l.name))?;
+                let s = TcpListener::bind(l.addr)
+                    .await
+                    .map_err(|e| annotate(e, &l.name))?;
                 b.local_addrs.push((Transport::Tcp, s.local_addr()?));
                 b.tcp.push((idx, s));
             }
@@ -117,11 +123,24 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
     for (idx, l) in bound.tcp {
         tokio::spawn(tcp::accept_loop(l, idx, tx.clone(), max));
     }
-    let udp: Vec<(bool, Arc<UdpSocket>)> =
-        bound.udp.iter().map(|(_, s)| (s.local_addr().map(|a| a.is_ipv4()).unwrap_or(true), s.clone())).collect();
+    let udp: Vec<(bool, Arc<UdpSocket>)> = bound
+        .udp
+        .iter()
+        .map(|(_, s)| {
+            (
+                s.local_addr().map(|a| a.is_ipv4()).unwrap_or(true),
+                s.clone(),
+            )
+        })
+        .collect();
     let handle = Handle { events: tx.clone() };
     let task = tokio::spawn(async move {
-        let mut io = Io { udp, conns: HashMap::new(), events: tx, max };
+        let mut io = Io {
+            udp,
+            conns: HashMap::new(),
+            events: tx,
+            max,
+        };
         let wall0 = SystemTime::now();
         let mono0 = now();
         let mut batch = Vec::with_capacity(256);
@@ -188,17 +207,24 @@ impl Io {
                 let events = self.events.clone();
                 let max = self.max;
                 tokio::spawn(async move {
-                    match tokio::net::lookup_host((&*name, port)).await.ok().and_then(|mut a| a.next()) {
+                    match tokio::net::lookup_host((&*name, port))
+                        .await
+                        .ok()
+                        .and_then(|mut a| a.next())
+                    {
                         Some(addr) => match tr.transport {
                             Transport::Udp => {
                                 if let Some(s) = udp {
                                     let _ = s.send_to(&tr.bytes, addr).await;
                                 }
                             }
-                            Transport::Tcp => tcp::connect_and_send(addr, tr.bytes, events, max).await,
+                            Transport::Tcp => {
+                                tcp::connect_and_send(addr, tr.bytes, events, max).await
+                            }
                         },
                         None => {
-                            metrics::counter!(names::SIP_DROPS, "reason" => "unresolvable").increment(1);
+                            metrics::counter!(names::SIP_DROPS, "reason" => "unresolvable")
+                                .increment(1);
                             tracing::warn!(host = %name, "cannot resolve next hop");
                         }
                     }
@@ -208,7 +234,11 @@ impl Io {
     }
 
     fn udp_for(&self, v4: bool) -> Option<&Arc<UdpSocket>> {
-        self.udp.iter().find(|(is_v4, _)| *is_v4 == v4).or(self.udp.first()).map(|(_, s)| s)
+        self.udp
+            .iter()
+            .find(|(is_v4, _)| *is_v4 == v4)
+            .or(self.udp.first())
+            .map(|(_, s)| s)
     }
 
     fn send_to(&mut self, t: Transport, addr: SocketAddr, bytes: Bytes) {
@@ -237,7 +267,8 @@ impl Io {
                     match c.try_send(bytes) {
                         Ok(()) => return,
                         Err(mpsc::error::TrySendError::Full(_)) => {
-                            metrics::counter!(names::SIP_DROPS, "reason" => "tcp_backlog").increment(1);
+                            metrics::counter!(names::SIP_DROPS, "reason" => "tcp_backlog")
+                                .increment(1);
                             return;
                         }
                         Err(mpsc::error::TrySendError::Closed(b)) => {
@@ -255,7 +286,12 @@ impl Io {
         let (tx, rx) = mpsc::channel(1024);
         let _ = tx.try_send(first);
         self.conns.insert(addr, tx);
-        tokio::spawn(tcp::connect_with_queue(addr, rx, self.events.clone(), self.max));
+        tokio::spawn(tcp::connect_with_queue(
+            addr,
+            rx,
+            self.events.clone(),
+            self.max,
+        ));
     }
 }
 
@@ -275,10 +311,18 @@ async fn udp_reader(sock: Arc<UdpSocket>, listener: u16, tx: mpsc::Sender<Event>
                         metrics::counter!(names::SIP_DROPS, "reason" => "oversize").increment(1);
                         continue;
                     }
-                    if buf[..n].iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0)) {
+                    if buf[..n]
+                        .iter()
+                        .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
+                    {
                         continue; // keep-alive
                     }
-                    batch.push(Inbound { transport: Transport::Udp, listener, peer, bytes: Bytes::copy_from_slice(&buf[..n]) });
+                    batch.push(Inbound {
+                        transport: Transport::Udp,
+                        listener,
+                        peer,
+                        bytes: Bytes::copy_from_slice(&buf[..n]),
+                    });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 // ICMP port unreachable surfaces here on some systems; keep reading.

@@ -33,13 +33,23 @@ impl Decoder for SipCodec {
                     let _ = src.split_to(n);
                 }
                 Ok(Frame::Message(n)) => return Ok(Some(src.split_to(n).freeze())),
-                Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())),
+                Err(e) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        e.to_string(),
+                    ))
+                }
             }
         }
     }
 }
 
-pub(super) async fn accept_loop(l: TcpListener, listener: u16, tx: mpsc::Sender<Event>, max: usize) {
+pub(super) async fn accept_loop(
+    l: TcpListener,
+    listener: u16,
+    tx: mpsc::Sender<Event>,
+    max: usize,
+) {
     loop {
         match l.accept().await {
             Ok((stream, peer)) => {
@@ -59,7 +69,12 @@ pub(super) async fn accept_loop(l: TcpListener, listener: u16, tx: mpsc::Sender<
 }
 
 /// Connect out and send the queued messages (the queue is already in the gateway's table).
-pub(super) async fn connect_with_queue(addr: SocketAddr, rx: mpsc::Receiver<Bytes>, tx: mpsc::Sender<Event>, max: usize) {
+pub(super) async fn connect_with_queue(
+    addr: SocketAddr,
+    rx: mpsc::Receiver<Bytes>,
+    tx: mpsc::Sender<Event>,
+    max: usize,
+) {
     match TcpStream::connect(addr).await {
         Ok(stream) => {
             let _ = stream.set_nodelay(true);
@@ -74,7 +89,12 @@ pub(super) async fn connect_with_queue(addr: SocketAddr, rx: mpsc::Receiver<Byte
 }
 
 /// Connect to a resolved name and send one message (registers the connection for later use).
-pub(super) async fn connect_and_send(addr: SocketAddr, bytes: Bytes, tx: mpsc::Sender<Event>, max: usize) {
+pub(super) async fn connect_and_send(
+    addr: SocketAddr,
+    bytes: Bytes,
+    tx: mpsc::Sender<Event>,
+    max: usize,
+) {
     let (wtx, wrx) = mpsc::channel(1024);
     let _ = wtx.try_send(bytes);
     if tx.send(Event::TcpOpen(addr, wtx)).await.is_ok() {
@@ -91,7 +111,10 @@ async fn run_conn(
     max: usize,
 ) {
     let (r, w) = stream.into_split();
-    let limits = Limits { max_message: max, ..Limits::default() };
+    let limits = Limits {
+        max_message: max,
+        ..Limits::default()
+    };
     let mut reader = FramedRead::new(r, SipCodec { limits });
     let mut writer = FramedWrite::new(w, BytesCodec::new());
     let write_task = async {
@@ -105,7 +128,12 @@ async fn run_conn(
         while let Some(frame) = reader.next().await {
             match frame {
                 Ok(bytes) => {
-                    let inb = Inbound { transport: Transport::Tcp, listener, peer, bytes };
+                    let inb = Inbound {
+                        transport: Transport::Tcp,
+                        listener,
+                        peer,
+                        bytes,
+                    };
                     if tx.send(Event::Inbound(inb)).await.is_err() {
                         break;
                     }

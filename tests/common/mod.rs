@@ -36,11 +36,19 @@ pub struct Harness {
 }
 
 pub fn profile(enabled: bool) -> Profile {
-    Profile { support_reg_event: enabled, ..Profile::default() }
+    Profile {
+        support_reg_event: enabled,
+        ..Profile::default()
+    }
 }
 
 pub fn visited(route: &str) -> Profile {
-    Profile { support_reg_event: true, network: Network::Visited, subscribe_route: vec![route.into()], ..Profile::default() }
+    Profile {
+        support_reg_event: true,
+        network: Network::Visited,
+        subscribe_route: vec![route.into()],
+        ..Profile::default()
+    }
 }
 
 impl Harness {
@@ -56,8 +64,16 @@ impl Harness {
         let mut cfg = Config::load(None).expect("defaults");
         let a: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         cfg.sip.listen = vec![
-            Listener { name: format!("udp:{a}"), transport: Transport::Udp, addr: a },
-            Listener { name: format!("tcp:{a}"), transport: Transport::Tcp, addr: a },
+            Listener {
+                name: format!("udp:{a}"),
+                transport: Transport::Udp,
+                addr: a,
+            },
+            Listener {
+                name: format!("tcp:{a}"),
+                transport: Transport::Tcp,
+                addr: a,
+            },
         ];
         cfg.sip.identity = format!("sip:127.0.0.1:{port}");
         cfg.sip.core = format!("sip:{}", core.addr);
@@ -68,14 +84,32 @@ impl Harness {
         }
         tweak(&mut cfg);
         let prom = regevent_gw::stats::recorder::global_handle().expect("recorder");
-        let gw = app::start(Arc::new(cfg), prom, Some(7)).await.expect("start");
+        let gw = app::start(Arc::new(cfg), prom, Some(7))
+            .await
+            .expect("start");
         let gw_udp = gw.sip_addr(Transport::Udp).expect("udp");
         let gw_tcp = gw.sip_addr(Transport::Tcp).unwrap_or(gw_udp);
-        Harness { gw, gw_udp, gw_tcp, port, ue, core, scscf }
+        Harness {
+            gw,
+            gw_udp,
+            gw_tcp,
+            port,
+            ue,
+            core,
+            scscf,
+        }
     }
 
     /// The REGISTER a UE on `local` sends.
-    pub fn register_bytes(&self, user: &str, local: SocketAddr, transport: &str, cseq: u32, expires: u32, contact_params: &str) -> Vec<u8> {
+    pub fn register_bytes(
+        &self,
+        user: &str,
+        local: SocketAddr,
+        transport: &str,
+        cseq: u32,
+        expires: u32,
+        contact_params: &str,
+    ) -> Vec<u8> {
         format!(
             "REGISTER sip:{DOMAIN} SIP/2.0\r\n\
              Via: SIP/2.0/{transport} {local};branch=z9hG4bK{user}{cseq};rport\r\n\
@@ -95,7 +129,10 @@ impl Harness {
     /// The core's 200 OK to a forwarded REGISTER: echoes the contacts with `expires`, adds
     /// Service-Route (towards our S-CSCF peer) and P-Associated-URI (default + `implicit`).
     pub fn register_ok(&self, req: &Message, expires: u32, implicit: &[&str]) -> bytes::Bytes {
-        let user_uri = regevent_gw::sip::NameAddr::parse(req.header(HeaderName::To).expect("to")).expect("to").uri.to_string();
+        let user_uri = regevent_gw::sip::NameAddr::parse(req.header(HeaderName::To).expect("to"))
+            .expect("to")
+            .uri
+            .to_string();
         let mut assoc = vec![format!("<{user_uri}>")];
         assoc.extend(implicit.iter().map(|p| format!("<{p}>")));
         let contacts: Vec<String> = req
@@ -115,7 +152,8 @@ impl Harness {
             .collect();
         let sr = format!("<sip:scscf@{};lr>", self.scscf.addr);
         let assoc = assoc.join(", ");
-        let mut extra: Vec<(&str, &str)> = vec![("Service-Route", &sr), ("P-Associated-URI", &assoc)];
+        let mut extra: Vec<(&str, &str)> =
+            vec![("Service-Route", &sr), ("P-Associated-URI", &assoc)];
         let joined = contacts.join(", ");
         if expires > 0 && !contacts.is_empty() {
             extra.push(("Contact", &joined));
@@ -125,11 +163,24 @@ impl Harness {
 
     /// Full UDP registration: UE → gw → core → 200 → gw → UE. Returns (forwarded REGISTER,
     /// 200 OK as the UE got it).
-    pub async fn register(&self, user: &str, cseq: u32, expires: u32, implicit: &[&str]) -> (Message, Message) {
+    pub async fn register(
+        &self,
+        user: &str,
+        cseq: u32,
+        expires: u32,
+        implicit: &[&str],
+    ) -> (Message, Message) {
         self.register_with(user, cseq, expires, implicit, "").await
     }
 
-    pub async fn register_with(&self, user: &str, cseq: u32, expires: u32, implicit: &[&str], params: &str) -> (Message, Message) {
+    pub async fn register_with(
+        &self,
+        user: &str,
+        cseq: u32,
+        expires: u32,
+        implicit: &[&str],
+        params: &str,
+    ) -> (Message, Message) {
         let req = self.register_bytes(user, self.ue.addr, "UDP", cseq, expires, params);
         self.ue.send(self.gw_udp, &req).await.expect("send");
         let (fwd, from) = self.core.recv(WAIT).await.expect("core got REGISTER");
@@ -164,13 +215,33 @@ impl Harness {
     /// Answer a SUBSCRIBE 200 OK with Expires, a To tag, a Record-Route and a Contact.
     pub fn subscribe_ok(&self, sub: &Message, expires: u32) -> bytes::Bytes {
         let exp = expires.to_string();
-        let rr = format!("<sip:rr2@{};lr>, <sip:rr1@{};lr>", self.scscf.addr, self.scscf.addr);
+        let rr = format!(
+            "<sip:rr2@{};lr>, <sip:rr1@{};lr>",
+            self.scscf.addr, self.scscf.addr
+        );
         let contact = format!("<sip:notifier@{}>", self.scscf.addr);
-        writer::response(sub, 200, "OK", Some("scscf-tag"), &[("Expires", &exp), ("Record-Route", &rr), ("Contact", &contact)])
+        writer::response(
+            sub,
+            200,
+            "OK",
+            Some("scscf-tag"),
+            &[
+                ("Expires", &exp),
+                ("Record-Route", &rr),
+                ("Contact", &contact),
+            ],
+        )
     }
 
     /// A NOTIFY from the S-CSCF in the dialog of `sub`.
-    pub fn notify(&self, sub: &Message, cseq: u32, sub_state: &str, content_type: &str, body: &str) -> Vec<u8> {
+    pub fn notify(
+        &self,
+        sub: &Message,
+        cseq: u32,
+        sub_state: &str,
+        content_type: &str,
+        body: &str,
+    ) -> Vec<u8> {
         let from_tag = sub.from().tag().expect("from tag");
         let pui = sub.to().uri;
         format!(
@@ -210,11 +281,17 @@ impl Harness {
 
     pub async fn registered(&self, pui: &str) -> Option<regevent_gw::registrar::Registration> {
         let pui = pui.to_string();
-        self.gw.inspect(move |g| g.registrar().get(&pui).cloned()).await.flatten()
+        self.gw
+            .inspect(move |g| g.registrar().get(&pui).cloned())
+            .await
+            .flatten()
     }
 
     pub async fn subscriptions(&self) -> usize {
-        self.gw.inspect(|g| g.engine().len()).await.unwrap_or(usize::MAX)
+        self.gw
+            .inspect(|g| g.engine().len())
+            .await
+            .unwrap_or(usize::MAX)
     }
 }
 
@@ -230,7 +307,11 @@ pub fn reginfo(version: u64, pui: &str, reg_state: &str, contact: &str) -> Strin
 
 /// Next message at `peer` that is a request of `method` (or, with `response`, a response whose
 /// CSeq method is `method`), skipping everything else (retransmissions, our own SUBSCRIBEs).
-pub async fn next_of(peer: &UdpPeer, method: &str, response: bool) -> Option<(Message, SocketAddr)> {
+pub async fn next_of(
+    peer: &UdpPeer,
+    method: &str,
+    response: bool,
+) -> Option<(Message, SocketAddr)> {
     loop {
         let (m, from) = peer.recv(WAIT).await?;
         if m.is_request() != response && m.cseq().method == method {

@@ -197,7 +197,6 @@ pub fn contact(
 
 pub fn reg(aor: &str, state: RegState, contacts: Vec<Contact>) -> Registration {
     Registration {
-        wildcarded_identity: None,
         aor: aor.into(),
         id: format!("r-{aor}"),
         state,
