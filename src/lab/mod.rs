@@ -6,4 +6,5 @@ pub mod core;
 pub mod loadgen;
 pub mod peer;
 pub mod reginfo_doc;
+pub mod sim;
 pub mod ue;

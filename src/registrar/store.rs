@@ -25,7 +25,8 @@ pub struct Flow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     /// Contact URI as registered (without `<>` and header params).
-    pub uri: Box<str>,
+    /// Shared with the contact index.
+    pub uri: Arc<str>,
     /// `+sip.instance` (quotes and `<>` stripped), `reg-id` (RFC 5626).
     pub instance: Option<Box<str>>,
     pub reg_id: Option<u32>,
@@ -39,8 +40,10 @@ pub struct Registration {
     pub default_pui: Arc<str>,
     pub trunk_group: Arc<str>,
     /// Implicit registration set (P-Associated-URI), default PUI first.
-    pub associated: Vec<Box<str>>,
-    pub service_route: Vec<Box<str>>,
+    /// Shared with the PUI index; the first is the default PUI (the same `Arc` as the key).
+    pub associated: Vec<Arc<str>>,
+    /// Interned: registrations routed by the same S-CSCF share one copy.
+    pub service_route: Arc<[Box<str>]>,
     pub bindings: Vec<Binding>,
     /// Bumped on every change that moves expiry (lazy deletion in the heap).
     generation: u32,
@@ -96,13 +99,18 @@ impl BindingMatch<'_> {
 /// The store. Owned by one task; no locks.
 #[derive(Debug, Default)]
 pub struct Registrar {
-    regs: HashMap<Arc<str>, Registration>,
+    /// Boxed: the table's slots stay small (24 B), which matters at a million entries where the
+    /// table is up to half empty after growing.
+    regs: HashMap<Arc<str>, Box<Registration>>,
     /// Any associated PUI → default PUI.
-    by_pui: HashMap<Box<str>, Arc<str>>,
+    by_pui: HashMap<Arc<str>, Arc<str>>,
     /// Contact URI → default PUI.
-    by_contact: HashMap<Box<str>, Arc<str>>,
+    by_contact: HashMap<Arc<str>, Arc<str>>,
+    /// Distinct Service-Route sets in use.
+    routes: hashbrown::HashSet<Arc<[Box<str>]>>,
     /// UE flow → default PUIs with at least one binding on it (usually one).
-    by_flow: HashMap<Flow, FlowRegs>,
+    /// Keyed by a hash of the flow (8 B, not the 40 B flow); lookups check the bindings.
+    by_flow: HashMap<u64, FlowRegs>,
     heap: BinaryHeap<Reverse<(Instant, u32, Arc<str>)>>,
 }
 
@@ -118,27 +126,35 @@ impl Registrar {
         self.regs.is_empty()
     }
     pub fn get(&self, default_pui: &str) -> Option<&Registration> {
-        self.regs.get(default_pui)
+        self.regs.get(default_pui).map(|r| &**r)
     }
     /// The registration a PUI (default or implicit) belongs to.
     pub fn by_pui(&self, pui: &str) -> Option<&Registration> {
-        self.by_pui.get(pui).and_then(|d| self.regs.get(d))
+        match self.regs.get(pui) {
+            Some(r) => Some(r),
+            None => self
+                .by_pui
+                .get(pui)
+                .and_then(|d| self.regs.get(d))
+                .map(|r| &**r),
+        }
     }
     /// The registration and binding of a contact URI.
     pub fn by_contact(&self, uri: &str) -> Option<(&Registration, &Binding)> {
-        let reg = self.regs.get(self.by_contact.get(uri)?)?;
+        let reg: &Registration = self.regs.get(self.by_contact.get(uri)?)?;
         let b = reg.bindings.iter().find(|b| &*b.uri == uri)?;
         Some((reg, b))
     }
     /// The registration (the first, if several share the flow) with a binding on `flow`.
     pub fn by_flow(&self, flow: &Flow) -> Option<&Registration> {
-        self.by_flow
-            .get(flow)
-            .and_then(FlowRegs::any)
-            .and_then(|d| self.regs.get(d))
+        let regs = self.by_flow.get(&flow_key(flow))?;
+        regs.iter()
+            .filter_map(|d| self.regs.get(d))
+            .find(|r| r.bindings.iter().any(|b| b.flow == *flow))
+            .map(|r| &**r)
     }
     pub fn iter(&self) -> impl Iterator<Item = &Registration> {
-        self.regs.values()
+        self.regs.values().map(|r| &**r)
     }
 
     /// Learn from a 2xx to REGISTER. Returns the lifecycle events, in order.
@@ -153,12 +169,15 @@ impl Registrar {
             Some((k, _)) => k.clone(),
             None => Arc::from(default_pui),
         };
+        let old = self.regs.get(default_pui);
         let live: Vec<Binding> = o
             .bindings
             .iter()
             .filter(|(_, exp, _, _)| *exp > 0)
             .map(|&(uri, exp, inst, reg_id)| Binding {
-                uri: uri.into(),
+                uri: old
+                    .and_then(|r| r.bindings.iter().find(|b| &*b.uri == uri))
+                    .map_or_else(|| Arc::from(uri), |b| b.uri.clone()),
                 instance: inst.map(Into::into),
                 reg_id,
                 expires_at: now + Duration::from_secs(u64::from(exp)),
@@ -190,15 +209,21 @@ impl Registrar {
             ),
             None => (Vec::new(), 0),
         };
+        let mut associated: Vec<Arc<str>> = Vec::with_capacity(o.associated.len().max(1));
+        associated.push(key.clone());
+        for p in o.associated.iter().skip(1) {
+            let known = self
+                .regs
+                .get(&key)
+                .and_then(|r| r.associated.iter().find(|a| &***a == *p));
+            associated.push(known.map_or_else(|| Arc::from(*p), Arc::clone));
+        }
+        let service_route = self.intern_route(&o.service_route);
         let mut reg = Registration {
             default_pui: key.clone(),
             trunk_group: o.trunk_group.clone(),
-            associated: if o.associated.is_empty() {
-                vec![Box::from(default_pui)]
-            } else {
-                o.associated.iter().map(|s| Box::from(*s)).collect()
-            },
-            service_route: o.service_route.iter().map(|s| Box::from(*s)).collect(),
+            associated,
+            service_route,
             bindings: live,
             generation,
         };
@@ -237,7 +262,8 @@ impl Registrar {
                 }
             }
         }
-        for p in &reg.associated {
+        // The default PUI is found through `regs` itself; only the implicit ones are indexed.
+        for p in reg.associated.iter().skip(1) {
             self.by_pui.insert(p.clone(), key.clone());
         }
         if let Some(exp) = reg.next_expiry() {
@@ -256,7 +282,27 @@ impl Registrar {
             unindex_flows(&mut self.by_flow, &key, &old.bindings);
         }
         index_flows(&mut self.by_flow, &key, &reg.bindings);
-        self.regs.insert(key, reg);
+        if let Some(old) = self.regs.insert(key, Box::new(reg)) {
+            self.release_route(old.service_route);
+        }
+    }
+
+    /// The shared copy of a Service-Route set.
+    fn intern_route(&mut self, route: &[&str]) -> Arc<[Box<str>]> {
+        let r: Vec<Box<str>> = route.iter().map(|s| Box::from(*s)).collect();
+        if let Some(found) = self.routes.get(&r[..]) {
+            return found.clone();
+        }
+        let r: Arc<[Box<str>]> = r.into();
+        self.routes.insert(r.clone());
+        r
+    }
+
+    /// Drop the interned copy when the last registration using it lets go.
+    fn release_route(&mut self, r: Arc<[Box<str>]>) {
+        if Arc::strong_count(&r) <= 2 {
+            self.routes.remove(&r);
+        }
     }
 
     /// Remove a whole registration.
@@ -278,6 +324,7 @@ impl Registrar {
                 self.by_pui.remove(p);
             }
         }
+        self.release_route(reg.service_route);
         events.push(RegEvent::Removed {
             default_pui: reg.default_pui,
             trunk_group: reg.trunk_group,
@@ -290,8 +337,9 @@ impl Registrar {
     pub fn add_pui(&mut self, default_pui: &str, pui: &str) {
         if let Some(reg) = self.regs.get_mut(default_pui) {
             if !reg.associated.iter().any(|p| &**p == pui) {
-                reg.associated.push(pui.into());
-                self.by_pui.insert(pui.into(), reg.default_pui.clone());
+                let p: Arc<str> = Arc::from(pui);
+                reg.associated.push(p.clone());
+                self.by_pui.insert(p, reg.default_pui.clone());
             }
         }
     }
@@ -377,7 +425,7 @@ impl Registrar {
             if reg.generation != gen {
                 continue;
             }
-            let expired: Vec<Box<str>> = reg
+            let expired: Vec<Arc<str>> = reg
                 .bindings
                 .iter()
                 .filter(|b| b.expires_at <= now)
@@ -412,22 +460,32 @@ impl Registrar {
 #[derive(Debug)]
 enum FlowRegs {
     One(Arc<str>),
-    Many(hashbrown::HashSet<Arc<str>>),
+    Many(Box<hashbrown::HashSet<Arc<str>>>),
 }
 
 impl FlowRegs {
-    fn any(&self) -> Option<&Arc<str>> {
-        match self {
-            FlowRegs::One(k) => Some(k),
-            FlowRegs::Many(set) => set.iter().next(),
-        }
+    fn iter(&self) -> impl Iterator<Item = &Arc<str>> {
+        let (one, many) = match self {
+            FlowRegs::One(k) => (Some(k), None),
+            FlowRegs::Many(set) => (None, Some(set.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
     }
 }
 
+/// The flow index key (a flow hash; collisions only widen the candidate set).
+fn flow_key(f: &Flow) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    f.hash(&mut h);
+    h.finish()
+}
+
 /// Drop `key` from the flow index entries of `bindings`' flows.
-fn unindex_flows(idx: &mut HashMap<Flow, FlowRegs>, key: &Arc<str>, bindings: &[Binding]) {
+fn unindex_flows(idx: &mut HashMap<u64, FlowRegs>, key: &Arc<str>, bindings: &[Binding]) {
     for b in bindings {
-        let empty = match idx.get_mut(&b.flow) {
+        let k = flow_key(&b.flow);
+        let empty = match idx.get_mut(&k) {
             Some(FlowRegs::One(k)) => k == key,
             Some(FlowRegs::Many(set)) => {
                 set.remove(key);
@@ -436,23 +494,22 @@ fn unindex_flows(idx: &mut HashMap<Flow, FlowRegs>, key: &Arc<str>, bindings: &[
             None => false,
         };
         if empty {
-            idx.remove(&b.flow);
+            idx.remove(&k);
         }
     }
 }
 
 /// Add `key` to the flow index entries of `bindings`' flows (once per flow).
-fn index_flows(idx: &mut HashMap<Flow, FlowRegs>, key: &Arc<str>, bindings: &[Binding]) {
+fn index_flows(idx: &mut HashMap<u64, FlowRegs>, key: &Arc<str>, bindings: &[Binding]) {
     for b in bindings {
-        match idx.get_mut(&b.flow) {
+        let k = flow_key(&b.flow);
+        match idx.get_mut(&k) {
             None => {
-                idx.insert(b.flow, FlowRegs::One(key.clone()));
+                idx.insert(k, FlowRegs::One(key.clone()));
             }
             Some(FlowRegs::One(k)) if Arc::ptr_eq(k, key) || k == key => {}
             Some(e @ FlowRegs::One(_)) => {
-                let FlowRegs::One(k) =
-                    std::mem::replace(e, FlowRegs::Many(hashbrown::HashSet::new()))
-                else {
+                let FlowRegs::One(k) = std::mem::replace(e, FlowRegs::Many(Box::default())) else {
                     continue;
                 };
                 if let FlowRegs::Many(set) = e {

@@ -1,0 +1,92 @@
+//! Bytes of heap per registration with its subscription, in steady state: N registrations
+//! (each with one binding, three implicit PUIs, a Service-Route, an established subscription
+//! and an applied full-state NOTIFY) go through the sans-IO gateway; then virtual time moves
+//! past every transaction timer (64×T1) so only long-lived state remains; live heap bytes are
+//! counted by a counting global allocator. Also prints the process RSS.
+//!
+//!     cargo run --release --example gateway_memory -- 1000000
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+use regevent_gw::lab::sim::Sim;
+
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator and only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size(), Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new, Relaxed);
+        LIVE.fetch_sub(l.size(), Relaxed);
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn rss() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
+fn main() {
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let mut sim = Sim::new();
+    let (base_heap, base_rss) = (LIVE.load(Relaxed), rss());
+    let t = std::time::Instant::now();
+    for user in 0..n {
+        sim.registration(user);
+    }
+    let took = t.elapsed();
+    // Let transactions, pending REGISTERs and lingering state expire (no registration or
+    // subscription expires: 3600 s and 3660 s, refreshes at 3060 s).
+    sim.now += Duration::from_secs(40);
+    sim.gw.handle_timeout(sim.now);
+    while sim.gw.poll_transmit().is_some() {}
+    let (heap, rss) = (
+        LIVE.load(Relaxed) - base_heap,
+        rss().saturating_sub(base_rss),
+    );
+    assert_eq!(sim.gw.registrar().len() as u64, n);
+    assert_eq!(sim.gw.engine().len() as u64, n);
+    println!(
+        "{n} registrations with subscriptions in {:.1} s ({:.1} µs each, sans-IO)",
+        took.as_secs_f64(),
+        took.as_secs_f64() * 1e6 / n as f64
+    );
+    println!(
+        "live heap: {:.1} MiB = {} bytes per registration+subscription",
+        heap as f64 / 1048576.0,
+        heap as u64 / n
+    );
+    println!(
+        "  of which the subscription engine (its own estimate): {} bytes per subscription",
+        sim.gw.engine().memory_estimate() as u64 / n
+    );
+    println!(
+        "RSS delta: {:.1} MiB = {} bytes per registration+subscription",
+        rss as f64 / 1048576.0,
+        rss as u64 / n
+    );
+}
