@@ -3,9 +3,10 @@
 //! it. This is the only module (with `stats::admin`) that touches tokio I/O.
 //!
 //! ```text
-//!  UDP reader tasks ─┐                         ┌─▶ UDP send_to
-//!  TCP conn tasks ───┼─▶ mpsc ─▶ gateway task ─┼─▶ TCP writer (per connection)
-//!  admin queries ────┘     (owns Gateway)      └─▶ resolver tasks (host names)
+//!  UDP sockets ──────(read in the gateway task itself)──┐  ┌─▶ UDP send_to
+//!  TCP conn tasks ───┐                                   ▼  │
+//!  admin queries ────┴─▶ mpsc ─────────────▶ gateway task ──┼─▶ TCP writer (per connection)
+//!                                            (owns Gateway)  └─▶ resolver tasks (host names)
 //! ```
 
 mod tcp;
@@ -26,8 +27,7 @@ use crate::stats::{names, AdminQuery};
 /// What reaches the gateway task.
 pub enum Event {
     Inbound(Inbound),
-    /// Several datagrams read in one go.
-    Batch(Vec<Inbound>),
+
     TcpOpen(SocketAddr, mpsc::Sender<Bytes>),
     TcpClosed(SocketAddr),
     Admin(AdminQuery),
@@ -40,7 +40,6 @@ impl std::fmt::Debug for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Event::Inbound(i) => f.debug_tuple("Inbound").field(&i.peer).finish(),
-            Event::Batch(b) => f.debug_tuple("Batch").field(&b.len()).finish(),
             Event::TcpOpen(a, _) => f.debug_tuple("TcpOpen").field(a).finish(),
             Event::TcpClosed(a) => f.debug_tuple("TcpClosed").field(a).finish(),
             Event::Admin(q) => f.debug_tuple("Admin").field(q).finish(),
@@ -117,9 +116,6 @@ pub struct Handle {
 pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Event>(8192);
     let max = gw.config().limits.max_message;
-    for (idx, sock) in &bound.udp {
-        tokio::spawn(udp_reader(sock.clone(), *idx, tx.clone(), max));
-    }
     for (idx, l) in bound.tcp {
         tokio::spawn(tcp::accept_loop(l, idx, tx.clone(), max));
     }
@@ -144,6 +140,8 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
         let wall0 = SystemTime::now();
         let mono0 = now();
         let mut batch = Vec::with_capacity(256);
+        let readers: Vec<(u16, Arc<UdpSocket>)> = bound.udp.clone();
+        let mut buf = vec![0u8; 65_536];
         loop {
             let deadline = gw.poll_timeout();
             let sleep = async {
@@ -152,7 +150,32 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
                     None => std::future::pending().await,
                 }
             };
+            // The gateway task reads its UDP sockets itself: no hand-over per datagram.
+            let udp_ready = std::future::poll_fn(|cx| {
+                for (i, (_, sock)) in readers.iter().enumerate() {
+                    if sock.poll_recv_ready(cx).is_ready() {
+                        return std::task::Poll::Ready(i);
+                    }
+                }
+                std::task::Poll::Pending
+            });
             tokio::select! {
+                i = udp_ready => {
+                    let (listener, sock) = &readers[i];
+                    let t = now();
+                    for _ in 0..64 {
+                        match sock.try_recv_from(&mut buf) {
+                            Ok((n, peer)) => {
+                                if let Some(inb) = datagram(&buf[..n], *listener, peer, max) {
+                                    gw.handle(t, inb);
+                                }
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                            // ICMP port unreachable surfaces here on some systems; keep reading.
+                            Err(e) => tracing::debug!(error = %e, "UDP receive error"),
+                        }
+                    }
+                }
                 n = rx.recv_many(&mut batch, 256) => {
                     if n == 0 {
                         break;
@@ -161,7 +184,6 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
                     for ev in batch.drain(..) {
                         match ev {
                             Event::Inbound(inb) => gw.handle(t, inb),
-                            Event::Batch(b) => b.into_iter().for_each(|inb| gw.handle(t, inb)),
                             Event::TcpOpen(peer, s) => {
                                 io.conns.insert(peer, s);
                             }
@@ -295,42 +317,21 @@ impl Io {
     }
 }
 
-async fn udp_reader(sock: Arc<UdpSocket>, listener: u16, tx: mpsc::Sender<Event>, max: usize) {
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        if let Err(e) = sock.readable().await {
-            tracing::warn!(error = %e, "UDP socket failed");
-            return;
-        }
-        // Drain what is queued (bounded), and hand it over as one batch.
-        let mut batch = Vec::new();
-        while batch.len() < 64 {
-            match sock.try_recv_from(&mut buf) {
-                Ok((n, peer)) => {
-                    if n > max {
-                        metrics::counter!(names::SIP_DROPS, "reason" => "oversize").increment(1);
-                        continue;
-                    }
-                    if buf[..n]
-                        .iter()
-                        .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
-                    {
-                        continue; // keep-alive
-                    }
-                    batch.push(Inbound {
-                        transport: Transport::Udp,
-                        listener,
-                        peer,
-                        bytes: Bytes::copy_from_slice(&buf[..n]),
-                    });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                // ICMP port unreachable surfaces here on some systems; keep reading.
-                Err(e) => tracing::debug!(error = %e, "UDP receive error"),
-            }
-        }
-        if !batch.is_empty() && tx.send(Event::Batch(batch)).await.is_err() {
-            return;
-        }
+/// A received datagram as gateway input; `None` for keep-alives and oversize datagrams.
+fn datagram(b: &[u8], listener: u16, peer: SocketAddr, max: usize) -> Option<Inbound> {
+    if b.len() > max {
+        metrics::counter!(names::SIP_DROPS, "reason" => "oversize").increment(1);
+        return None;
     }
+    if b.iter()
+        .all(|c| matches!(c, b'\r' | b'\n' | b' ' | b'\t' | 0))
+    {
+        return None; // keep-alive
+    }
+    Some(Inbound {
+        transport: Transport::Udp,
+        listener,
+        peer,
+        bytes: Bytes::copy_from_slice(b),
+    })
 }
