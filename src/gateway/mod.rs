@@ -509,27 +509,21 @@ impl Gateway {
             offset,
             rows: Vec::new(),
         };
-        self.engine.for_each_view(&mut |v| {
-            if filter
+        let mut keep = |pui: &str, tg: &str, st: crate::subscription::SubState| {
+            filter
                 .trunk_group
                 .as_deref()
-                .is_some_and(|t| t != &*v.trunk_group)
-                || filter
+                .is_none_or(|t| t.is_empty() || t == tg)
+                && filter
                     .state
                     .as_deref()
-                    .is_some_and(|s| s != v.state.as_str())
-                || filter
+                    .is_none_or(|s| s.is_empty() || s == st.as_str())
+                && filter
                     .pui_prefix
                     .as_deref()
-                    .is_some_and(|p| !v.default_pui.starts_with(p))
-            {
-                return;
-            }
-            let i = page.total;
-            page.total += 1;
-            if i < offset || page.rows.len() >= limit {
-                return;
-            }
+                    .is_none_or(|p| pui.starts_with(p))
+        };
+        page.total = self.engine.page(&mut keep, offset, limit, &mut |v| {
             page.rows.push(SubscriptionRow {
                 id: v.id.0,
                 package: "reg".into(),

@@ -35,7 +35,7 @@ pub use super::recorder::{
 };
 
 /// Default number of rows per `AdminQuery` page while rendering `/metrics/subscriptions`.
-pub const CHUNK_ROWS: usize = 1000;
+pub const CHUNK_ROWS: usize = 10_000;
 /// Default and maximum `limit` of `/api/subscriptions`.
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 10_000;

@@ -207,22 +207,46 @@ impl Engine {
 
     /// Visit live subscriptions (for the admin API / scrape), in id order.
     pub fn for_each_view(&self, f: &mut dyn FnMut(SubscriptionView)) {
+        self.page(&mut |_, _, _| true, 0, usize::MAX, f);
+    }
+
+    /// One page of the live subscriptions in id order: those for which `keep(default PUI,
+    /// trunk group, state)` holds, skipping the first `offset` of them, at most `limit` views.
+    /// Returns how many match in all. Views (which render the Call-ID) are built only for the
+    /// page, so a scrape of a large table costs a sort of ids plus the page.
+    pub fn page(
+        &self,
+        keep: &mut dyn FnMut(&str, &str, SubState) -> bool,
+        offset: usize,
+        limit: usize,
+        f: &mut dyn FnMut(SubscriptionView),
+    ) -> usize {
         let mut ids: Vec<SubId> = self
             .store
             .subs
             .iter()
-            .filter(|(_, s)| !s.lingering)
+            .filter(|(_, s)| !s.lingering && keep(&s.pui, &s.trunk_group, state_of(s)))
             .map(|(id, _)| *id)
             .collect();
+        let total = ids.len();
+        if offset >= total || limit == 0 {
+            return total;
+        }
+        let end = offset.saturating_add(limit).min(total);
+        // Only the first `end` ids in order are needed.
+        if end < total {
+            ids.select_nth_unstable(end - 1);
+            ids.truncate(end);
+        }
         ids.sort_unstable();
-        for id in ids {
-            if let Some(s) = self.store.get(id) {
-                f(self.view(id, s));
+        for id in &ids[offset..] {
+            if let Some(s) = self.store.get(*id) {
+                f(self.view(*id, s));
             }
         }
+        total
     }
 
-    /// Live subscriptions by (trunk group, state), for gauges.
     pub fn counts(&self) -> Vec<(Arc<str>, SubState, usize)> {
         let mut v: Vec<(Arc<str>, SubState, usize)> = Vec::new();
         for s in self.store.subs.values().filter(|s| !s.lingering) {
