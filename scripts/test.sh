@@ -45,6 +45,9 @@ ADMIN=127.0.0.1:19191 EXPECT_SUBSCRIPTIONS=$UES REGEVENT_GW_BIN="$BIN" scripts/p
 kill $DEMO 2>/dev/null || true
 trap - EXIT
 
+echo "== scripts/loadgen-smoke.sh"
+REGEVENT_GW_BIN="$BIN" scripts/loadgen-smoke.sh
+
 if [ -x scripts/interop.sh ]; then
   echo "== scripts/interop.sh"
   scripts/interop.sh
