@@ -470,6 +470,17 @@ impl Gateway {
         }
     }
 
+    /// The trunk group a message belongs to: by its listener and source address.
+    fn trunk_group_of(&self, inb: &Inbound) -> Option<&crate::config::TrunkGroup> {
+        let listener = self
+            .cfg
+            .sip
+            .listen
+            .get(usize::from(inb.listener))
+            .map_or("", |l| l.name.as_str());
+        self.cfg.trunk_group_for(listener, inb.peer.ip())
+    }
+
     /// Answer an admin query from the gateway's state. `wall` maps `Instant`s to Unix time.
     pub fn answer_admin(&self, q: AdminQuery, now: Instant, wall: SystemTime) {
         match q {

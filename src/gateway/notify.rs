@@ -3,8 +3,7 @@
 
 use std::time::Instant;
 
-use super::register::addr_uri;
-use super::subscribe::first_contact;
+use super::subscribe::{first_contact, record_route};
 use super::{Gateway, Inbound};
 use crate::config::Transport;
 use crate::reginfo;
@@ -107,11 +106,7 @@ impl Gateway {
         let input = NotifyInput {
             cseq: msg.cseq().seq,
             remote_tag: msg.from().tag().unwrap_or(""),
-            record_route: msg
-                .header_values(HeaderName::RecordRoute)
-                .into_iter()
-                .map(|v| addr_uri(v).to_owned())
-                .collect(),
+            record_route: record_route(msg),
             contact: first_contact(msg),
             sub_state: &state,
             sub_expires: ss.expires,

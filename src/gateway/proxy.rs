@@ -308,16 +308,8 @@ impl Gateway {
 
     /// Does the request arrive on an IBCF / IPX trunk group?
     fn is_ibcf_trunk(&self, inb: &Inbound) -> bool {
-        let listener = self
-            .cfg
-            .sip
-            .listen
-            .get(usize::from(inb.listener))
-            .map(|l| l.name.as_str())
-            .unwrap_or("");
         let role = self
-            .cfg
-            .trunk_group_for(listener, inb.peer.ip())
+            .trunk_group_of(inb)
             .and_then(|tg| self.trunks.get(tg.name.as_str()))
             .map(|t| t.profile.role);
         matches!(role, Some(Role::Ibcf | Role::Ipx))

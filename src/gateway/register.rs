@@ -15,14 +15,7 @@ const DEFAULT_EXPIRES: u32 = 3600;
 
 impl Gateway {
     pub(super) fn handle_register(&mut self, now: Instant, inb: &Inbound, msg: &Message) {
-        let listener = self
-            .cfg
-            .sip
-            .listen
-            .get(usize::from(inb.listener))
-            .map(|l| l.name.as_str())
-            .unwrap_or("");
-        let Some(tg) = self.cfg.trunk_group_for(listener, inb.peer.ip()) else {
+        let Some(tg) = self.trunk_group_of(inb) else {
             metrics::counter!(names::SIP_DROPS, "reason" => "no_trunk_group").increment(1);
             return self.answer(
                 inb,

@@ -126,16 +126,20 @@ impl Gateway {
             cseq: user.cseq,
             expires: msg.expires().ok().flatten(),
             to_tag: msg.to().tag().map(str::to_owned),
-            record_route: msg
-                .header_values(HeaderName::RecordRoute)
-                .into_iter()
-                .map(|v| addr_uri(v).to_owned())
-                .collect(),
+            record_route: record_route(msg),
             contact: first_contact(msg),
         };
         self.engine.on_response(now, user.sub, &resp);
         self.drain_engine(now);
     }
+}
+
+/// Record-Route URIs in the order received.
+pub(super) fn record_route(msg: &Message) -> Vec<String> {
+    msg.header_values(HeaderName::RecordRoute)
+        .into_iter()
+        .map(|v| addr_uri(v).to_owned())
+        .collect()
 }
 
 pub(super) fn first_contact(msg: &Message) -> Option<String> {
