@@ -487,10 +487,12 @@ impl Gateway {
             AdminQuery::Subscriptions {
                 filter,
                 offset,
+                after,
                 limit,
                 reply,
             } => {
-                let _ = reply.send(self.subscription_page(&filter, offset, limit, now, wall));
+                let _ =
+                    reply.send(self.subscription_page(&filter, offset, after, limit, now, wall));
             }
         }
     }
@@ -500,6 +502,7 @@ impl Gateway {
         &self,
         filter: &SubscriptionFilter,
         offset: usize,
+        after: Option<u64>,
         limit: usize,
         now: Instant,
         wall: SystemTime,
@@ -515,11 +518,6 @@ impl Gateway {
                 unix_now - (now - t).as_secs_f64()
             }
         };
-        let mut page = SubscriptionPage {
-            total: 0,
-            offset,
-            rows: Vec::new(),
-        };
         let mut keep = |pui: &str, tg: &str, st: crate::subscription::SubState| {
             filter
                 .trunk_group
@@ -534,8 +532,9 @@ impl Gateway {
                     .as_deref()
                     .is_none_or(|p| pui.starts_with(p))
         };
-        page.total = self.engine.page(&mut keep, offset, limit, &mut |v| {
-            page.rows.push(SubscriptionRow {
+        let mut rows = Vec::with_capacity(limit.min(10_000));
+        let mut push = |v: crate::subscription::SubscriptionView| {
+            rows.push(SubscriptionRow {
                 id: v.id.0,
                 package: "reg".into(),
                 domain: pui_domain(&v.default_pui).to_string(),
@@ -552,8 +551,33 @@ impl Gateway {
                 last_notify_version: v.last_notify_version,
                 implicit_puis: v.implicit_puis as u32,
             });
-        });
-        page
+        };
+        let total = match after {
+            // The scrape's cursor over the whole table: O(page).
+            Some(after) if filter.is_empty() => {
+                self.engine.page_after(Some(SubId(after)), limit, &mut push);
+                self.engine.len()
+            }
+            Some(after) => {
+                let mut seen = 0;
+                self.engine.page(&mut keep, 0, usize::MAX, &mut |v| {
+                    if v.id.0 > after && seen < limit {
+                        seen += 1;
+                        push(v);
+                    }
+                })
+            }
+            None if filter.is_empty() && offset == 0 => {
+                self.engine.page_after(None, limit, &mut push);
+                self.engine.len()
+            }
+            None => self.engine.page(&mut keep, offset, limit, &mut push),
+        };
+        SubscriptionPage {
+            total,
+            offset,
+            rows,
+        }
     }
 
     /// Is `host[:port]` (from a Via or URI) our own address?

@@ -364,6 +364,7 @@ async fn ask(
     state: &AdminState,
     filter: SubscriptionFilter,
     offset: usize,
+    after: Option<u64>,
     limit: usize,
 ) -> Result<SubscriptionPage, AdminError> {
     let deadline = tokio::time::Instant::now() + state.limits.query_timeout;
@@ -371,6 +372,7 @@ async fn ask(
     let query = AdminQuery::Subscriptions {
         filter,
         offset,
+        after,
         limit,
         reply,
     };
@@ -400,7 +402,7 @@ pub async fn scrape_subscriptions(state: &AdminState) -> Result<String, AdminErr
     loop {
         let listed = renderer.as_ref().map_or(0, SubscriptionRenderer::listed);
         let want = chunk.min(cap - listed);
-        let page = ask(state, SubscriptionFilter::default(), offset, want).await?;
+        let page = ask(state, SubscriptionFilter::default(), offset, last_id, want).await?;
         total = page.total;
         let r = renderer.get_or_insert_with(|| SubscriptionRenderer::with_capacity(total.min(cap)));
         let got = page.rows.len();
@@ -451,7 +453,7 @@ async fn api_subscriptions(state: &AdminState, query: Option<&str>) -> Response 
         Ok(p) => p,
         Err(e) => return Response::error(400, e),
     };
-    match ask(state, filter, offset, limit).await {
+    match ask(state, filter, offset, None, limit).await {
         Ok(page) => json(&page),
         Err(e) => Response::error(e.status(), e),
     }

@@ -63,10 +63,13 @@ pub struct SubscriptionPage {
 /// Questions the admin server asks the gateway task.
 #[derive(Debug)]
 pub enum AdminQuery {
-    /// Rows `offset..offset+limit` of the matching live subscriptions, in id order.
+    /// Rows `offset..offset+limit` of the matching live subscriptions, in id order; with
+    /// `after`, the first `limit` rows whose id is greater (`offset` ignored) — the cursor the
+    /// scrape uses, so a page costs O(page), not O(table).
     Subscriptions {
         filter: SubscriptionFilter,
         offset: usize,
+        after: Option<u64>,
         limit: usize,
         reply: oneshot::Sender<SubscriptionPage>,
     },

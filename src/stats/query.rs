@@ -34,8 +34,21 @@ pub fn page_of(
     rows: &[SubscriptionRow],
     filter: &SubscriptionFilter,
     offset: usize,
+    after: Option<u64>,
     limit: usize,
 ) -> SubscriptionPage {
+    if let Some(after) = after {
+        let matching = rows.iter().filter(|r| filter.matches(r));
+        return SubscriptionPage {
+            total: matching.clone().count(),
+            offset,
+            rows: matching
+                .filter(|r| r.id > after)
+                .take(limit)
+                .cloned()
+                .collect(),
+        };
+    }
     if filter.is_empty() {
         let start = offset.min(rows.len());
         let end = start.saturating_add(limit).min(rows.len());
@@ -71,10 +84,11 @@ pub fn spawn_static_responder(mut rows: Vec<SubscriptionRow>) -> mpsc::Sender<Ad
                 AdminQuery::Subscriptions {
                     filter,
                     offset,
+                    after,
                     limit,
                     reply,
                 } => {
-                    let _ = reply.send(page_of(&rows, &filter, offset, limit));
+                    let _ = reply.send(page_of(&rows, &filter, offset, after, limit));
                 }
             }
         }
@@ -119,7 +133,7 @@ mod tests {
             pui_prefix: Some("sip:al".into()),
             state: Some("active".into()),
         };
-        let p = page_of(&rows, &f, 0, 10);
+        let p = page_of(&rows, &f, 0, None, 10);
         assert_eq!(p.total, 2);
         assert_eq!(p.rows.iter().map(|r| r.id).collect::<Vec<_>>(), [1, 4]);
 
@@ -128,9 +142,9 @@ mod tests {
             ..Default::default()
         };
         assert!(all.is_empty());
-        let p = page_of(&rows, &all, 1, 2);
+        let p = page_of(&rows, &all, 1, None, 2);
         assert_eq!((p.total, p.offset), (4, 1));
         assert_eq!(p.rows.iter().map(|r| r.id).collect::<Vec<_>>(), [2, 3]);
-        assert!(page_of(&rows, &all, 10, 2).rows.is_empty());
+        assert!(page_of(&rows, &all, 10, None, 2).rows.is_empty());
     }
 }

@@ -210,6 +210,28 @@ impl Engine {
         self.page(&mut |_, _, _| true, 0, usize::MAX, f);
     }
 
+    /// Up to `limit` live subscriptions with an id greater than `after`, in id order: a
+    /// binary search in the id-ordered list, then the page. The scrape's cursor.
+    pub fn page_after(
+        &self,
+        after: Option<SubId>,
+        limit: usize,
+        f: &mut dyn FnMut(SubscriptionView),
+    ) {
+        let order = &self.store.order;
+        let start = after.map_or(0, |a| order.partition_point(|id| *id <= a));
+        let mut n = 0;
+        for id in &order[start..] {
+            if n >= limit {
+                break;
+            }
+            if let Some(s) = self.store.get(*id).filter(|s| !s.lingering) {
+                f(self.view(*id, s));
+                n += 1;
+            }
+        }
+    }
+
     /// One page of the live subscriptions in id order: those for which `keep(default PUI,
     /// trunk group, state)` holds, skipping the first `offset` of them, at most `limit` views.
     /// Returns how many match in all. Views (which render the Call-ID) are built only for the

@@ -177,6 +177,10 @@ pub(super) struct Store {
     by_pui: HashTable<SubId>,
     routes: HashSet<Route>,
     remotes: HashSet<Arc<Remote>>,
+    /// Every inserted id in increasing order (ids only grow); removed ids stay until a
+    /// compaction (when they are half the list). Pages of the operator's list walk it: O(page).
+    pub order: Vec<SubId>,
+    removed_in_order: usize,
 }
 
 impl Store {
@@ -197,6 +201,8 @@ impl Store {
     pub fn insert(&mut self, id: SubId, sub: Sub) {
         let hp = Self::pui_hash(&self.hasher, &sub.pui);
         self.subs.insert(id, Box::new(sub));
+        debug_assert!(self.order.last().is_none_or(|l| *l < id));
+        self.order.push(id);
         let (subs, h) = (&self.subs, &self.hasher);
         let rehash_pui = |i: &SubId| subs.get(i).map_or(0, |s| Self::pui_hash(h, &s.pui));
         self.by_pui.insert_unique(hp, id, rehash_pui);
@@ -240,6 +246,12 @@ impl Store {
     pub fn remove(&mut self, id: SubId) {
         self.unindex_pui(id);
         if let Some(s) = self.subs.remove(&id) {
+            self.removed_in_order += 1;
+            if self.removed_in_order > self.order.len() / 2 {
+                let subs = &self.subs;
+                self.order.retain(|i| subs.contains_key(i));
+                self.removed_in_order = 0;
+            }
             let Sub { route0, remote, .. } = *s;
             self.release_route(route0);
             if let Some(r) = remote {
