@@ -30,7 +30,8 @@ pub struct Binding {
     /// `+sip.instance` (quotes and `<>` stripped), `reg-id` (RFC 5626).
     pub instance: Option<Box<str>>,
     pub reg_id: Option<u32>,
-    pub expires_at: Instant,
+    /// When it expires, in whole seconds on the registrar's clock ([`Registrar::instant`]).
+    pub expires_at: Secs,
     pub flow: Flow,
 }
 
@@ -40,7 +41,8 @@ pub struct Registration {
     pub default_pui: Arc<str>,
     pub trunk_group: Arc<str>,
     /// Implicit registration set (P-Associated-URI), default PUI first.
-    /// Shared with the PUI index; the first is the default PUI (the same `Arc` as the key).
+    /// The first is the default PUI (the same `Arc` as the key). Implicit PUIs are not indexed:
+    /// nothing looks a registration up by them (an index cost ~130 B per registration at 1M).
     pub associated: Vec<Arc<str>>,
     /// Interned: registrations routed by the same S-CSCF share one copy.
     pub service_route: Arc<[Box<str>]>,
@@ -51,12 +53,12 @@ pub struct Registration {
 
 impl Registration {
     /// When the last binding expires.
-    pub fn expires_at(&self) -> Option<Instant> {
+    pub fn expires_at(&self) -> Option<Secs> {
         self.bindings.iter().map(|b| b.expires_at).max()
     }
 
     /// When the next binding expires (the registrar's timer for this registration).
-    pub fn next_expiry(&self) -> Option<Instant> {
+    pub fn next_expiry(&self) -> Option<Secs> {
         self.bindings.iter().map(|b| b.expires_at).min()
     }
 }
@@ -102,8 +104,6 @@ pub struct Registrar {
     /// Boxed: the table's slots stay small (24 B), which matters at a million entries where the
     /// table is up to half empty after growing.
     regs: HashMap<Arc<str>, Box<Registration>>,
-    /// Any associated PUI → default PUI.
-    by_pui: HashMap<Arc<str>, Arc<str>>,
     /// Contact URI → default PUI.
     by_contact: HashMap<Arc<str>, Arc<str>>,
     /// Distinct Service-Route sets in use.
@@ -111,7 +111,9 @@ pub struct Registrar {
     /// UE flow → default PUIs with at least one binding on it (usually one).
     /// Keyed by a hash of the flow (8 B, not the 40 B flow); lookups check the bindings.
     by_flow: HashMap<u64, FlowRegs>,
-    heap: BinaryHeap<Reverse<(Instant, u32, Arc<str>)>>,
+    heap: BinaryHeap<Reverse<(Secs, u32, Arc<str>)>>,
+    /// The registrar's clock starts at the first instant it is given.
+    epoch: Option<Instant>,
 }
 
 impl Registrar {
@@ -127,17 +129,6 @@ impl Registrar {
     }
     pub fn get(&self, default_pui: &str) -> Option<&Registration> {
         self.regs.get(default_pui).map(|r| &**r)
-    }
-    /// The registration a PUI (default or implicit) belongs to.
-    pub fn by_pui(&self, pui: &str) -> Option<&Registration> {
-        match self.regs.get(pui) {
-            Some(r) => Some(r),
-            None => self
-                .by_pui
-                .get(pui)
-                .and_then(|d| self.regs.get(d))
-                .map(|r| &**r),
-        }
     }
     /// The registration and binding of a contact URI.
     pub fn by_contact(&self, uri: &str) -> Option<(&Registration, &Binding)> {
@@ -164,6 +155,7 @@ impl Registrar {
         o: &RegisterOutcome<'_>,
         events: &mut Vec<RegEvent>,
     ) {
+        let now_s = self.ceil_secs(now);
         let default_pui: &str = o.associated.first().copied().unwrap_or(o.aor);
         let key: Arc<str> = match self.regs.get_key_value(default_pui) {
             Some((k, _)) => k.clone(),
@@ -180,7 +172,7 @@ impl Registrar {
                     .map_or_else(|| Arc::from(uri), |b| b.uri.clone()),
                 instance: inst.map(Into::into),
                 reg_id,
-                expires_at: now + Duration::from_secs(u64::from(exp)),
+                expires_at: now_s.saturating_add(exp),
                 flow: o.flow,
             })
             .collect();
@@ -255,17 +247,6 @@ impl Registrar {
             }
             self.by_contact.insert(b.uri.clone(), key.clone());
         }
-        if let Some(old) = self.regs.get(&key) {
-            for p in &old.associated {
-                if !reg.associated.contains(p) {
-                    self.by_pui.remove(p);
-                }
-            }
-        }
-        // The default PUI is found through `regs` itself; only the implicit ones are indexed.
-        for p in reg.associated.iter().skip(1) {
-            self.by_pui.insert(p.clone(), key.clone());
-        }
         if let Some(exp) = reg.next_expiry() {
             self.heap.push(Reverse((exp, reg.generation, key.clone())));
         }
@@ -319,11 +300,6 @@ impl Registrar {
         for b in &reg.bindings {
             self.by_contact.remove(&b.uri);
         }
-        for p in &reg.associated {
-            if self.by_pui.get(p).is_some_and(|d| *d == reg.default_pui) {
-                self.by_pui.remove(p);
-            }
-        }
         self.release_route(reg.service_route);
         events.push(RegEvent::Removed {
             default_pui: reg.default_pui,
@@ -337,9 +313,7 @@ impl Registrar {
     pub fn add_pui(&mut self, default_pui: &str, pui: &str) {
         if let Some(reg) = self.regs.get_mut(default_pui) {
             if !reg.associated.iter().any(|p| &**p == pui) {
-                let p: Arc<str> = Arc::from(pui);
-                reg.associated.push(p.clone());
-                self.by_pui.insert(p, reg.default_pui.clone());
+                reg.associated.push(Arc::from(pui));
             }
         }
     }
@@ -351,7 +325,6 @@ impl Registrar {
                 return;
             }
             reg.associated.retain(|p| &**p != pui);
-            self.by_pui.remove(pui);
         }
     }
 
@@ -391,13 +364,14 @@ impl Registrar {
         m: BindingMatch<'_>,
         expires: u32,
     ) -> bool {
+        let now_s = self.ceil_secs(now);
         let Some(reg) = self.regs.get_mut(default_pui) else {
             return false;
         };
         let Some(b) = reg.bindings.iter_mut().find(|b| m.matches(b)) else {
             return false;
         };
-        b.expires_at = now + Duration::from_secs(u64::from(expires));
+        b.expires_at = now_s.saturating_add(expires);
         reg.generation += 1;
         if let Some(exp) = reg.next_expiry() {
             self.heap
@@ -408,11 +382,12 @@ impl Registrar {
 
     /// Earliest moment a binding may expire.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((t, _, _))| *t)
+        self.heap.peek().map(|Reverse((t, _, _))| self.instant(*t))
     }
 
     /// Expire due bindings; registrations whose last binding expired are removed.
     pub fn handle_timeout(&mut self, now: Instant, events: &mut Vec<RegEvent>) {
+        let now = self.floor_secs(now);
         while let Some(Reverse((t, gen, _))) = self.heap.peek() {
             if *t > now {
                 break;
@@ -452,6 +427,29 @@ impl Registrar {
                 }
             }
         }
+    }
+}
+
+/// Seconds on the registrar's clock (4 bytes where an `Instant` takes 16; bindings and heap
+/// entries are per registration, a million of them).
+pub type Secs = u32;
+
+impl Registrar {
+    /// The instant of a registrar-clock second.
+    pub fn instant(&self, s: Secs) -> Instant {
+        self.epoch
+            .map_or_else(Instant::now, |e| e + Duration::from_secs(u64::from(s)))
+    }
+    /// `now` rounded up: expiries computed from it are never early.
+    fn ceil_secs(&mut self, now: Instant) -> Secs {
+        let e = *self.epoch.get_or_insert(now);
+        let d = now.saturating_duration_since(e);
+        u32::try_from(d.as_secs() + u64::from(d.subsec_nanos() > 0)).unwrap_or(u32::MAX)
+    }
+    /// `now` rounded down: what has expired by then.
+    fn floor_secs(&mut self, now: Instant) -> Secs {
+        let e = *self.epoch.get_or_insert(now);
+        u32::try_from(now.saturating_duration_since(e).as_secs()).unwrap_or(u32::MAX)
     }
 }
 
