@@ -183,12 +183,7 @@ async fn no_answer_removes_the_subscription_after_timer_f() {
 #[tokio::test]
 async fn notify_terminated_removes_the_subscription_without_unsubscribe() {
     let h = Harness::start(profile(true)).await;
-    h.register("gus", 1, 600, &[]).await;
-    let (sub, from) = h.next_subscribe().await.unwrap();
-    h.scscf
-        .send(from, &h.subscribe_ok(&sub, 600))
-        .await
-        .unwrap();
+    let sub = h.subscribed("gus", &[], 600).await;
     let resp = h
         .send_notify(&h.notify(
             &sub,
@@ -207,12 +202,7 @@ async fn notify_terminated_removes_the_subscription_without_unsubscribe() {
 #[tokio::test]
 async fn user_deregistration_sends_the_expires_0_subscribe_in_dialog() {
     let h = Harness::start(profile(true)).await;
-    h.register("hal", 1, 600, &[]).await;
-    let (sub, from) = h.next_subscribe().await.unwrap();
-    h.scscf
-        .send(from, &h.subscribe_ok(&sub, 600))
-        .await
-        .unwrap();
+    let sub = h.subscribed("hal", &[], 600).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     h.register("hal", 2, 0, &[]).await;
     let (unsub, _) = h.next_subscribe().await.expect("unsubscribe");
@@ -260,13 +250,9 @@ async fn disabled_profile_never_subscribes_and_visited_uses_the_profile_route() 
 #[tokio::test]
 async fn network_deregistration_unsubscribes_and_removes_the_registration() {
     let h = Harness::start(profile(true)).await;
-    h.register("kim", 1, 600, &["sip:kim-2@ims.example.net"])
+    let sub = h
+        .subscribed("kim", &["sip:kim-2@ims.example.net"], 600)
         .await;
-    let (sub, from) = h.next_subscribe().await.unwrap();
-    h.scscf
-        .send(from, &h.subscribe_ok(&sub, 600))
-        .await
-        .unwrap();
     let pui = format!("sip:kim@{DOMAIN}");
     let body = reginfo(0, &pui, "active", "sip:kim@127.0.0.1");
     assert_eq!(
@@ -304,13 +290,9 @@ async fn network_deregistration_unsubscribes_and_removes_the_registration() {
 #[tokio::test]
 async fn malformed_reginfo_gets_400_and_changes_nothing() {
     let h = Harness::start(profile(true)).await;
-    h.register("lea", 1, 600, &["sip:lea-2@ims.example.net"])
+    let sub = h
+        .subscribed("lea", &["sip:lea-2@ims.example.net"], 600)
         .await;
-    let (sub, from) = h.next_subscribe().await.unwrap();
-    h.scscf
-        .send(from, &h.subscribe_ok(&sub, 600))
-        .await
-        .unwrap();
     let pui = format!("sip:lea@{DOMAIN}");
     let before = h.registered(&pui).await.unwrap();
     let resp = h

@@ -212,6 +212,18 @@ impl Harness {
         n
     }
 
+    /// Register `user` and answer the gateway's SUBSCRIBE with a 200 granting `grant` seconds;
+    /// returns the SUBSCRIBE.
+    pub async fn subscribed(&self, user: &str, implicit: &[&str], grant: u32) -> Message {
+        self.register(user, 1, 600, implicit).await;
+        let (sub, from) = self.next_subscribe().await.expect("SUBSCRIBE");
+        self.scscf
+            .send(from, &self.subscribe_ok(&sub, grant))
+            .await
+            .expect("send 200");
+        sub
+    }
+
     /// Answer a SUBSCRIBE 200 OK with Expires, a To tag, a Record-Route and a Contact.
     pub fn subscribe_ok(&self, sub: &Message, expires: u32) -> bytes::Bytes {
         let exp = expires.to_string();
