@@ -20,6 +20,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use regevent_gw::lab::loadgen::rss_bytes;
 use regevent_gw::registrar::{RegEvent, RemovalReason};
 use regevent_gw::subscription::{
     Engine, EngineConfig, Output, ResponseInput, SubId, SubscribeKind, SubscribePolicy,
@@ -30,16 +31,6 @@ use regevent_gw::subscription::{
 const SPREAD: Duration = Duration::from_secs(1800);
 const GRANTED: u32 = 3660;
 const CHUNK: usize = 1000;
-
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
 
 fn ok(sub: SubId, cseq: u32) -> ResponseInput {
     ResponseInput {
@@ -113,7 +104,7 @@ fn main() {
     let t0 = Instant::now();
     let at = |i: usize| t0 + SPREAD.mul_f64(i as f64 / n as f64);
 
-    let rss0 = rss_bytes();
+    let rss0 = rss_bytes("self").unwrap_or(0);
     let mut e = Engine::new(cfg);
     let mut rows = Vec::new();
     let (mut ins, mut est) = (Duration::ZERO, Duration::ZERO);
@@ -161,7 +152,7 @@ fn main() {
         ops: n,
         spent: est,
     });
-    let rss = rss_bytes().saturating_sub(rss0);
+    let rss = rss_bytes("self").unwrap_or(0).saturating_sub(rss0);
     let estimate = e.memory_estimate();
 
     // Refreshes: every subscription's falls due in [3060 s, SPREAD + 3060 s] (the second one,

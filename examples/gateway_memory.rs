@@ -10,6 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
+use regevent_gw::lab::loadgen::rss_bytes;
 use regevent_gw::lab::sim::Sim;
 
 struct Counting;
@@ -35,25 +36,13 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-fn rss() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok())
-        })
-        .unwrap_or(0)
-        * 1024
-}
-
 fn main() {
     let n: u64 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
     let mut sim = Sim::new();
-    let (base_heap, base_rss) = (LIVE.load(Relaxed), rss());
+    let (base_heap, base_rss) = (LIVE.load(Relaxed), rss_bytes("self").unwrap_or(0) as usize);
     let t = std::time::Instant::now();
     for user in 0..n {
         sim.registration(user);
@@ -66,7 +55,7 @@ fn main() {
     while sim.gw.poll_transmit().is_some() {}
     let (heap, rss) = (
         LIVE.load(Relaxed) - base_heap,
-        rss().saturating_sub(base_rss),
+        (rss_bytes("self").unwrap_or(0) as usize).saturating_sub(base_rss),
     );
     assert_eq!(sim.gw.registrar().len() as u64, n);
     assert_eq!(sim.gw.engine().len() as u64, n);

@@ -9,18 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use regevent_gw::lab::loadgen::rss_bytes;
 use regevent_gw::registrar::RegEvent;
 use regevent_gw::subscription::{Engine, EngineConfig, Output, ResponseInput, SubscribePolicy};
-
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
 
 fn main() {
     let n: usize = std::env::args()
@@ -42,7 +33,7 @@ fn main() {
         .map(|i| Arc::from(format!("sip:+4917{i:08}@ims.mnc001.mcc262.3gppnetwork.org")))
         .collect();
     let tg: Arc<str> = "access".into();
-    let before = rss_bytes();
+    let before = rss_bytes("self").unwrap_or(0);
     let mut e = Engine::new(cfg);
     for chunk in puis.chunks(10_000) {
         for pui in chunk {
@@ -70,7 +61,7 @@ fn main() {
             e.on_response(now, s.sub, &r);
         }
     }
-    let after = rss_bytes();
+    let after = rss_bytes("self").unwrap_or(0);
     let pui_bytes: usize = puis
         .iter()
         .map(|p| p.len() + 16)

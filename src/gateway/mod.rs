@@ -519,18 +519,7 @@ impl Gateway {
             }
         };
         let mut keep = |pui: &str, tg: &str, st: crate::subscription::SubState| {
-            filter
-                .trunk_group
-                .as_deref()
-                .is_none_or(|t| t.is_empty() || t == tg)
-                && filter
-                    .state
-                    .as_deref()
-                    .is_none_or(|s| s.is_empty() || s == st.as_str())
-                && filter
-                    .pui_prefix
-                    .as_deref()
-                    .is_none_or(|p| pui.starts_with(p))
+            filter.matches_fields(pui, tg, st.as_str())
         };
         let mut rows = Vec::with_capacity(limit.min(10_000));
         let mut push = |v: crate::subscription::SubscriptionView| {
@@ -601,17 +590,18 @@ impl Gateway {
     /// so a retransmission is forwarded with the same branch.
     fn derived_branch(&self, msg: &Message) -> String {
         let via = msg.top_via();
-        let key = format!(
-            "{}|{}|{:?}|{}",
-            via.branch().unwrap_or(""),
-            via.host,
-            via.port,
-            msg.call_id()
-        );
-        format!(
-            "z9hG4bKrp{:016x}",
-            mix(self.branch_secret ^ fnv(key.as_bytes()))
-        )
+        let port = via.port.unwrap_or(0).to_be_bytes();
+        let parts: [&[u8]; 4] = [
+            via.branch().unwrap_or("").as_bytes(),
+            via.host.as_bytes(),
+            &port,
+            msg.call_id().as_bytes(),
+        ];
+        // Each part is followed by a separator byte no SIP token contains.
+        let h = parts
+            .iter()
+            .fold(FNV_OFFSET, |h, p| fnv_from(fnv_from(h, p), b"\0"));
+        format!("z9hG4bKrp{:016x}", mix(self.branch_secret ^ h))
     }
 
     fn make_tag(&self, req: &Message) -> String {
@@ -686,10 +676,16 @@ fn count_out(kind: &'static str, method: &str) {
     metrics::counter!(names::SIP_MESSAGES, "direction" => "out", "method" => method_label(method), "kind" => kind).increment(1);
 }
 
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
 fn fnv(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
-        (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3)
-    })
+    fnv_from(FNV_OFFSET, b)
+}
+
+/// FNV-1a, continued from `h`.
+fn fnv_from(h: u64, b: &[u8]) -> u64 {
+    b.iter()
+        .fold(h, |h, &x| (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// splitmix64 finaliser.

@@ -48,21 +48,27 @@ pub struct LoadgenArgs {
     pub gateway_pid: Option<u32>,
 }
 
-/// Process CPU time (user+system, seconds) and RSS (bytes) from /proc.
-pub fn proc_usage(pid: &str) -> Option<(f64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+/// Resident set size of a process (`"self"` or a PID), bytes, from /proc.
+pub fn rss_bytes(pid: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kb: u64 = status
+    let kb: u64 = status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))?
         .split_whitespace()
         .nth(1)?
         .parse()
         .ok()?;
-    Some((ticks / 100.0, rss_kb * 1024))
+    Some(kb * 1024)
+}
+
+/// Process CPU time (user+system, seconds) and RSS (bytes) from /proc.
+pub fn proc_usage(pid: &str) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    let rss = rss_bytes(pid)?;
+    Some((ticks / 100.0, rss))
 }
 
 fn pct(v: &[u32], q: f64) -> u32 {

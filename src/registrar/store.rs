@@ -52,11 +52,6 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// When the last binding expires.
-    pub fn expires_at(&self) -> Option<Secs> {
-        self.bindings.iter().map(|b| b.expires_at).max()
-    }
-
     /// When the next binding expires (the registrar's timer for this registration).
     pub fn next_expiry(&self) -> Option<Secs> {
         self.bindings.iter().map(|b| b.expires_at).min()

@@ -12,12 +12,17 @@ use super::{AdminQuery, SubscriptionFilter, SubscriptionPage, SubscriptionRow};
 impl SubscriptionFilter {
     /// Whether `row` passes the filter. Empty or absent fields match everything.
     pub fn matches(&self, row: &SubscriptionRow) -> bool {
+        self.matches_fields(&row.default_pui, &row.trunk_group, &row.state)
+    }
+
+    /// The same test on the fields themselves (the gateway filters before building rows).
+    pub fn matches_fields(&self, default_pui: &str, trunk_group: &str, state: &str) -> bool {
         fn set(v: &Option<String>) -> Option<&str> {
             v.as_deref().filter(|s| !s.is_empty())
         }
-        set(&self.trunk_group).is_none_or(|t| row.trunk_group == t)
-            && set(&self.state).is_none_or(|s| row.state == s)
-            && set(&self.pui_prefix).is_none_or(|p| row.default_pui.starts_with(p))
+        set(&self.trunk_group).is_none_or(|t| trunk_group == t)
+            && set(&self.state).is_none_or(|s| state == s)
+            && set(&self.pui_prefix).is_none_or(|p| default_pui.starts_with(p))
     }
 
     /// Whether the filter selects everything.
