@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::reginfo_doc::{render, DocRegistration};
 use crate::sip::{writer, Contacts, Limits, Message, Method, NameAddr};
+use crate::transport::udp::{send_all, RecvBatch};
 
 /// How the notifier answers SUBSCRIBEs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +61,8 @@ pub struct CoreStats {
     pub unsubscribes: AtomicU64,
     pub notifies_sent: AtomicU64,
     pub notify_responses_2xx: AtomicU64,
+    /// Subscriptions whose first NOTIFY was answered 2xx (each counted once).
+    pub subscriptions_notified: AtomicU64,
     pub notify_responses_other: AtomicU64,
     pub notify_retransmissions: AtomicU64,
     pub other: AtomicU64,
@@ -109,6 +112,9 @@ struct CoreSub {
     cseq: u32,
     version: u64,
     peer: SocketAddr,
+    /// CSeq and 200 OK of the last SUBSCRIBE: a retransmission gets the same answer again
+    /// (the notifier's server transaction), not a second NOTIFY.
+    last: Option<(u32, Bytes)>,
 }
 
 struct State {
@@ -122,6 +128,8 @@ struct State {
     seq: u64,
     /// NOTIFYs not answered yet: (Call-ID, CSeq) → (bytes, peer, first sent, next retransmission).
     unanswered: HashMap<(String, u32), (Bytes, SocketAddr, std::time::Instant, std::time::Instant)>,
+    /// Datagrams of this turn, sent together with one `sendmmsg`.
+    out: Vec<(SocketAddr, Bytes)>,
 }
 
 impl ImsCore {
@@ -141,24 +149,33 @@ impl ImsCore {
             by_pui: HashMap::new(),
             seq: 0,
             unanswered: HashMap::new(),
+            out: Vec::new(),
         };
         tokio::spawn(async move {
-            let mut buf = vec![0u8; 65_536];
+            let mut rb = RecvBatch::new(32, 65_536);
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tokio::select! {
-                    _ = tick.tick() => st.retransmit().await,
-                    r = sock.recv_from(&mut buf) => {
-                        let Ok((n, peer)) = r else { continue };
-                        if let Ok(m) = Message::parse(Bytes::copy_from_slice(&buf[..n]), &Limits::default()) {
-                            st.handle(m, peer).await;
+                    _ = tick.tick() => st.retransmit(),
+                    r = sock.readable() => {
+                        if r.is_err() {
+                            continue;
+                        }
+                        let n = rb.recv(&sock).unwrap_or(0);
+                        for k in 0..n {
+                            let peer = rb.got[k].peer;
+                            let b = Bytes::copy_from_slice(rb.datagram(k));
+                            if let Ok(m) = Message::parse(b, &Limits::default()) {
+                                st.handle(m, peer);
+                            }
                         }
                     }
                     c = rx.recv() => match c {
-                        Some(c) => st.command(c).await,
+                        Some(c) => st.command(c),
                         None => return,
                     }
                 }
+                st.flush().await;
             }
         });
         Ok(ImsCore {
@@ -176,14 +193,24 @@ fn uri_of(v: &str) -> String {
 }
 
 impl State {
-    async fn send(&self, b: &[u8], to: SocketAddr) {
-        let _ = self.sock.send_to(b, to).await;
+    fn send(&mut self, b: &Bytes, to: SocketAddr) {
+        self.out.push((to, b.clone()));
+    }
+
+    /// Send this turn's datagrams: one `sendmmsg`, the rest (if the socket is full) one by one.
+    async fn flush(&mut self) {
+        let mut errors = 0;
+        let sent = send_all(&self.sock, &self.out, &mut errors);
+        for (to, b) in &self.out[sent..] {
+            let _ = self.sock.send_to(b, *to).await;
+        }
+        self.out.clear();
     }
 
     /// Send a NOTIFY and keep it for retransmission until answered (RFC 3261 Timer E/F).
-    async fn send_notify(&mut self, call_id: &str, n: Bytes, peer: SocketAddr) {
+    fn send_notify(&mut self, call_id: &str, n: Bytes, peer: SocketAddr) {
         let cseq = self.subs.get(call_id).map(|s| s.cseq).unwrap_or(0);
-        self.send(&n, peer).await;
+        self.send(&n, peer);
         let now = std::time::Instant::now();
         self.unanswered.insert(
             (call_id.to_string(), cseq),
@@ -191,7 +218,7 @@ impl State {
         );
     }
 
-    async fn retransmit(&mut self) {
+    fn retransmit(&mut self) {
         let now = std::time::Instant::now();
         let mut due = Vec::new();
         self.unanswered.retain(|_, (b, peer, first, next)| {
@@ -207,11 +234,11 @@ impl State {
         });
         for (b, peer) in due {
             self.stats.notify_retransmissions.fetch_add(1, Relaxed);
-            self.send(&b, peer).await;
+            self.send(&b, peer);
         }
     }
 
-    async fn handle(&mut self, m: Message, peer: SocketAddr) {
+    fn handle(&mut self, m: Message, peer: SocketAddr) {
         if !m.is_request() {
             if m.cseq().method.eq_ignore_ascii_case("NOTIFY") {
                 if m.status().is_some_and(|s| s < 200) {
@@ -236,6 +263,9 @@ impl State {
                     .get_mut(m.call_id())
                     .and_then(|s| s.first_seen.take())
                 {
+                    if ok {
+                        self.stats.subscriptions_notified.fetch_add(1, Relaxed);
+                    }
                     let us = t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
                     if let Ok(mut v) = self.stats.subscribe_to_notified_us.lock() {
                         v.push(us);
@@ -245,17 +275,17 @@ impl State {
             return;
         }
         match m.method() {
-            Some(Method::Register) => self.register(&m, peer).await,
-            Some(Method::Subscribe) => self.subscribe(&m, peer).await,
+            Some(Method::Register) => self.register(&m, peer),
+            Some(Method::Subscribe) => self.subscribe(&m, peer),
             _ => {
                 self.stats.other.fetch_add(1, Relaxed);
                 let r = writer::response(&m, 501, "Not Implemented", Some("core"), &[]);
-                self.send(&r, peer).await;
+                self.send(&r, peer);
             }
         }
     }
 
-    async fn register(&mut self, m: &Message, peer: SocketAddr) {
+    fn register(&mut self, m: &Message, peer: SocketAddr) {
         self.stats.registers.fetch_add(1, Relaxed);
         let pui = uri_of(m.to().uri);
         let hdr_exp = m.expires().ok().flatten();
@@ -305,10 +335,10 @@ impl State {
             .map(|(a, b)| (a.as_str(), b.as_str()))
             .collect();
         let r = writer::response(m, 200, "OK", Some("reg"), &extra_ref);
-        self.send(&r, peer).await;
+        self.send(&r, peer);
     }
 
-    async fn subscribe(&mut self, m: &Message, peer: SocketAddr) {
+    fn subscribe(&mut self, m: &Message, peer: SocketAddr) {
         let call_id = m.call_id().to_string();
         let requested = m.expires().ok().flatten().unwrap_or(3600);
         let in_dialog = m.to().tag().is_some();
@@ -317,12 +347,21 @@ impl State {
             (true, _) => &self.stats.subscribes_refresh,
             (false, _) => &self.stats.subscribes_initial,
         };
+        if let Some((_, ok)) = self
+            .subs
+            .get(&call_id)
+            .and_then(|s| s.last.as_ref())
+            .filter(|(cseq, _)| *cseq == m.cseq().seq)
+        {
+            let ok = ok.clone();
+            return self.send(&ok, peer);
+        }
         counter.fetch_add(1, Relaxed);
         match self.cfg.subscribe_mode {
             SubscribeMode::Ignore => return,
             SubscribeMode::Reject(code) => {
                 let r = writer::response(m, code, "Forbidden", Some("x"), &[]);
-                return self.send(&r, peer).await;
+                return self.send(&r, peer);
             }
             SubscribeMode::Accept => {}
         }
@@ -342,6 +381,7 @@ impl State {
             cseq: 0,
             version: 0,
             peer,
+            last: None,
         });
         sub.peer = peer;
         self.by_pui.insert(pui, call_id.clone());
@@ -354,6 +394,9 @@ impl State {
             Some(&our_tag),
             &[("Expires", &exp), ("Contact", &contact)],
         );
+        if let Some(s) = self.subs.get_mut(&call_id) {
+            s.last = Some((m.cseq().seq, ok.clone()));
+        }
         let state = if granted == 0 {
             "terminated;reason=timeout".to_string()
         } else {
@@ -362,13 +405,13 @@ impl State {
         let notify = self.notify(&call_id, &state, None);
         if self.cfg.notify_before_ok {
             if let Some(n) = notify {
-                self.send_notify(&call_id, n, peer).await;
+                self.send_notify(&call_id, n, peer);
             }
-            self.send(&ok, peer).await;
+            self.send(&ok, peer);
         } else {
-            self.send(&ok, peer).await;
+            self.send(&ok, peer);
             if let Some(n) = notify {
-                self.send_notify(&call_id, n, peer).await;
+                self.send_notify(&call_id, n, peer);
             }
         }
         if granted == 0 {
@@ -448,7 +491,7 @@ impl State {
         Some(b.finish(Some((&ct, body.as_bytes()))))
     }
 
-    async fn command(&mut self, c: CoreCmd) {
+    fn command(&mut self, c: CoreCmd) {
         match c {
             CoreCmd::NetworkDeregister {
                 pui,
@@ -485,7 +528,7 @@ impl State {
                     ),
                     peer,
                 ) {
-                    self.send_notify(&call_id, n, peer).await;
+                    self.send_notify(&call_id, n, peer);
                 }
             }
             CoreCmd::RawNotify {
@@ -501,7 +544,7 @@ impl State {
                     self.notify(&call_id, "active;expires=600", Some((content_type, body))),
                     peer,
                 ) {
-                    self.send_notify(&call_id, n, peer).await;
+                    self.send_notify(&call_id, n, peer);
                 }
             }
         }
@@ -529,4 +572,63 @@ pub async fn wait_until(wait: Duration, mut f: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     f()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::peer::UdpPeer;
+
+    fn subscribe(to: SocketAddr, from: SocketAddr, cseq: u32) -> Vec<u8> {
+        format!(
+            "SUBSCRIBE sip:alice@ims.example.net SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {from};branch=z9hG4bKsub{cseq}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:pcscf@{from}>;tag=gw1\r\n\
+             To: <sip:alice@ims.example.net>\r\n\
+             Call-ID: sub-1@{from}\r\n\
+             CSeq: {cseq} SUBSCRIBE\r\n\
+             Contact: <sip:pcscf@{from}>\r\n\
+             Event: reg\r\nExpires: 600000\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+        .replace("sip:alice@ims.example.net SIP", &format!("sip:alice@{to} SIP"))
+        .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn retransmitted_subscribe_gets_the_same_200_and_no_second_notify() {
+        let core = ImsCore::start("127.0.0.1:0".parse().unwrap(), CoreConfig::default())
+            .await
+            .unwrap();
+        let gw = UdpPeer::bind().await.unwrap();
+        let req = subscribe(core.addr, gw.addr, 1);
+        let wait = Duration::from_secs(2);
+        let mut got = Vec::new();
+        gw.send(core.addr, &req).await.unwrap();
+        for _ in 0..2 {
+            got.push(gw.recv(wait).await.unwrap().0);
+        }
+        gw.send(core.addr, &req).await.unwrap(); // Timer E fired at the gateway
+        got.push(gw.recv(wait).await.unwrap().0);
+        let oks: Vec<&Message> = got.iter().filter(|m| m.status() == Some(200)).collect();
+        let notifies = got.iter().filter(|m| m.method() == Some(Method::Notify));
+        assert_eq!(oks.len(), 2, "one 200 per SUBSCRIBE sent");
+        assert_eq!(oks[0].raw(), oks[1].raw(), "the retransmission gets the same 200");
+        assert_eq!(notifies.count(), 1);
+        assert!(gw.recv(Duration::from_millis(200)).await.is_none_or(|(m, _)| {
+            m.method() == Some(Method::Notify) && m.cseq().seq == 1 // the NOTIFY's own Timer E
+        }));
+        assert_eq!(CoreStats::get(&core.stats.subscribes_initial), 1);
+        assert_eq!(CoreStats::get(&core.stats.notifies_sent), 1);
+        // A refresh (new CSeq) is a new request: a new NOTIFY.
+        gw.send(core.addr, &subscribe(core.addr, gw.addr, 2)).await.unwrap();
+        let mut methods = Vec::new();
+        for _ in 0..2 {
+            let m = gw.recv(wait).await.unwrap().0;
+            methods.push((m.status(), m.method()));
+        }
+        assert!(methods.contains(&(None, Some(Method::Notify))));
+        assert_eq!(CoreStats::get(&core.stats.notifies_sent), 2);
+    }
 }

@@ -140,7 +140,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
         }
         let ok = stats.initial_ok.load(Relaxed);
-        let notified = CoreStats::get(&core.stats.notify_responses_2xx);
+        let notified = CoreStats::get(&core.stats.subscriptions_notified);
         let gw = gw_pid
             .as_deref()
             .and_then(proc_usage)
@@ -170,7 +170,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         let _ = t.await;
     }
     let ok = stats.initial_ok.load(Relaxed);
-    let notified = CoreStats::get(&core.stats.notify_responses_2xx);
+    let notified = CoreStats::get(&core.stats.subscriptions_notified);
     let mut reg_lat = stats
         .latencies_us
         .lock()

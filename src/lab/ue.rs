@@ -15,6 +15,7 @@ use hashbrown::HashMap;
 use tokio::net::UdpSocket;
 
 use crate::sip::{Limits, Message};
+use crate::transport::udp::{send_all, RecvBatch};
 
 #[derive(Debug, Clone)]
 pub struct SwarmConfig {
@@ -125,7 +126,8 @@ pub async fn run(
         heap.push(Reverse((start + step * i as u32, i, Action::Register)));
     }
     let mut by_call: HashMap<String, usize> = HashMap::with_capacity(cfg.users);
-    let mut buf = vec![0u8; 65_536];
+    let mut rb = RecvBatch::new(64, 8192);
+    let mut out: Vec<(SocketAddr, Bytes)> = Vec::new();
     let timeout = Duration::from_secs(32);
     let mut active = cfg.users;
     while active > 0 && !stop.load(Relaxed) {
@@ -155,12 +157,10 @@ pub async fn run(
                 } else {
                     cfg.expires
                 };
-                let _ = sock
-                    .send_to(
-                        &register(&cfg, local, user, &call_id, cseq, exp),
-                        cfg.gateway,
-                    )
-                    .await;
+                out.push((
+                    cfg.gateway,
+                    register(&cfg, local, user, &call_id, cseq, exp).into(),
+                ));
                 let next = (T1 * 2u32.saturating_pow(ue.tries)).min(T2);
                 heap.push(Reverse((now + next, i, Action::Retransmit)));
                 continue;
@@ -185,8 +185,14 @@ pub async fn run(
             heap.push(Reverse((now + T1, i, Action::Retransmit)));
             ue.started.get_or_insert(now);
             stats.registers_sent.fetch_add(1, Relaxed);
-            let _ = sock.send_to(&msg, cfg.gateway).await;
+            out.push((cfg.gateway, msg.into()));
         }
+        let mut errors = 0;
+        let sent = send_all(&sock, &out, &mut errors);
+        for (to, b) in &out[sent..] {
+            let _ = sock.send_to(b, *to).await;
+        }
+        out.clear();
         let next = heap
             .peek()
             .map(|Reverse((t, _, _))| *t)
@@ -194,61 +200,71 @@ pub async fn run(
         let wait = next
             .saturating_duration_since(Instant::now())
             .min(Duration::from_millis(200));
-        let r = tokio::time::timeout(wait, sock.recv_from(&mut buf)).await;
-        let Ok(Ok((n, _))) = r else { continue };
-        let Ok(m) = Message::parse(Bytes::copy_from_slice(&buf[..n]), &Limits::default()) else {
-            continue;
-        };
-        let Some(status) = m.status() else { continue };
-        if status < 200 {
+        if !matches!(
+            tokio::time::timeout(wait, sock.readable()).await,
+            Ok(Ok(()))
+        ) {
             continue;
         }
-        let Some(&i) = by_call.get(m.call_id()) else {
-            continue;
-        };
-        let ue = &mut ues[i];
-        let Some((sent, action, cseq)) = ue.pending else {
-            continue;
-        };
-        if m.cseq().seq != cseq {
-            continue;
-        }
-        ue.pending = None;
-        let now = Instant::now();
-        if let Ok(mut l) = stats.latencies_us.lock() {
-            l.push(
-                now.duration_since(sent)
-                    .as_micros()
-                    .min(u128::from(u32::MAX)) as u32,
-            );
-        }
-        if !(200..300).contains(&status) {
-            stats.failures.fetch_add(1, Relaxed);
-            active -= 1;
-            continue;
-        }
-        match action {
-            Action::Deregister => {
-                stats.deregister_ok.fetch_add(1, Relaxed);
-                ue.registered = false;
-                active -= 1;
+        let n = rb.recv(&sock).unwrap_or(0);
+        for k in 0..n {
+            let b = Bytes::copy_from_slice(rb.datagram(k));
+            let Ok(m) = Message::parse(b, &Limits::default()) else {
+                continue;
+            };
+            let Some(status) = m.status() else { continue };
+            if status < 200 {
+                continue;
             }
-            Action::Register | Action::Retransmit => {
-                if ue.registered {
-                    stats.reregister_ok.fetch_add(1, Relaxed);
-                } else {
-                    stats.initial_ok.fetch_add(1, Relaxed);
+            let Some(&i) = by_call.get(m.call_id()) else {
+                continue;
+            };
+            let ue = &mut ues[i];
+            let Some((sent, action, cseq)) = ue.pending else {
+                continue;
+            };
+            if m.cseq().seq != cseq {
+                continue;
+            }
+            ue.pending = None;
+            let now = Instant::now();
+            if let Ok(mut l) = stats.latencies_us.lock() {
+                l.push(
+                    now.duration_since(sent)
+                        .as_micros()
+                        .min(u128::from(u32::MAX)) as u32,
+                );
+            }
+            if !(200..300).contains(&status) {
+                stats.failures.fetch_add(1, Relaxed);
+                active -= 1;
+                continue;
+            }
+            match action {
+                Action::Deregister => {
+                    stats.deregister_ok.fetch_add(1, Relaxed);
+                    ue.registered = false;
+                    active -= 1;
                 }
-                ue.registered = true;
-                let half =
-                    Duration::from_secs(u64::from(cfg.expires) / 2).max(Duration::from_millis(500));
-                let started = ue.started.unwrap_or(now);
-                match cfg.lifetime {
-                    Some(life) if now + half >= started + life => {
-                        heap.push(Reverse((started + life, i, Action::Deregister)))
+                Action::Register | Action::Retransmit => {
+                    if ue.registered {
+                        stats.reregister_ok.fetch_add(1, Relaxed);
+                    } else {
+                        stats.initial_ok.fetch_add(1, Relaxed);
                     }
-                    _ if cfg.reregister => heap.push(Reverse((now + half, i, Action::Register))),
-                    _ => active -= 1,
+                    ue.registered = true;
+                    let half = Duration::from_secs(u64::from(cfg.expires) / 2)
+                        .max(Duration::from_millis(500));
+                    let started = ue.started.unwrap_or(now);
+                    match cfg.lifetime {
+                        Some(life) if now + half >= started + life => {
+                            heap.push(Reverse((started + life, i, Action::Deregister)))
+                        }
+                        _ if cfg.reregister => {
+                            heap.push(Reverse((now + half, i, Action::Register)))
+                        }
+                        _ => active -= 1,
+                    }
                 }
             }
         }

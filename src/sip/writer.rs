@@ -110,7 +110,11 @@ pub fn response(
     to_tag: Option<&str>,
     extra: &[(&str, &str)],
 ) -> Bytes {
-    let mut buf = Vec::with_capacity(req.raw().len().min(2048) + 64);
+    // Sized from the request's header section (its body is not copied): the buffer becomes the
+    // response's `Bytes` and may be kept for Timer J (32 s), so no slack.
+    let head = req.raw().len() - req.body().len();
+    let extra_len: usize = extra.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    let mut buf = Vec::with_capacity(head.min(2048) + extra_len + 64);
     status_line(&mut buf, code, reason);
     for (name, value) in req.headers() {
         if HeaderName::from_name(name) == HeaderName::Via {

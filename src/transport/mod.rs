@@ -10,6 +10,7 @@
 //! ```
 
 mod tcp;
+pub mod udp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -132,6 +133,7 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
     let handle = Handle { events: tx.clone() };
     let task = tokio::spawn(async move {
         let mut io = Io {
+            udp_out: vec![Vec::new(); udp.len()],
             udp,
             conns: HashMap::new(),
             events: tx,
@@ -141,7 +143,7 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
         let mono0 = now();
         let mut batch = Vec::with_capacity(256);
         let readers: Vec<(u16, Arc<UdpSocket>)> = bound.udp.clone();
-        let mut buf = vec![0u8; 65_536];
+        let mut rb = udp::RecvBatch::new(RECV_BATCH, (max + 1).min(65_536));
         loop {
             let deadline = gw.poll_timeout();
             let sleep = async {
@@ -163,16 +165,24 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
                 i = udp_ready => {
                     let (listener, sock) = &readers[i];
                     let t = now();
-                    for _ in 0..64 {
-                        match sock.try_recv_from(&mut buf) {
-                            Ok((n, peer)) => {
-                                if let Some(inb) = datagram(&buf[..n], *listener, peer, max) {
-                                    gw.handle(t, inb);
-                                }
+                    // A few batches at most, then replies go out and timers get their turn.
+                    for _ in 0..4 {
+                        let n = match rb.recv(sock) {
+                            Ok(n) => n,
+                            // ICMP port unreachable surfaces here on some systems; keep going.
+                            Err(e) => {
+                                tracing::debug!(error = %e, "UDP receive error");
+                                break;
                             }
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                            // ICMP port unreachable surfaces here on some systems; keep reading.
-                            Err(e) => tracing::debug!(error = %e, "UDP receive error"),
+                        };
+                        for k in 0..n {
+                            let r = rb.got[k];
+                            if let Some(inb) = datagram(rb.datagram(k), r.truncated, *listener, r.peer, max) {
+                                gw.handle(t, inb);
+                            }
+                        }
+                        if n < RECV_BATCH {
+                            break;
                         }
                     }
                 }
@@ -201,6 +211,7 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
             while let Some(tr) = gw.poll_transmit() {
                 io.send(tr);
             }
+            io.flush();
         }
     });
     (handle, task)
@@ -211,9 +222,14 @@ pub fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
+/// Datagrams taken from a UDP socket with one `recvmmsg`.
+const RECV_BATCH: usize = 32;
+
 struct Io {
     /// UDP sockets and whether each is IPv4 (looked up per send, so kept, not asked).
     udp: Vec<(bool, Arc<UdpSocket>)>,
+    /// Datagrams waiting for the end of the turn, per UDP socket: one `sendmmsg` each.
+    udp_out: Vec<Vec<(SocketAddr, Bytes)>>,
     conns: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
     events: mpsc::Sender<Event>,
     max: usize,
@@ -225,7 +241,7 @@ impl Io {
             Dest::Addr(addr) => self.send_to(tr.transport, addr, tr.bytes),
             Dest::Name(name, port) => {
                 // Resolve off the gateway task; the result comes back as a send of its own.
-                let udp = self.udp_for(true).cloned();
+                let udp = self.udp_for(true).map(|i| self.udp[i].1.clone());
                 let events = self.events.clone();
                 let max = self.max;
                 tokio::spawn(async move {
@@ -255,34 +271,47 @@ impl Io {
         }
     }
 
-    fn udp_for(&self, v4: bool) -> Option<&Arc<UdpSocket>> {
+    fn udp_for(&self, v4: bool) -> Option<usize> {
         self.udp
             .iter()
-            .find(|(is_v4, _)| *is_v4 == v4)
-            .or(self.udp.first())
-            .map(|(_, s)| s)
+            .position(|(is_v4, _)| *is_v4 == v4)
+            .or((!self.udp.is_empty()).then_some(0))
+    }
+
+    /// Send the turn's datagrams: one `sendmmsg` per socket; what would block goes to a task.
+    fn flush(&mut self) {
+        for (i, out) in self.udp_out.iter_mut().enumerate() {
+            if out.is_empty() {
+                continue;
+            }
+            let sock = &self.udp[i].1;
+            let mut errors = 0;
+            let sent = udp::send_all(sock, out, &mut errors);
+            if errors > 0 {
+                metrics::counter!(names::SIP_DROPS, "reason" => "send_error")
+                    .increment(errors as u64);
+            }
+            if sent < out.len() {
+                let rest: Vec<(SocketAddr, Bytes)> = out.drain(sent..).collect();
+                let sock = sock.clone();
+                tokio::spawn(async move {
+                    for (addr, bytes) in rest {
+                        let _ = sock.send_to(&bytes, addr).await;
+                    }
+                });
+            }
+            out.clear();
+        }
     }
 
     fn send_to(&mut self, t: Transport, addr: SocketAddr, bytes: Bytes) {
         match t {
             Transport::Udp => {
-                let Some(sock) = self.udp_for(addr.is_ipv4()) else {
+                let Some(i) = self.udp_for(addr.is_ipv4()) else {
                     metrics::counter!(names::SIP_DROPS, "reason" => "no_udp_socket").increment(1);
                     return;
                 };
-                match sock.try_send_to(&bytes, addr) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        let sock = sock.clone();
-                        tokio::spawn(async move {
-                            let _ = sock.send_to(&bytes, addr).await;
-                        });
-                    }
-                    Err(e) => {
-                        metrics::counter!(names::SIP_DROPS, "reason" => "send_error").increment(1);
-                        tracing::debug!(%addr, error = %e, "UDP send failed");
-                    }
-                }
+                self.udp_out[i].push((addr, bytes));
             }
             Transport::Tcp => {
                 if let Some(c) = self.conns.get(&addr) {
@@ -318,8 +347,14 @@ impl Io {
 }
 
 /// A received datagram as gateway input; `None` for keep-alives and oversize datagrams.
-fn datagram(b: &[u8], listener: u16, peer: SocketAddr, max: usize) -> Option<Inbound> {
-    if b.len() > max {
+fn datagram(
+    b: &[u8],
+    truncated: bool,
+    listener: u16,
+    peer: SocketAddr,
+    max: usize,
+) -> Option<Inbound> {
+    if truncated || b.len() > max {
         metrics::counter!(names::SIP_DROPS, "reason" => "oversize").increment(1);
         return None;
     }
