@@ -135,7 +135,7 @@ struct State {
 impl ImsCore {
     /// Bind on `addr` (e.g. `127.0.0.1:0`) and run until the process ends.
     pub async fn start(addr: SocketAddr, cfg: CoreConfig) -> std::io::Result<ImsCore> {
-        let sock = Arc::new(UdpSocket::bind(addr).await?);
+        let sock = Arc::new(crate::transport::bind_udp(addr)?);
         let addr = sock.local_addr()?;
         let stats = Arc::new(CoreStats::default());
         let (tx, mut rx) = mpsc::channel(64);
@@ -592,7 +592,10 @@ mod tests {
              Event: reg\r\nExpires: 600000\r\n\
              Content-Length: 0\r\n\r\n"
         )
-        .replace("sip:alice@ims.example.net SIP", &format!("sip:alice@{to} SIP"))
+        .replace(
+            "sip:alice@ims.example.net SIP",
+            &format!("sip:alice@{to} SIP"),
+        )
         .into_bytes()
     }
 
@@ -614,15 +617,24 @@ mod tests {
         let oks: Vec<&Message> = got.iter().filter(|m| m.status() == Some(200)).collect();
         let notifies = got.iter().filter(|m| m.method() == Some(Method::Notify));
         assert_eq!(oks.len(), 2, "one 200 per SUBSCRIBE sent");
-        assert_eq!(oks[0].raw(), oks[1].raw(), "the retransmission gets the same 200");
+        assert_eq!(
+            oks[0].raw(),
+            oks[1].raw(),
+            "the retransmission gets the same 200"
+        );
         assert_eq!(notifies.count(), 1);
-        assert!(gw.recv(Duration::from_millis(200)).await.is_none_or(|(m, _)| {
-            m.method() == Some(Method::Notify) && m.cseq().seq == 1 // the NOTIFY's own Timer E
-        }));
+        assert!(gw
+            .recv(Duration::from_millis(200))
+            .await
+            .is_none_or(|(m, _)| {
+                m.method() == Some(Method::Notify) && m.cseq().seq == 1 // the NOTIFY's own Timer E
+            }));
         assert_eq!(CoreStats::get(&core.stats.subscribes_initial), 1);
         assert_eq!(CoreStats::get(&core.stats.notifies_sent), 1);
         // A refresh (new CSeq) is a new request: a new NOTIFY.
-        gw.send(core.addr, &subscribe(core.addr, gw.addr, 2)).await.unwrap();
+        gw.send(core.addr, &subscribe(core.addr, gw.addr, 2))
+            .await
+            .unwrap();
         let mut methods = Vec::new();
         for _ in 0..2 {
             let m = gw.recv(wait).await.unwrap().0;

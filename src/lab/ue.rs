@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hashbrown::HashMap;
-use tokio::net::UdpSocket;
 
 use crate::sip::{Limits, Message};
 use crate::transport::udp::{send_all, RecvBatch};
@@ -104,7 +103,7 @@ pub async fn run(
     stats: Arc<SwarmStats>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
-    let sock = UdpSocket::bind(cfg.local).await?;
+    let sock = crate::transport::bind_udp(cfg.local)?;
     let local = sock.local_addr()?;
     let start = Instant::now();
     let mut ues: Vec<Ue> = (0..cfg.users)

@@ -89,8 +89,9 @@ pub async fn bind(cfg: &Config) -> std::io::Result<Bound> {
 /// Socket buffer size asked for on UDP listeners (the kernel caps it at `net.core.rmem_max`).
 const UDP_BUFFER: usize = 8 << 20;
 
-/// A non-blocking UDP socket with large kernel buffers, so bursts are queued, not dropped.
-fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+/// A non-blocking UDP socket with large kernel buffers (8 MiB asked, capped by
+/// `net.core.rmem_max`/`wmem_max`), so bursts are queued, not dropped.
+pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
