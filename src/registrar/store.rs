@@ -43,12 +43,98 @@ pub struct Registration {
     /// Implicit registration set (P-Associated-URI), default PUI first.
     /// The first is the default PUI (the same `Arc` as the key). Implicit PUIs are not indexed:
     /// nothing looks a registration up by them (an index cost ~130 B per registration at 1M).
-    pub associated: Vec<Arc<str>>,
+    /// Exact size (no capacity word, no slack); rebuilt on the rare change.
+    pub associated: Box<[Arc<str>]>,
     /// Interned: registrations routed by the same S-CSCF share one copy.
     pub service_route: Arc<[Box<str>]>,
-    pub bindings: Vec<Binding>,
+    /// The one binding inline (the common case), or an exact-size list.
+    pub bindings: Bindings,
     /// Bumped on every change that moves expiry (lazy deletion in the heap).
     generation: u32,
+}
+
+/// A registration's bindings: one inline (no allocation), or several in an exact-size list.
+/// Derefs to a slice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bindings {
+    One(Binding),
+    Many(Box<[Binding]>),
+}
+
+impl Default for Bindings {
+    fn default() -> Self {
+        Bindings::Many(Box::default())
+    }
+}
+
+impl From<Vec<Binding>> for Bindings {
+    fn from(mut v: Vec<Binding>) -> Self {
+        match v.pop() {
+            Some(b) if v.is_empty() => Bindings::One(b),
+            Some(b) => {
+                v.push(b);
+                Bindings::Many(v.into_boxed_slice())
+            }
+            None => Bindings::default(),
+        }
+    }
+}
+
+impl std::ops::Deref for Bindings {
+    type Target = [Binding];
+    fn deref(&self) -> &[Binding] {
+        match self {
+            Bindings::One(b) => std::slice::from_ref(b),
+            Bindings::Many(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Bindings {
+    fn deref_mut(&mut self) -> &mut [Binding] {
+        match self {
+            Bindings::One(b) => std::slice::from_mut(b),
+            Bindings::Many(v) => v,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Bindings {
+    type Item = &'a Binding;
+    type IntoIter = std::slice::Iter<'a, Binding>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Bindings {
+    type Item = &'a mut Binding;
+    type IntoIter = std::slice::IterMut<'a, Binding>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter_mut()
+    }
+}
+
+impl Bindings {
+    fn into_vec(self) -> Vec<Binding> {
+        match self {
+            Bindings::One(b) => vec![b],
+            Bindings::Many(v) => v.into_vec(),
+        }
+    }
+    /// Remove and return binding `i` (panics if out of range, as `Vec::remove`).
+    pub fn remove(&mut self, i: usize) -> Binding {
+        let mut v = std::mem::take(self).into_vec();
+        let b = v.remove(i);
+        *self = v.into();
+        b
+    }
+    /// Keep the bindings for which `f` holds.
+    pub fn retain(&mut self, f: impl FnMut(&Binding) -> bool) {
+        let mut v = std::mem::take(self).into_vec();
+        v.retain(f);
+        *self = v.into();
+    }
 }
 
 impl Registration {
@@ -157,7 +243,7 @@ impl Registrar {
             None => Arc::from(default_pui),
         };
         let old = self.regs.get(default_pui);
-        let live: Vec<Binding> = o
+        let live: Bindings = o
             .bindings
             .iter()
             .filter(|(_, exp, _, _)| *exp > 0)
@@ -170,7 +256,8 @@ impl Registrar {
                 expires_at: now_s.saturating_add(exp),
                 flow: o.flow,
             })
-            .collect();
+            .collect::<Vec<_>>()
+            .into();
         let existed = self.regs.contains_key(&key);
         if live.is_empty() {
             if existed {
@@ -209,7 +296,7 @@ impl Registrar {
         let mut reg = Registration {
             default_pui: key.clone(),
             trunk_group: o.trunk_group.clone(),
-            associated,
+            associated: associated.into_boxed_slice(),
             service_route,
             bindings: live,
             generation,
@@ -308,7 +395,9 @@ impl Registrar {
     pub fn add_pui(&mut self, default_pui: &str, pui: &str) {
         if let Some(reg) = self.regs.get_mut(default_pui) {
             if !reg.associated.iter().any(|p| &**p == pui) {
-                reg.associated.push(Arc::from(pui));
+                let mut v = std::mem::take(&mut reg.associated).into_vec();
+                v.push(Arc::from(pui));
+                reg.associated = v.into_boxed_slice();
             }
         }
     }
@@ -319,7 +408,11 @@ impl Registrar {
             if pui == default_pui {
                 return;
             }
-            reg.associated.retain(|p| &**p != pui);
+            if reg.associated.iter().any(|p| &**p == pui) {
+                let mut v = std::mem::take(&mut reg.associated).into_vec();
+                v.retain(|p| &**p != pui);
+                reg.associated = v.into_boxed_slice();
+            }
         }
     }
 
