@@ -44,8 +44,9 @@ pub struct Registration {
     /// Implicit registration set (P-Associated-URI), default PUI first.
     /// The first is the default PUI (the same `Arc` as the key). Implicit PUIs are not indexed:
     /// nothing looks a registration up by them (an index cost ~130 B per registration at 1M).
-    /// Exact size (no capacity word, no slack); rebuilt on the rare change.
-    pub associated: Box<[Arc<str>]>,
+    /// Exact size, shared with the subscription engine (`RegEvent::Registered`); rebuilt on
+    /// the rare change.
+    pub associated: Arc<[Arc<str>]>,
     /// Interned: registrations routed by the same S-CSCF share one copy.
     pub service_route: Arc<[Box<str>]>,
     /// The one binding inline (the common case), or an exact-size list.
@@ -398,10 +399,15 @@ impl Registrar {
             let known = old.and_then(|r| r.associated.iter().find(|a| &***a == *p));
             associated.push(known.map_or_else(|| Arc::from(*p), Arc::clone));
         }
+        // An unchanged set keeps its shared copy.
+        let associated: Arc<[Arc<str>]> = match old {
+            Some(r) if *r.associated == *associated => r.associated.clone(),
+            _ => associated.into(),
+        };
         let mut reg = Registration {
             default_pui: key.clone(),
             trunk_group: o.trunk_group.clone(),
-            associated: associated.into_boxed_slice(),
+            associated,
             service_route: Arc::from(Vec::new()),
             bindings: live,
         };
@@ -436,7 +442,7 @@ impl Registrar {
             default_pui: key.clone(),
             trunk_group: reg.trunk_group.clone(),
             initial: !existed,
-            associated: reg.associated.iter().map(|s| s.to_string()).collect(),
+            associated: reg.associated.clone(),
             service_route: reg.service_route.iter().map(|s| s.to_string()).collect(),
             granted: Duration::from_secs(u64::from(granted)),
             bindings: reg.bindings.len(),
@@ -568,9 +574,9 @@ impl Registrar {
     pub fn add_pui(&mut self, default_pui: &str, pui: &str) {
         if let Some(reg) = self.get_mut(default_pui).and_then(|(_, s)| s.reg.as_mut()) {
             if !reg.associated.iter().any(|p| &**p == pui) {
-                let mut v = std::mem::take(&mut reg.associated).into_vec();
+                let mut v = reg.associated.to_vec();
                 v.push(Arc::from(pui));
-                reg.associated = v.into_boxed_slice();
+                reg.associated = v.into();
             }
         }
     }
@@ -582,9 +588,9 @@ impl Registrar {
                 return;
             }
             if reg.associated.iter().any(|p| &**p == pui) {
-                let mut v = std::mem::take(&mut reg.associated).into_vec();
+                let mut v = reg.associated.to_vec();
                 v.retain(|p| &**p != pui);
-                reg.associated = v.into_boxed_slice();
+                reg.associated = v.into();
             }
         }
     }

@@ -532,7 +532,7 @@ fn expiry_deadline(s: &Sub, linger: std::time::Duration) -> u64 {
 struct NewSub<'a> {
     pui: &'a Arc<str>,
     trunk_group: &'a Arc<str>,
-    associated: &'a [String],
+    associated: &'a Arc<[Arc<str>]>,
     requested: u32,
 }
 

@@ -48,8 +48,10 @@ pub(super) struct Sub {
     pub route0: Route,
     /// Dialog route set and remote target, once established.
     pub remote: Option<Arc<Remote>>,
-    /// Known active PUIs of the implicit set other than the default PUI, `\n`-separated.
-    others: Option<Box<str>>,
+    /// Known active PUIs of the implicit set: those of this list other than the default PUI
+    /// (first occurrences). Initially the registration's own list (shared, not copied); a
+    /// NOTIFY that changes the set gives the subscription a list of its own.
+    others: Option<Arc<[Arc<str>]>>,
     /// Times in engine milliseconds (`timers::NEVER` = none).
     pub created: u64,
     pub refresh_at: u64,
@@ -86,7 +88,7 @@ impl Sub {
         call_key: u64,
         tag_key: u64,
         route0: Route,
-        others: Option<Box<str>>,
+        others: Option<Arc<[Arc<str>]>>,
         created: u64,
         requested: u32,
     ) -> Self {
@@ -129,11 +131,11 @@ impl Sub {
     }
     /// The known non-default PUIs.
     pub fn others(&self) -> impl Iterator<Item = &str> {
-        self.others
-            .as_deref()
-            .unwrap_or("")
-            .split('\n')
-            .filter(|s| !s.is_empty())
+        let list: &[Arc<str>] = self.others.as_deref().unwrap_or(&[]);
+        list.iter()
+            .enumerate()
+            .filter(|(i, p)| valid_other(&self.pui, p) && !list[..*i].iter().any(|q| **q == ***p))
+            .map(|(_, p)| &**p)
     }
     pub fn has_other(&self, pui: &str) -> bool {
         self.others().any(|p| p == pui)
@@ -142,30 +144,36 @@ impl Sub {
         if pui.is_empty() || pui.contains('\n') || self.has_other(pui) {
             return;
         }
-        let joined = match self.others.as_deref() {
-            Some(o) if !o.is_empty() => format!("{o}\n{pui}"),
-            _ => pui.to_owned(),
-        };
-        self.others = Some(joined.into());
+        let mut v: Vec<Arc<str>> = self.others().map(Arc::from).collect();
+        v.push(Arc::from(pui));
+        self.others = Some(v.into());
     }
     pub fn remove_other(&mut self, pui: &str) {
-        let rest: Vec<&str> = self.others().filter(|p| *p != pui).collect();
-        self.others = (!rest.is_empty()).then(|| rest.join("\n").into());
+        if !self.has_other(pui) {
+            return;
+        }
+        let rest: Vec<Arc<str>> = self.others().filter(|p| *p != pui).map(Arc::from).collect();
+        self.others = (!rest.is_empty()).then(|| rest.into());
     }
     pub fn implicit_puis(&self) -> usize {
         1 + self.others().count()
     }
 }
 
-/// Joins the implicit set minus the default PUI (deduplicated) for `Sub::new`.
-pub(super) fn others_of(default_pui: &str, associated: &[String]) -> Option<Box<str>> {
-    let mut v: Vec<&str> = Vec::new();
-    for p in associated {
-        if p != default_pui && !p.is_empty() && !p.contains('\n') && !v.contains(&p.as_str()) {
-            v.push(p);
-        }
-    }
-    (!v.is_empty()).then(|| v.join("\n").into())
+/// A PUI that counts as another member of the implicit set of `default_pui`.
+fn valid_other(default_pui: &str, p: &str) -> bool {
+    p != default_pui && !p.is_empty() && !p.contains('\n')
+}
+
+/// The implicit set for `Sub::new`: the registration's list itself when it names another PUI.
+pub(super) fn others_of(
+    default_pui: &str,
+    associated: &Arc<[Arc<str>]>,
+) -> Option<Arc<[Arc<str>]>> {
+    associated
+        .iter()
+        .any(|p| valid_other(default_pui, p))
+        .then(|| associated.clone())
 }
 
 #[derive(Debug, Default)]
@@ -366,11 +374,8 @@ mod tests {
 
     #[test]
     fn others_set() {
-        let assoc = vec![
-            "sip:a@x".to_owned(),
-            "sip:b@x".to_owned(),
-            "tel:+1".to_owned(),
-        ];
+        let assoc: Arc<[Arc<str>]> =
+            Arc::from(["sip:a@x".into(), "sip:b@x".into(), "tel:+1".into()]);
         let mut s = sub("sip:a@x", 1);
         s.others = others_of("sip:a@x", &assoc);
         assert_eq!(s.implicit_puis(), 3);
