@@ -5,31 +5,55 @@
 //! counted by a counting global allocator. Also prints the process RSS.
 //!
 //!     cargo run --release --example gateway_memory -- 1000000
+//!
+//! The counting allocator forwards to the system allocator; built with
+//! `GATEWAY_MEMORY_ALLOC=mimalloc` in the environment it forwards to mimalloc instead (the
+//! binary's allocator, see `src/main.rs`):
+//!
+//!     GATEWAY_MEMORY_ALLOC=mimalloc cargo run --release --example gateway_memory -- 1000000
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
+use mimalloc::MiMalloc;
 use regevent_gw::lab::loadgen::rss_bytes;
 use regevent_gw::lab::sim::Sim;
 
 struct Counting;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: forwards to the system allocator and only counts sizes.
+/// Chosen at compile time (any value of `GATEWAY_MEMORY_ALLOC` selects mimalloc), so every
+/// allocation and free goes to the same allocator.
+const MIMALLOC: bool = option_env!("GATEWAY_MEMORY_ALLOC").is_some();
+
+// SAFETY: forwards to the system allocator (or mimalloc, fixed at compile time) and only
+// counts sizes.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         LIVE.fetch_add(l.size(), Relaxed);
-        unsafe { System.alloc(l) }
+        if MIMALLOC {
+            unsafe { MiMalloc.alloc(l) }
+        } else {
+            unsafe { System.alloc(l) }
+        }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         LIVE.fetch_sub(l.size(), Relaxed);
-        unsafe { System.dealloc(p, l) }
+        if MIMALLOC {
+            unsafe { MiMalloc.dealloc(p, l) }
+        } else {
+            unsafe { System.dealloc(p, l) }
+        }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
         LIVE.fetch_add(new, Relaxed);
         LIVE.fetch_sub(l.size(), Relaxed);
-        unsafe { System.realloc(p, l, new) }
+        if MIMALLOC {
+            unsafe { MiMalloc.realloc(p, l, new) }
+        } else {
+            unsafe { System.realloc(p, l, new) }
+        }
     }
 }
 
@@ -59,6 +83,10 @@ fn main() {
     );
     assert_eq!(sim.gw.registrar().len() as u64, n);
     assert_eq!(sim.gw.engine().len() as u64, n);
+    println!(
+        "allocator: {} (counting)",
+        if MIMALLOC { "mimalloc" } else { "system" }
+    );
     println!(
         "{n} registrations with subscriptions in {:.1} s ({:.1} µs each, sans-IO)",
         took.as_secs_f64(),

@@ -41,7 +41,7 @@ fn main() {
                 default_pui: pui.clone(),
                 trunk_group: tg.clone(),
                 initial: true,
-                associated: vec![pui.to_string()],
+                associated: Arc::from([pui.clone()]),
                 service_route: policy.route.clone(),
                 granted: Duration::from_secs(3600),
                 bindings: 1,

@@ -33,8 +33,9 @@ pub enum RegEvent {
         trunk_group: Arc<str>,
         /// No live registration existed for this default PUI before this 2xx.
         initial: bool,
-        /// Implicit registration set (P-Associated-URI), default PUI first.
-        associated: Vec<String>,
+        /// Implicit registration set (P-Associated-URI), default PUI first. The registration's
+        /// own list, shared (the subscription engine keeps it instead of a copy).
+        associated: Arc<[Arc<str>]>,
         /// Service-Route of this 2xx, in order.
         service_route: Vec<String>,
         /// Expiry granted to the binding(s) this REGISTER touched (the longest of them).

@@ -1,5 +1,5 @@
-//! The registration store: one entry per default PUI, O(1) lookup by default PUI, by any
-//! associated PUI and by contact URI; one expiry heap for all bindings.
+//! The registration store: one entry per default PUI, O(1) lookup by default PUI, by contact
+//! URI and by UE flow; one expiry heap for all bindings.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashTable};
+use std::hash::BuildHasher;
 
 use super::events::{RegEvent, RemovalReason};
 use crate::config::Transport;
@@ -43,12 +44,97 @@ pub struct Registration {
     /// Implicit registration set (P-Associated-URI), default PUI first.
     /// The first is the default PUI (the same `Arc` as the key). Implicit PUIs are not indexed:
     /// nothing looks a registration up by them (an index cost ~130 B per registration at 1M).
-    pub associated: Vec<Arc<str>>,
+    /// Exact size, shared with the subscription engine (`RegEvent::Registered`); rebuilt on
+    /// the rare change.
+    pub associated: Arc<[Arc<str>]>,
     /// Interned: registrations routed by the same S-CSCF share one copy.
     pub service_route: Arc<[Box<str>]>,
-    pub bindings: Vec<Binding>,
-    /// Bumped on every change that moves expiry (lazy deletion in the heap).
-    generation: u32,
+    /// The one binding inline (the common case), or an exact-size list.
+    pub bindings: Bindings,
+}
+
+/// A registration's bindings: one inline (no allocation), or several in an exact-size list.
+/// Derefs to a slice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bindings {
+    One(Binding),
+    Many(Box<[Binding]>),
+}
+
+impl Default for Bindings {
+    fn default() -> Self {
+        Bindings::Many(Box::default())
+    }
+}
+
+impl From<Vec<Binding>> for Bindings {
+    fn from(mut v: Vec<Binding>) -> Self {
+        match v.pop() {
+            Some(b) if v.is_empty() => Bindings::One(b),
+            Some(b) => {
+                v.push(b);
+                Bindings::Many(v.into_boxed_slice())
+            }
+            None => Bindings::default(),
+        }
+    }
+}
+
+impl std::ops::Deref for Bindings {
+    type Target = [Binding];
+    fn deref(&self) -> &[Binding] {
+        match self {
+            Bindings::One(b) => std::slice::from_ref(b),
+            Bindings::Many(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Bindings {
+    fn deref_mut(&mut self) -> &mut [Binding] {
+        match self {
+            Bindings::One(b) => std::slice::from_mut(b),
+            Bindings::Many(v) => v,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Bindings {
+    type Item = &'a Binding;
+    type IntoIter = std::slice::Iter<'a, Binding>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Bindings {
+    type Item = &'a mut Binding;
+    type IntoIter = std::slice::IterMut<'a, Binding>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter_mut()
+    }
+}
+
+impl Bindings {
+    fn into_vec(self) -> Vec<Binding> {
+        match self {
+            Bindings::One(b) => vec![b],
+            Bindings::Many(v) => v.into_vec(),
+        }
+    }
+    /// Remove and return binding `i` (panics if out of range, as `Vec::remove`).
+    pub fn remove(&mut self, i: usize) -> Binding {
+        let mut v = std::mem::take(self).into_vec();
+        let b = v.remove(i);
+        *self = v.into();
+        b
+    }
+    /// Keep the bindings for which `f` holds.
+    pub fn retain(&mut self, f: impl FnMut(&Binding) -> bool) {
+        let mut v = std::mem::take(self).into_vec();
+        v.retain(f);
+        *self = v.into();
+    }
 }
 
 impl Registration {
@@ -94,21 +180,122 @@ impl BindingMatch<'_> {
 }
 
 /// The store. Owned by one task; no locks.
+///
+/// Layout for a million registrations: the registrations live in a slab (`slots`, indexed by a
+/// `u32`; vacated slots are reused), and every index is a `HashTable` of slot numbers, so an
+/// index costs 4–8 bytes a slot instead of an owned key and value. Lookups always verify the
+/// full key against the registration, so hash collisions only cost a comparison.
 #[derive(Debug, Default)]
 pub struct Registrar {
-    /// Boxed: the table's slots stay small (24 B), which matters at a million entries where the
-    /// table is up to half empty after growing.
-    regs: HashMap<Arc<str>, Box<Registration>>,
-    /// Contact URI → default PUI.
-    by_contact: HashMap<Arc<str>, Arc<str>>,
+    hasher: DefaultHashBuilder,
+    slots: Vec<Slot>,
+    /// Vacant slots (reused before the slab grows).
+    free: Vec<u32>,
+    len: usize,
+    /// Default PUI → slot, hashed by the default PUI read from the registration.
+    by_pui: HashTable<u32>,
+    /// Contact URI → slot (one entry per binding).
+    by_contact: HashTable<Entry>,
+    /// UE flow → slot (one entry per distinct flow of a registration's bindings; several
+    /// registrations behind one NAT or proxy have one entry each).
+    by_flow: HashTable<Entry>,
     /// Distinct Service-Route sets in use.
     routes: hashbrown::HashSet<Arc<[Box<str>]>>,
-    /// UE flow → default PUIs with at least one binding on it (usually one).
-    /// Keyed by a hash of the flow (8 B, not the 40 B flow); lookups check the bindings.
-    by_flow: HashMap<u64, FlowRegs>,
-    heap: BinaryHeap<Reverse<(Secs, u32, Arc<str>)>>,
+    /// (next expiry, slot generation, slot): stale entries are skipped (lazy deletion).
+    heap: BinaryHeap<Reverse<(Secs, u32, u32)>>,
     /// The registrar's clock starts at the first instant it is given.
     epoch: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// Bumped on every change that moves expiry and when the slot is vacated, so heap entries
+    /// of an earlier occupant never match.
+    generation: u32,
+    reg: Option<Registration>,
+}
+
+/// An index entry: the slot and 32 bits of the key's hash (so the table rehashes without
+/// reading the registration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    slot: u32,
+    h: u32,
+}
+
+/// The table hash of an entry's 32-bit key hash (spread over the low bits that pick the
+/// bucket and the top bits hashbrown keeps as a tag).
+fn mix(h: u32) -> u64 {
+    u64::from(h).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+fn hash32(hasher: &DefaultHashBuilder, key: impl std::hash::Hash) -> u32 {
+    (hasher.hash_one(key) >> 32) as u32
+}
+
+fn index(t: &mut HashTable<Entry>, e: Entry) {
+    let hash = mix(e.h);
+    if t.find(hash, |x| *x == e).is_none() {
+        t.insert_unique(hash, e, |x| mix(x.h));
+    }
+}
+
+fn unindex(t: &mut HashTable<Entry>, e: Entry) {
+    if let Ok(o) = t.find_entry(mix(e.h), |x| *x == e) {
+        o.remove();
+    }
+}
+
+/// Enter `bindings`' contact URIs and flows in the indexes for `slot`.
+fn index_bindings(
+    h: &DefaultHashBuilder,
+    by_contact: &mut HashTable<Entry>,
+    by_flow: &mut HashTable<Entry>,
+    slot: u32,
+    bindings: &[Binding],
+) {
+    for b in bindings {
+        index(
+            by_contact,
+            Entry {
+                slot,
+                h: hash32(h, &*b.uri),
+            },
+        );
+        index(
+            by_flow,
+            Entry {
+                slot,
+                h: hash32(h, b.flow),
+            },
+        );
+    }
+}
+
+/// Remove `bindings`' contact URIs and flows from the indexes for `slot`.
+fn unindex_bindings(
+    h: &DefaultHashBuilder,
+    by_contact: &mut HashTable<Entry>,
+    by_flow: &mut HashTable<Entry>,
+    slot: u32,
+    bindings: &[Binding],
+) {
+    for b in bindings {
+        unindex(
+            by_contact,
+            Entry {
+                slot,
+                h: hash32(h, &*b.uri),
+            },
+        );
+        unindex(
+            by_flow,
+            Entry {
+                slot,
+                h: hash32(h, b.flow),
+            },
+        );
+    }
 }
 
 impl Registrar {
@@ -117,30 +304,45 @@ impl Registrar {
     }
 
     pub fn len(&self) -> usize {
-        self.regs.len()
+        self.len
     }
     pub fn is_empty(&self) -> bool {
-        self.regs.is_empty()
+        self.len == 0
+    }
+    fn reg(&self, slot: u32) -> Option<&Registration> {
+        self.slots.get(slot as usize)?.reg.as_ref()
+    }
+    fn slot_of(&self, default_pui: &str) -> Option<u32> {
+        let h = self.hasher.hash_one(default_pui);
+        self.by_pui
+            .find(h, |&i| {
+                self.reg(i).is_some_and(|r| &*r.default_pui == default_pui)
+            })
+            .copied()
     }
     pub fn get(&self, default_pui: &str) -> Option<&Registration> {
-        self.regs.get(default_pui).map(|r| &**r)
+        self.reg(self.slot_of(default_pui)?)
     }
     /// The registration and binding of a contact URI.
     pub fn by_contact(&self, uri: &str) -> Option<(&Registration, &Binding)> {
-        let reg: &Registration = self.regs.get(self.by_contact.get(uri)?)?;
-        let b = reg.bindings.iter().find(|b| &*b.uri == uri)?;
-        Some((reg, b))
+        let h = hash32(&self.hasher, uri);
+        self.by_contact
+            .iter_hash(mix(h))
+            .filter(|e| e.h == h)
+            .filter_map(|e| self.reg(e.slot))
+            .find_map(|r| Some((r, r.bindings.iter().find(|b| &*b.uri == uri)?)))
     }
     /// The registration (the first, if several share the flow) with a binding on `flow`.
     pub fn by_flow(&self, flow: &Flow) -> Option<&Registration> {
-        let regs = self.by_flow.get(&flow_key(flow))?;
-        regs.iter()
-            .filter_map(|d| self.regs.get(d))
+        let h = hash32(&self.hasher, flow);
+        self.by_flow
+            .iter_hash(mix(h))
+            .filter(|e| e.h == h)
+            .filter_map(|e| self.reg(e.slot))
             .find(|r| r.bindings.iter().any(|b| b.flow == *flow))
-            .map(|r| &**r)
     }
     pub fn iter(&self) -> impl Iterator<Item = &Registration> {
-        self.regs.values().map(|r| &**r)
+        self.slots.iter().filter_map(|s| s.reg.as_ref())
     }
 
     /// Learn from a 2xx to REGISTER. Returns the lifecycle events, in order.
@@ -152,12 +354,13 @@ impl Registrar {
     ) {
         let now_s = self.ceil_secs(now);
         let default_pui: &str = o.associated.first().copied().unwrap_or(o.aor);
-        let key: Arc<str> = match self.regs.get_key_value(default_pui) {
-            Some((k, _)) => k.clone(),
+        let slot = self.slot_of(default_pui);
+        let old = slot.and_then(|i| self.reg(i));
+        let key: Arc<str> = match old {
+            Some(r) => r.default_pui.clone(),
             None => Arc::from(default_pui),
         };
-        let old = self.regs.get(default_pui);
-        let live: Vec<Binding> = o
+        let live: Bindings = o
             .bindings
             .iter()
             .filter(|(_, exp, _, _)| *exp > 0)
@@ -170,8 +373,9 @@ impl Registrar {
                 expires_at: now_s.saturating_add(exp),
                 flow: o.flow,
             })
-            .collect();
-        let existed = self.regs.contains_key(&key);
+            .collect::<Vec<_>>()
+            .into();
+        let existed = old.is_some();
         if live.is_empty() {
             if existed {
                 self.remove(&key, RemovalReason::UserDeregistration, events);
@@ -189,33 +393,26 @@ impl Registrar {
             .or_else(|| o.bindings.iter().map(|(_, e, _, _)| *e).max())
             .unwrap_or(0);
 
-        let (old_contacts, generation) = match self.regs.get(&key) {
-            Some(r) => (
-                r.bindings.iter().map(|b| b.uri.clone()).collect::<Vec<_>>(),
-                r.generation + 1,
-            ),
-            None => (Vec::new(), 0),
-        };
         let mut associated: Vec<Arc<str>> = Vec::with_capacity(o.associated.len().max(1));
         associated.push(key.clone());
         for p in o.associated.iter().skip(1) {
-            let known = self
-                .regs
-                .get(&key)
-                .and_then(|r| r.associated.iter().find(|a| &***a == *p));
+            let known = old.and_then(|r| r.associated.iter().find(|a| &***a == *p));
             associated.push(known.map_or_else(|| Arc::from(*p), Arc::clone));
         }
-        let service_route = self.intern_route(&o.service_route);
+        // An unchanged set keeps its shared copy.
+        let associated: Arc<[Arc<str>]> = match old {
+            Some(r) if *r.associated == *associated => r.associated.clone(),
+            _ => associated.into(),
+        };
         let mut reg = Registration {
             default_pui: key.clone(),
             trunk_group: o.trunk_group.clone(),
             associated,
-            service_route,
+            service_route: Arc::from(Vec::new()),
             bindings: live,
-            generation,
         };
         // Keep flows of bindings that this REGISTER did not come from (other devices, reg-id).
-        if let Some(old) = self.regs.get(&key) {
+        if let Some(old) = old {
             for b in &mut reg.bindings {
                 if !named(&b.uri) {
                     if let Some(ob) = old.bindings.iter().find(|x| x.uri == b.uri) {
@@ -223,44 +420,94 @@ impl Registrar {
                     }
                 }
             }
-        }
-        for c in &old_contacts {
-            if !reg.bindings.iter().any(|b| &b.uri == c) {
-                self.by_contact.remove(c);
-                events.push(RegEvent::BindingRemoved {
-                    default_pui: key.clone(),
-                    contact: c.to_string(),
-                });
+            for ob in &old.bindings {
+                if !reg.bindings.iter().any(|b| b.uri == ob.uri) {
+                    events.push(RegEvent::BindingRemoved {
+                        default_pui: key.clone(),
+                        contact: ob.uri.to_string(),
+                    });
+                }
             }
         }
         for b in &reg.bindings {
-            if !old_contacts.contains(&b.uri) {
+            if !old.is_some_and(|r| r.bindings.iter().any(|ob| ob.uri == b.uri)) {
                 events.push(RegEvent::BindingAdded {
                     default_pui: key.clone(),
                     contact: b.uri.to_string(),
                 });
             }
-            self.by_contact.insert(b.uri.clone(), key.clone());
         }
-        if let Some(exp) = reg.next_expiry() {
-            self.heap.push(Reverse((exp, reg.generation, key.clone())));
-        }
+        reg.service_route = self.intern_route(&o.service_route);
         events.push(RegEvent::Registered {
             default_pui: key.clone(),
             trunk_group: reg.trunk_group.clone(),
             initial: !existed,
-            associated: reg.associated.iter().map(|s| s.to_string()).collect(),
+            associated: reg.associated.clone(),
             service_route: reg.service_route.iter().map(|s| s.to_string()).collect(),
             granted: Duration::from_secs(u64::from(granted)),
             bindings: reg.bindings.len(),
         });
-        if let Some(old) = self.regs.get(&key) {
-            unindex_flows(&mut self.by_flow, &key, &old.bindings);
+        let next = reg.next_expiry();
+        let slot = match slot {
+            Some(i) => {
+                let s = &mut self.slots[i as usize];
+                let old = s.reg.replace(reg);
+                s.generation = s.generation.wrapping_add(1);
+                if let Some(old) = old {
+                    unindex_bindings(
+                        &self.hasher,
+                        &mut self.by_contact,
+                        &mut self.by_flow,
+                        i,
+                        &old.bindings,
+                    );
+                    self.release_route(old.service_route);
+                }
+                i
+            }
+            None => self.insert(reg),
+        };
+        let s = &self.slots[slot as usize];
+        if let Some(r) = &s.reg {
+            index_bindings(
+                &self.hasher,
+                &mut self.by_contact,
+                &mut self.by_flow,
+                slot,
+                &r.bindings,
+            );
         }
-        index_flows(&mut self.by_flow, &key, &reg.bindings);
-        if let Some(old) = self.regs.insert(key, Box::new(reg)) {
-            self.release_route(old.service_route);
+        if let Some(exp) = next {
+            self.heap.push(Reverse((exp, s.generation, slot)));
         }
+    }
+
+    /// Put a new registration in a slot and index it by default PUI.
+    fn insert(&mut self, reg: Registration) -> u32 {
+        let h = self.hasher.hash_one(&*reg.default_pui);
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize].reg = Some(reg);
+                i
+            }
+            None => {
+                let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 registrations");
+                self.slots.push(Slot {
+                    generation: 0,
+                    reg: Some(reg),
+                });
+                i
+            }
+        };
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.by_pui.insert_unique(h, slot, |&i| {
+            slots[i as usize]
+                .reg
+                .as_ref()
+                .map_or(0, |r| hasher.hash_one(&*r.default_pui))
+        });
+        self.len += 1;
+        slot
     }
 
     /// The shared copy of a Service-Route set.
@@ -288,13 +535,27 @@ impl Registrar {
         reason: RemovalReason,
         events: &mut Vec<RegEvent>,
     ) -> bool {
-        let Some(reg) = self.regs.remove(default_pui) else {
+        let Some(slot) = self.slot_of(default_pui) else {
             return false;
         };
-        unindex_flows(&mut self.by_flow, &reg.default_pui, &reg.bindings);
-        for b in &reg.bindings {
-            self.by_contact.remove(&b.uri);
+        let h = self.hasher.hash_one(default_pui);
+        if let Ok(e) = self.by_pui.find_entry(h, |&i| i == slot) {
+            e.remove();
         }
+        let s = &mut self.slots[slot as usize];
+        let Some(reg) = s.reg.take() else {
+            return false;
+        };
+        s.generation = s.generation.wrapping_add(1);
+        self.free.push(slot);
+        self.len -= 1;
+        unindex_bindings(
+            &self.hasher,
+            &mut self.by_contact,
+            &mut self.by_flow,
+            slot,
+            &reg.bindings,
+        );
         self.release_route(reg.service_route);
         events.push(RegEvent::Removed {
             default_pui: reg.default_pui,
@@ -304,22 +565,33 @@ impl Registrar {
         true
     }
 
+    fn get_mut(&mut self, default_pui: &str) -> Option<(u32, &mut Slot)> {
+        let slot = self.slot_of(default_pui)?;
+        Some((slot, &mut self.slots[slot as usize]))
+    }
+
     /// A PUI joins the implicit set.
     pub fn add_pui(&mut self, default_pui: &str, pui: &str) {
-        if let Some(reg) = self.regs.get_mut(default_pui) {
+        if let Some(reg) = self.get_mut(default_pui).and_then(|(_, s)| s.reg.as_mut()) {
             if !reg.associated.iter().any(|p| &**p == pui) {
-                reg.associated.push(Arc::from(pui));
+                let mut v = reg.associated.to_vec();
+                v.push(Arc::from(pui));
+                reg.associated = v.into();
             }
         }
     }
 
     /// A PUI leaves the implicit set (never the default PUI: that is a deregistration).
     pub fn remove_pui(&mut self, default_pui: &str, pui: &str) {
-        if let Some(reg) = self.regs.get_mut(default_pui) {
+        if let Some(reg) = self.get_mut(default_pui).and_then(|(_, s)| s.reg.as_mut()) {
             if pui == default_pui {
                 return;
             }
-            reg.associated.retain(|p| &**p != pui);
+            if reg.associated.iter().any(|p| &**p == pui) {
+                let mut v = reg.associated.to_vec();
+                v.retain(|p| &**p != pui);
+                reg.associated = v.into();
+            }
         }
     }
 
@@ -330,22 +602,27 @@ impl Registrar {
         m: BindingMatch<'_>,
         events: &mut Vec<RegEvent>,
     ) -> bool {
-        let Some(reg) = self.regs.get_mut(default_pui) else {
+        let Some(slot) = self.slot_of(default_pui) else {
+            return false;
+        };
+        let s = &mut self.slots[slot as usize];
+        let Some(reg) = s.reg.as_mut() else {
             return false;
         };
         let Some(i) = reg.bindings.iter().position(|b| m.matches(b)) else {
             return false;
         };
+        let (h, ct, fl) = (&self.hasher, &mut self.by_contact, &mut self.by_flow);
+        unindex_bindings(h, ct, fl, slot, &reg.bindings);
         let b = reg.bindings.remove(i);
-        self.by_contact.remove(&b.uri);
+        index_bindings(h, ct, fl, slot, &reg.bindings);
         let key = reg.default_pui.clone();
-        unindex_flows(&mut self.by_flow, &key, std::slice::from_ref(&b));
-        index_flows(&mut self.by_flow, &key, &reg.bindings);
+        let last = reg.bindings.is_empty();
         events.push(RegEvent::BindingRemoved {
             default_pui: key.clone(),
             contact: b.uri.to_string(),
         });
-        if reg.bindings.is_empty() {
+        if last {
             self.remove(&key, RemovalReason::Network, events);
         }
         true
@@ -360,17 +637,21 @@ impl Registrar {
         expires: u32,
     ) -> bool {
         let now_s = self.ceil_secs(now);
-        let Some(reg) = self.regs.get_mut(default_pui) else {
+        let Some(slot) = self.slot_of(default_pui) else {
+            return false;
+        };
+        let s = &mut self.slots[slot as usize];
+        let Some(reg) = s.reg.as_mut() else {
             return false;
         };
         let Some(b) = reg.bindings.iter_mut().find(|b| m.matches(b)) else {
             return false;
         };
         b.expires_at = now_s.saturating_add(expires);
-        reg.generation += 1;
-        if let Some(exp) = reg.next_expiry() {
-            self.heap
-                .push(Reverse((exp, reg.generation, reg.default_pui.clone())));
+        let next = reg.next_expiry();
+        s.generation = s.generation.wrapping_add(1);
+        if let Some(exp) = next {
+            self.heap.push(Reverse((exp, s.generation, slot)));
         }
         true
     }
@@ -383,29 +664,32 @@ impl Registrar {
     /// Expire due bindings; registrations whose last binding expired are removed.
     pub fn handle_timeout(&mut self, now: Instant, events: &mut Vec<RegEvent>) {
         let now = self.floor_secs(now);
-        while let Some(Reverse((t, gen, _))) = self.heap.peek() {
-            if *t > now {
+        while let Some(&Reverse((t, gen, slot))) = self.heap.peek() {
+            if t > now {
                 break;
             }
-            let (gen, key) = (*gen, self.heap.pop().map(|Reverse((_, _, k))| k));
-            let Some(key) = key else { break };
-            let Some(reg) = self.regs.get_mut(&key) else {
+            self.heap.pop();
+            let Some(s) = self.slots.get_mut(slot as usize) else {
                 continue;
             };
-            if reg.generation != gen {
+            if s.generation != gen {
                 continue;
             }
+            let Some(reg) = s.reg.as_mut() else {
+                continue;
+            };
             let expired: Vec<Arc<str>> = reg
                 .bindings
                 .iter()
                 .filter(|b| b.expires_at <= now)
                 .map(|b| b.uri.clone())
                 .collect();
-            unindex_flows(&mut self.by_flow, &key, &reg.bindings);
+            let (h, ct, fl) = (&self.hasher, &mut self.by_contact, &mut self.by_flow);
+            unindex_bindings(h, ct, fl, slot, &reg.bindings);
             reg.bindings.retain(|b| b.expires_at > now);
-            index_flows(&mut self.by_flow, &key, &reg.bindings);
+            index_bindings(h, ct, fl, slot, &reg.bindings);
+            let key = reg.default_pui.clone();
             for c in expired {
-                self.by_contact.remove(&c);
                 events.push(RegEvent::BindingRemoved {
                     default_pui: key.clone(),
                     contact: c.to_string(),
@@ -416,9 +700,8 @@ impl Registrar {
                     self.remove(&key, RemovalReason::Expired, events);
                 }
                 Some(next) => {
-                    reg.generation += 1;
-                    let g = reg.generation;
-                    self.heap.push(Reverse((next, g, key)));
+                    s.generation = s.generation.wrapping_add(1);
+                    self.heap.push(Reverse((next, s.generation, slot)));
                 }
             }
         }
@@ -445,75 +728,6 @@ impl Registrar {
     fn floor_secs(&mut self, now: Instant) -> Secs {
         let e = *self.epoch.get_or_insert(now);
         u32::try_from(now.saturating_duration_since(e).as_secs()).unwrap_or(u32::MAX)
-    }
-}
-
-/// Registrations reachable over one flow: almost always one; several behind a shared NAT or
-/// an upstream proxy. Both forms are O(1) to update.
-#[derive(Debug)]
-enum FlowRegs {
-    One(Arc<str>),
-    Many(Box<hashbrown::HashSet<Arc<str>>>),
-}
-
-impl FlowRegs {
-    fn iter(&self) -> impl Iterator<Item = &Arc<str>> {
-        let (one, many) = match self {
-            FlowRegs::One(k) => (Some(k), None),
-            FlowRegs::Many(set) => (None, Some(set.iter())),
-        };
-        one.into_iter().chain(many.into_iter().flatten())
-    }
-}
-
-/// The flow index key (a flow hash; collisions only widen the candidate set).
-fn flow_key(f: &Flow) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    f.hash(&mut h);
-    h.finish()
-}
-
-/// Drop `key` from the flow index entries of `bindings`' flows.
-fn unindex_flows(idx: &mut HashMap<u64, FlowRegs>, key: &Arc<str>, bindings: &[Binding]) {
-    for b in bindings {
-        let k = flow_key(&b.flow);
-        let empty = match idx.get_mut(&k) {
-            Some(FlowRegs::One(k)) => k == key,
-            Some(FlowRegs::Many(set)) => {
-                set.remove(key);
-                set.is_empty()
-            }
-            None => false,
-        };
-        if empty {
-            idx.remove(&k);
-        }
-    }
-}
-
-/// Add `key` to the flow index entries of `bindings`' flows (once per flow).
-fn index_flows(idx: &mut HashMap<u64, FlowRegs>, key: &Arc<str>, bindings: &[Binding]) {
-    for b in bindings {
-        let k = flow_key(&b.flow);
-        match idx.get_mut(&k) {
-            None => {
-                idx.insert(k, FlowRegs::One(key.clone()));
-            }
-            Some(FlowRegs::One(k)) if Arc::ptr_eq(k, key) || k == key => {}
-            Some(e @ FlowRegs::One(_)) => {
-                let FlowRegs::One(k) = std::mem::replace(e, FlowRegs::Many(Box::default())) else {
-                    continue;
-                };
-                if let FlowRegs::Many(set) = e {
-                    set.insert(k);
-                    set.insert(key.clone());
-                }
-            }
-            Some(FlowRegs::Many(set)) => {
-                set.insert(key.clone());
-            }
-        }
     }
 }
 

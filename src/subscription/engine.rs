@@ -269,19 +269,16 @@ impl Engine {
         total
     }
 
+    /// Live subscriptions per (trunk group, state), non-zero counts only. Maintained on every
+    /// insert, state change and removal: O(trunk groups), no walk over the subscriptions.
     pub fn counts(&self) -> Vec<(Arc<str>, SubState, usize)> {
-        let mut v: Vec<(Arc<str>, SubState, usize)> = Vec::new();
-        for s in self.store.subs.values().filter(|s| !s.lingering) {
-            let st = state_of(s);
-            match v
-                .iter_mut()
-                .find(|(tg, k, _)| *k == st && tg == &s.trunk_group)
-            {
-                Some((_, _, n)) => *n += 1,
-                None => v.push((s.trunk_group.clone(), st, 1)),
-            }
-        }
-        v
+        self.store.counts()
+    }
+
+    /// `counts` by a full walk over the subscriptions (for the tests that check `counts`).
+    #[cfg(test)]
+    pub(crate) fn counts_by_walk(&self) -> Vec<(Arc<str>, SubState, usize)> {
+        self.store.counts_by_walk()
     }
 
     fn view(&self, id: SubId, s: &Sub) -> SubscriptionView {
@@ -510,6 +507,7 @@ impl Engine {
             }
             self.limiter.pop();
         }
+        self.store.flush_counts();
         if self.timers.len() > 1024 && self.timers.len() > 3 * self.store.subs.len() {
             self.timers
                 .rebuild(self.store.subs.iter().map(|(id, s)| (s.deadline, *id)));
@@ -532,7 +530,7 @@ fn expiry_deadline(s: &Sub, linger: std::time::Duration) -> u64 {
 struct NewSub<'a> {
     pui: &'a Arc<str>,
     trunk_group: &'a Arc<str>,
-    associated: &'a [String],
+    associated: &'a Arc<[Arc<str>]>,
     requested: u32,
 }
 
@@ -601,5 +599,170 @@ mod tests {
     fn ceil() {
         assert_eq!(ceil_secs(std::time::Duration::from_millis(660_001)), 661);
         assert_eq!(ceil_secs(std::time::Duration::from_secs(660)), 660);
+    }
+}
+
+/// The incremental per-(trunk group, state) counts always equal a full walk, through a long
+/// random sequence of engine operations.
+#[cfg(test)]
+mod counts_tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::reginfo::{parse, Limits};
+
+    fn sorted(mut v: Vec<(Arc<str>, SubState, usize)>) -> Vec<(String, &'static str, usize)> {
+        v.retain(|(_, _, n)| *n > 0);
+        let mut v: Vec<_> = v
+            .into_iter()
+            .map(|(tg, st, n)| (tg.to_string(), st.as_str(), n))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn doc(pui: &str, version: u64, full: bool, others: &[&str], terminated: bool) -> String {
+        let state = if full { "full" } else { "partial" };
+        let reg_state = if terminated { "terminated" } else { "active" };
+        let mut s = format!(
+            "<?xml version=\"1.0\"?><reginfo xmlns=\"urn:ietf:params:xml:ns:reginfo\" \
+             version=\"{version}\" state=\"{state}\"><registration aor=\"{pui}\" id=\"a\" \
+             state=\"{reg_state}\"><contact id=\"c\" state=\"active\" event=\"registered\">\
+             <uri>sip:ue@10.0.0.1</uri></contact></registration>"
+        );
+        for (i, o) in others.iter().enumerate() {
+            s.push_str(&format!(
+                "<registration aor=\"{o}\" id=\"o{i}\" state=\"active\"><contact id=\"d{i}\" \
+                 state=\"active\" event=\"created\"><uri>sip:ue@10.0.0.1</uri></contact>\
+                 </registration>"
+            ));
+        }
+        s.push_str("</reginfo>");
+        s
+    }
+
+    #[test]
+    fn incremental_counts_match_a_full_walk() {
+        for seed in 0..4u64 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut e = Engine::new(EngineConfig {
+                identity: "sip:gw.example".into(),
+                max_subscribe_rate: if seed % 2 == 0 { 0 } else { 3 },
+                seed,
+                ..EngineConfig::default()
+            });
+            let t0 = Instant::now();
+            let mut now = t0;
+            let tgs: [Arc<str>; 3] = ["access".into(), "roaming".into(), "ipx".into()];
+            let puis: Vec<Arc<str>> = (0..40)
+                .map(|i| Arc::from(format!("sip:u{i}@ims.example")))
+                .collect();
+            let on = SubscribePolicy {
+                enabled: true,
+                route: vec!["<sip:scscf.example;lr>".into()],
+                resubscribe_on_reregistration: seed % 3 == 0,
+            };
+            // (subscription, CSeq, default PUI) of every SUBSCRIBE sent.
+            let mut sent: Vec<(SubId, u32, Arc<str>)> = Vec::new();
+            let mut versions: Vec<u64> = vec![0; 64];
+            for step in 0..3000 {
+                let pui = puis[rng.usize(..puis.len())].clone();
+                let tg = tgs[rng.usize(..tgs.len())].clone();
+                match rng.u32(..100) {
+                    0..=19 => {
+                        let ev = RegEvent::Registered {
+                            default_pui: pui.clone(),
+                            trunk_group: tg,
+                            initial: rng.bool(),
+                            associated: Arc::from([pui.clone(), "tel:+1".into()]),
+                            service_route: vec![],
+                            granted: Duration::from_secs(rng.u64(1..4000)),
+                            bindings: 1,
+                        };
+                        let policy = if rng.u32(..10) == 0 {
+                            SubscribePolicy::default()
+                        } else {
+                            on.clone()
+                        };
+                        e.on_registration(now, &ev, &policy);
+                    }
+                    20..=44 if !sent.is_empty() => {
+                        let (id, cseq, _) = sent.swap_remove(rng.usize(..sent.len()));
+                        let status = [200, 200, 200, 202, 100, 403, 500, 489][rng.usize(..8)];
+                        let r = ResponseInput {
+                            status,
+                            cseq,
+                            expires: [None, Some(0), Some(30), Some(600), Some(3660)]
+                                [rng.usize(..5)],
+                            to_tag: Some(format!("rt{}", id.0)),
+                            record_route: vec!["<sip:scscf.example;lr>".into()],
+                            contact: Some("sip:scscf.example".into()),
+                        };
+                        e.on_response(now, id, &r);
+                    }
+                    45..=64 if !sent.is_empty() => {
+                        let (id, _, pui) = sent[rng.usize(..sent.len())].clone();
+                        let v = &mut versions[(id.0 % 64) as usize];
+                        let body = match rng.u32(..6) {
+                            0 => None,
+                            1 => Some(doc(&pui, *v + 2, false, &[], false)),
+                            2 => Some(doc(&pui, *v + 1, false, &["tel:+2"], false)),
+                            3 => Some(doc(&pui, *v, true, &[], rng.u32(..4) == 0)),
+                            _ => Some(doc(&pui, *v + 1, true, &["tel:+1"], false)),
+                        };
+                        *v += 1;
+                        let parsed = body.map(|b| parse(b.as_bytes(), &Limits::default()).unwrap());
+                        let states = ["active", "active", "pending", "terminated"];
+                        let n = NotifyInput {
+                            cseq: rng.u32(1..1000),
+                            remote_tag: "rt",
+                            record_route: vec![],
+                            contact: Some("sip:scscf.example".into()),
+                            sub_state: states[rng.usize(..4)],
+                            sub_expires: Some(rng.u32(0..4000)),
+                            sub_reason: None,
+                            doc: parsed.as_ref(),
+                        };
+                        e.on_notify(now, id, &n);
+                    }
+                    65..=69 if !sent.is_empty() => {
+                        let (id, cseq, _) = sent.swap_remove(rng.usize(..sent.len()));
+                        e.on_transaction_timeout(now, id, cseq);
+                    }
+                    70..=79 => {
+                        let reason = [
+                            RemovalReason::UserDeregistration,
+                            RemovalReason::Expired,
+                            RemovalReason::Network,
+                        ][rng.usize(..3)];
+                        let ev = RegEvent::Removed {
+                            default_pui: pui,
+                            trunk_group: tg,
+                            reason,
+                        };
+                        e.on_registration(now, &ev, &on);
+                    }
+                    80..=82 => e.network_deregistration(now, &pui),
+                    _ => {
+                        // Time passes: refreshes fall due, the limiter releases them, lingering
+                        // records are purged, unrefreshed subscriptions expire.
+                        let max = if rng.bool() { 2_000 } else { 900_000 };
+                        now += Duration::from_millis(rng.u64(1..max));
+                        e.handle_timeout(now);
+                    }
+                }
+                while let Some(o) = e.poll_output() {
+                    if let Output::Send(s) = o {
+                        sent.push((s.sub, s.cseq, Arc::from(s.to.as_str())));
+                    }
+                }
+                assert_eq!(
+                    sorted(e.counts()),
+                    sorted(e.counts_by_walk()),
+                    "seed {seed} step {step}"
+                );
+            }
+            assert!(!e.is_empty(), "the sequence keeps some subscriptions");
+        }
     }
 }

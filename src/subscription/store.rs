@@ -19,9 +19,10 @@ use std::sync::Arc;
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
 
+use super::engine::state_of;
 use super::limiter::Kind;
 use super::timers::NEVER;
-use super::types::{SubId, SubscribeKind};
+use super::types::{SubId, SubState, SubscribeKind};
 
 /// An interned route set.
 pub(super) type Route = Arc<[Box<str>]>;
@@ -48,8 +49,10 @@ pub(super) struct Sub {
     pub route0: Route,
     /// Dialog route set and remote target, once established.
     pub remote: Option<Arc<Remote>>,
-    /// Known active PUIs of the implicit set other than the default PUI, `\n`-separated.
-    others: Option<Box<str>>,
+    /// Known active PUIs of the implicit set: those of this list other than the default PUI
+    /// (first occurrences). Initially the registration's own list (shared, not copied); a
+    /// NOTIFY that changes the set gives the subscription a list of its own.
+    others: Option<Arc<[Arc<str>]>>,
     /// Times in engine milliseconds (`timers::NEVER` = none).
     pub created: u64,
     pub refresh_at: u64,
@@ -86,7 +89,7 @@ impl Sub {
         call_key: u64,
         tag_key: u64,
         route0: Route,
-        others: Option<Box<str>>,
+        others: Option<Arc<[Arc<str>]>>,
         created: u64,
         requested: u32,
     ) -> Self {
@@ -129,11 +132,11 @@ impl Sub {
     }
     /// The known non-default PUIs.
     pub fn others(&self) -> impl Iterator<Item = &str> {
-        self.others
-            .as_deref()
-            .unwrap_or("")
-            .split('\n')
-            .filter(|s| !s.is_empty())
+        let list: &[Arc<str>] = self.others.as_deref().unwrap_or(&[]);
+        list.iter()
+            .enumerate()
+            .filter(|(i, p)| valid_other(&self.pui, p) && !list[..*i].iter().any(|q| **q == ***p))
+            .map(|(_, p)| &**p)
     }
     pub fn has_other(&self, pui: &str) -> bool {
         self.others().any(|p| p == pui)
@@ -142,30 +145,36 @@ impl Sub {
         if pui.is_empty() || pui.contains('\n') || self.has_other(pui) {
             return;
         }
-        let joined = match self.others.as_deref() {
-            Some(o) if !o.is_empty() => format!("{o}\n{pui}"),
-            _ => pui.to_owned(),
-        };
-        self.others = Some(joined.into());
+        let mut v: Vec<Arc<str>> = self.others().map(Arc::from).collect();
+        v.push(Arc::from(pui));
+        self.others = Some(v.into());
     }
     pub fn remove_other(&mut self, pui: &str) {
-        let rest: Vec<&str> = self.others().filter(|p| *p != pui).collect();
-        self.others = (!rest.is_empty()).then(|| rest.join("\n").into());
+        if !self.has_other(pui) {
+            return;
+        }
+        let rest: Vec<Arc<str>> = self.others().filter(|p| *p != pui).map(Arc::from).collect();
+        self.others = (!rest.is_empty()).then(|| rest.into());
     }
     pub fn implicit_puis(&self) -> usize {
         1 + self.others().count()
     }
 }
 
-/// Joins the implicit set minus the default PUI (deduplicated) for `Sub::new`.
-pub(super) fn others_of(default_pui: &str, associated: &[String]) -> Option<Box<str>> {
-    let mut v: Vec<&str> = Vec::new();
-    for p in associated {
-        if p != default_pui && !p.is_empty() && !p.contains('\n') && !v.contains(&p.as_str()) {
-            v.push(p);
-        }
-    }
-    (!v.is_empty()).then(|| v.join("\n").into())
+/// A PUI that counts as another member of the implicit set of `default_pui`.
+fn valid_other(default_pui: &str, p: &str) -> bool {
+    p != default_pui && !p.is_empty() && !p.contains('\n')
+}
+
+/// The implicit set for `Sub::new`: the registration's list itself when it names another PUI.
+pub(super) fn others_of(
+    default_pui: &str,
+    associated: &Arc<[Arc<str>]>,
+) -> Option<Arc<[Arc<str>]>> {
+    associated
+        .iter()
+        .any(|p| valid_other(default_pui, p))
+        .then(|| associated.clone())
 }
 
 #[derive(Debug, Default)]
@@ -181,6 +190,68 @@ pub(super) struct Store {
     /// compaction (when they are half the list). Pages of the operator's list walk it: O(page).
     pub order: Vec<SubId>,
     removed_in_order: usize,
+    /// Live subscriptions per (trunk group, state), as of the last `flush_counts`.
+    counts: Counts,
+    /// Records handed out by `get_mut` since the last `flush_counts`, with the state they were
+    /// counted in then (first entry per id wins).
+    dirty: Vec<(SubId, Option<SubState>)>,
+}
+
+/// The state a record is counted in (`None`: lingering records are not counted).
+fn counted(s: &Sub) -> Option<SubState> {
+    (!s.lingering).then(|| state_of(s))
+}
+
+/// Per-(trunk group, state) counters. Trunk groups are few: a linear search (pointer
+/// comparison first) beats hashing the name.
+#[derive(Debug, Default, Clone)]
+struct Counts {
+    groups: Vec<(Arc<str>, [i64; 4])>,
+}
+
+fn state_index(st: SubState) -> usize {
+    match st {
+        SubState::Pending => 0,
+        SubState::Active => 1,
+        SubState::Refreshing => 2,
+        SubState::Unsubscribing => 3,
+    }
+}
+
+const STATES: [SubState; 4] = [
+    SubState::Pending,
+    SubState::Active,
+    SubState::Refreshing,
+    SubState::Unsubscribing,
+];
+
+impl Counts {
+    fn add(&mut self, tg: &Arc<str>, st: Option<SubState>, delta: i64) {
+        let Some(st) = st else { return };
+        let i = match self
+            .groups
+            .iter()
+            .position(|(g, _)| Arc::ptr_eq(g, tg) || **g == **tg)
+        {
+            Some(i) => i,
+            None => {
+                self.groups.push((tg.clone(), [0; 4]));
+                self.groups.len() - 1
+            }
+        };
+        self.groups[i].1[state_index(st)] += delta;
+    }
+    fn to_vec(&self) -> Vec<(Arc<str>, SubState, usize)> {
+        let mut v = Vec::new();
+        for (tg, n) in &self.groups {
+            for (st, n) in STATES.iter().zip(n) {
+                if *n > 0 {
+                    v.push((tg.clone(), *st, usize::try_from(*n).unwrap_or(0)));
+                }
+            }
+        }
+        v
+    }
 }
 
 impl Store {
@@ -199,6 +270,7 @@ impl Store {
     }
     /// Insert a new live subscription and index it.
     pub fn insert(&mut self, id: SubId, sub: Sub) {
+        self.counts.add(&sub.trunk_group, counted(&sub), 1);
         let hp = Self::pui_hash(&self.hasher, &sub.pui);
         self.subs.insert(id, Box::new(sub));
         debug_assert!(self.order.last().is_none_or(|l| *l < id));
@@ -210,8 +282,60 @@ impl Store {
     pub fn get(&self, id: SubId) -> Option<&Sub> {
         self.subs.get(&id).map(|b| &**b)
     }
+    /// The record, for a change: its state is recounted at the next `flush_counts`.
     pub fn get_mut(&mut self, id: SubId) -> Option<&mut Sub> {
-        self.subs.get_mut(&id).map(|b| &mut **b)
+        if self.dirty.len() >= 1024 {
+            self.flush_counts();
+        }
+        let s = self.subs.get_mut(&id)?;
+        self.dirty.push((id, counted(s)));
+        Some(&mut **s)
+    }
+    /// Bring the per-(trunk group, state) counts up to date with the records changed since the
+    /// last flush: O(changed records).
+    pub fn flush_counts(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        // Stable: the first entry of an id (its state when counted) stays first.
+        self.dirty.sort_by_key(|(id, _)| *id);
+        self.dirty.dedup_by_key(|(id, _)| *id);
+        for (id, before) in self.dirty.drain(..) {
+            if let Some(s) = self.subs.get(&id) {
+                let now = counted(s);
+                if now != before {
+                    self.counts.add(&s.trunk_group, before, -1);
+                    self.counts.add(&s.trunk_group, now, 1);
+                }
+            }
+        }
+    }
+    /// Live subscriptions per (trunk group, state) with a non-zero count: O(trunk groups +
+    /// records changed since the last flush).
+    pub fn counts(&self) -> Vec<(Arc<str>, SubState, usize)> {
+        if self.dirty.is_empty() {
+            return self.counts.to_vec();
+        }
+        let mut c = self.counts.clone();
+        let mut dirty = self.dirty.clone();
+        dirty.sort_by_key(|(id, _)| *id);
+        dirty.dedup_by_key(|(id, _)| *id);
+        for (id, before) in dirty {
+            if let Some(s) = self.subs.get(&id) {
+                c.add(&s.trunk_group, before, -1);
+                c.add(&s.trunk_group, counted(s), 1);
+            }
+        }
+        c.to_vec()
+    }
+    /// The same by a walk over every record (tests compare the two).
+    #[cfg(test)]
+    pub fn counts_by_walk(&self) -> Vec<(Arc<str>, SubState, usize)> {
+        let mut c = Counts::default();
+        for s in self.subs.values() {
+            c.add(&s.trunk_group, counted(s), 1);
+        }
+        c.to_vec()
     }
     /// The live subscription of a default PUI.
     pub fn by_pui(&self, pui: &str) -> Option<SubId> {
@@ -245,7 +369,9 @@ impl Store {
     /// Forget a subscription entirely.
     pub fn remove(&mut self, id: SubId) {
         self.unindex_pui(id);
+        self.flush_counts();
         if let Some(s) = self.subs.remove(&id) {
+            self.counts.add(&s.trunk_group, counted(&s), -1);
             self.removed_in_order += 1;
             if self.removed_in_order > self.order.len() / 2 {
                 let subs = &self.subs;
@@ -365,12 +491,36 @@ mod tests {
     }
 
     #[test]
-    fn others_set() {
-        let assoc = vec![
-            "sip:a@x".to_owned(),
-            "sip:b@x".to_owned(),
-            "tel:+1".to_owned(),
+    fn counts_before_a_flush() {
+        let mut st = Store::new("gw");
+        for i in 0..3u64 {
+            st.insert(SubId(i), sub(&format!("sip:u{i}@x"), i));
+        }
+        let pending = |n| vec![(Arc::from("tg"), SubState::Pending, n)];
+        assert_eq!(st.counts(), pending(3));
+        let s = st.get_mut(SubId(1)).unwrap();
+        s.granted = 600;
+        s.inflight = None;
+        // Not flushed yet: `counts` accounts for the changed record itself.
+        let now = vec![
+            (Arc::from("tg"), SubState::Pending, 2),
+            (Arc::from("tg"), SubState::Active, 1),
         ];
+        assert_eq!(st.counts(), now);
+        assert_eq!(st.counts_by_walk(), now);
+        st.get_mut(SubId(1)).unwrap().lingering = true;
+        st.flush_counts();
+        assert_eq!(st.counts(), pending(2));
+        st.remove(SubId(1));
+        st.remove(SubId(0));
+        assert_eq!(st.counts(), pending(1));
+        assert_eq!(st.counts_by_walk(), pending(1));
+    }
+
+    #[test]
+    fn others_set() {
+        let assoc: Arc<[Arc<str>]> =
+            Arc::from(["sip:a@x".into(), "sip:b@x".into(), "tel:+1".into()]);
         let mut s = sub("sip:a@x", 1);
         s.others = others_of("sip:a@x", &assoc);
         assert_eq!(s.implicit_puis(), 3);

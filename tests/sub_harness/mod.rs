@@ -78,7 +78,7 @@ impl H {
             default_pui: pui.into(),
             trunk_group: "access".into(),
             initial,
-            associated: set.iter().map(|s| s.to_string()).collect(),
+            associated: set.iter().map(|s| std::sync::Arc::from(*s)).collect(),
             service_route: p.route.clone(),
             granted: Duration::from_secs(granted),
             bindings: 1,
