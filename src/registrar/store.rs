@@ -194,11 +194,10 @@ pub struct Registrar {
     len: usize,
     /// Default PUI → slot, hashed by the default PUI read from the registration.
     by_pui: HashTable<u32>,
-    /// Contact URI → slot (one entry per binding).
-    by_contact: HashTable<Entry>,
-    /// UE flow → slot (one entry per distinct flow of a registration's bindings; several
-    /// registrations behind one NAT or proxy have one entry each).
-    by_flow: HashTable<Entry>,
+    /// Contact URI → slot(s).
+    by_contact: MultiIndex,
+    /// UE flow → slot(s): several registrations behind one NAT or proxy share a flow.
+    by_flow: MultiIndex,
     /// Distinct Service-Route sets in use.
     routes: hashbrown::HashSet<Arc<[Box<str>]>>,
     /// (next expiry, slot generation, slot): stale entries are skipped (lazy deletion).
@@ -233,68 +232,104 @@ fn hash32(hasher: &DefaultHashBuilder, key: impl std::hash::Hash) -> u32 {
     (hasher.hash_one(key) >> 32) as u32
 }
 
-fn index(t: &mut HashTable<Entry>, e: Entry) {
-    let hash = mix(e.h);
-    if t.find(hash, |x| *x == e).is_none() {
-        t.insert_unique(hash, e, |x| mix(x.h));
-    }
+/// Key hash → slots. A key held by one slot (the common case) costs one 8-byte entry in `one`;
+/// a key shared by several slots (many UEs behind one NAT share a flow; UEs behind different NATs
+/// may send the same private contact URI) moves to a set in `many`, so adding or removing one
+/// of them stays O(1) — equal hashes in one table would make every insert probe all of them.
+/// Lookups must still compare the full key: a 32-bit hash can collide.
+#[derive(Debug, Default)]
+struct MultiIndex {
+    one: HashTable<Entry>,
+    many: hashbrown::HashMap<u32, hashbrown::HashSet<u32>>,
 }
 
-fn unindex(t: &mut HashTable<Entry>, e: Entry) {
-    if let Ok(o) = t.find_entry(mix(e.h), |x| *x == e) {
-        o.remove();
+impl MultiIndex {
+    fn insert(&mut self, e: Entry) {
+        if let Some(set) = self.many.get_mut(&e.h) {
+            set.insert(e.slot);
+            return;
+        }
+        match self.one.find_entry(mix(e.h), |x| x.h == e.h) {
+            Ok(o) if o.get().slot == e.slot => {}
+            Ok(o) => {
+                let (other, _) = o.remove();
+                self.many
+                    .insert(e.h, [other.slot, e.slot].into_iter().collect());
+            }
+            Err(_) => {
+                self.one.insert_unique(mix(e.h), e, |x| mix(x.h));
+            }
+        }
+    }
+
+    fn remove(&mut self, e: Entry) {
+        if let Some(set) = self.many.get_mut(&e.h) {
+            set.remove(&e.slot);
+            if set.len() <= 1 {
+                let last = set.iter().next().copied();
+                self.many.remove(&e.h);
+                if let Some(slot) = last {
+                    let e = Entry { slot, h: e.h };
+                    self.one.insert_unique(mix(e.h), e, |x| mix(x.h));
+                }
+            }
+            return;
+        }
+        if let Ok(o) = self.one.find_entry(mix(e.h), |x| *x == e) {
+            o.remove();
+        }
+    }
+
+    /// Slots whose key hashes to `h` (candidates: compare the key).
+    fn slots(&self, h: u32) -> impl Iterator<Item = u32> + '_ {
+        let one = self.one.find(mix(h), |x| x.h == h).map(|e| e.slot);
+        let many = self.many.get(&h).into_iter().flatten().copied();
+        one.into_iter().chain(many)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.one.len() + self.many.values().map(|s| s.len()).sum::<usize>()
     }
 }
 
 /// Enter `bindings`' contact URIs and flows in the indexes for `slot`.
 fn index_bindings(
     h: &DefaultHashBuilder,
-    by_contact: &mut HashTable<Entry>,
-    by_flow: &mut HashTable<Entry>,
+    by_contact: &mut MultiIndex,
+    by_flow: &mut MultiIndex,
     slot: u32,
     bindings: &[Binding],
 ) {
     for b in bindings {
-        index(
-            by_contact,
-            Entry {
-                slot,
-                h: hash32(h, &*b.uri),
-            },
-        );
-        index(
-            by_flow,
-            Entry {
-                slot,
-                h: hash32(h, b.flow),
-            },
-        );
+        by_contact.insert(Entry {
+            slot,
+            h: hash32(h, &*b.uri),
+        });
+        by_flow.insert(Entry {
+            slot,
+            h: hash32(h, b.flow),
+        });
     }
 }
 
 /// Remove `bindings`' contact URIs and flows from the indexes for `slot`.
 fn unindex_bindings(
     h: &DefaultHashBuilder,
-    by_contact: &mut HashTable<Entry>,
-    by_flow: &mut HashTable<Entry>,
+    by_contact: &mut MultiIndex,
+    by_flow: &mut MultiIndex,
     slot: u32,
     bindings: &[Binding],
 ) {
     for b in bindings {
-        unindex(
-            by_contact,
-            Entry {
-                slot,
-                h: hash32(h, &*b.uri),
-            },
-        );
-        unindex(
-            by_flow,
-            Entry {
-                slot,
-                h: hash32(h, b.flow),
-            },
-        );
+        by_contact.remove(Entry {
+            slot,
+            h: hash32(h, &*b.uri),
+        });
+        by_flow.remove(Entry {
+            slot,
+            h: hash32(h, b.flow),
+        });
     }
 }
 
@@ -327,18 +362,16 @@ impl Registrar {
     pub fn by_contact(&self, uri: &str) -> Option<(&Registration, &Binding)> {
         let h = hash32(&self.hasher, uri);
         self.by_contact
-            .iter_hash(mix(h))
-            .filter(|e| e.h == h)
-            .filter_map(|e| self.reg(e.slot))
+            .slots(h)
+            .filter_map(|slot| self.reg(slot))
             .find_map(|r| Some((r, r.bindings.iter().find(|b| &*b.uri == uri)?)))
     }
     /// The registration (the first, if several share the flow) with a binding on `flow`.
     pub fn by_flow(&self, flow: &Flow) -> Option<&Registration> {
         let h = hash32(&self.hasher, flow);
         self.by_flow
-            .iter_hash(mix(h))
-            .filter(|e| e.h == h)
-            .filter_map(|e| self.reg(e.slot))
+            .slots(h)
+            .filter_map(|slot| self.reg(slot))
             .find(|r| r.bindings.iter().any(|b| b.flow == *flow))
     }
     pub fn iter(&self) -> impl Iterator<Item = &Registration> {
@@ -735,4 +768,35 @@ impl Registrar {
 /// an ASCII case-insensitive comparison of the whole URI text (users in IMS are lower case).
 fn uri_eq(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
+}
+
+#[cfg(test)]
+mod multi_index_tests {
+    use super::*;
+
+    #[test]
+    fn multi_index_keeps_shared_keys_as_sets_and_falls_back_to_one_entry() {
+        let mut ix = MultiIndex::default();
+        let e = |slot, h| Entry { slot, h };
+        for slot in 0..10_000 {
+            ix.insert(e(slot, 7)); // one NAT flow shared by 10,000 registrations
+            ix.insert(e(slot, 7)); // indexing the same pair again changes nothing
+        }
+        ix.insert(e(99_999, 8));
+        assert_eq!(ix.len(), 10_001);
+        assert_eq!(ix.slots(7).count(), 10_000);
+        assert_eq!(ix.slots(8).collect::<Vec<_>>(), vec![99_999]);
+        for slot in 1..10_000 {
+            ix.remove(e(slot, 7));
+        }
+        assert_eq!(ix.slots(7).collect::<Vec<_>>(), vec![0]);
+        assert!(
+            ix.many.is_empty(),
+            "a key left with one slot goes back to the plain table"
+        );
+        ix.remove(e(0, 7));
+        ix.remove(e(0, 7));
+        assert_eq!(ix.slots(7).count(), 0);
+        assert_eq!(ix.len(), 1);
+    }
 }
