@@ -126,6 +126,8 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         args.rate, args.gateway, core.addr
     );
     let mut last = (0u64, 0u64);
+    // When the last initial registration completed (tick granularity): the rate's time base.
+    let mut last_progress = 0.0f64;
     let deadline = if args.hold {
         args.hold_seconds
             .map(|s| Duration::from_secs(args.seconds + s))
@@ -157,6 +159,9 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
             stats.failures.load(Relaxed),
             stats.timeouts.load(Relaxed),
         );
+        if ok > last.0 {
+            last_progress = started.elapsed().as_secs_f64();
+        }
         last = (ok, notified);
         let all_done =
             !args.hold && ok + stats.failures.load(Relaxed) >= users as u64 && notified >= ok;
@@ -184,7 +189,12 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         .map(|v| v.clone())
         .unwrap_or_default();
     sub_lat.sort_unstable();
-    let active = elapsed.min(args.seconds as f64 + 10.0).max(0.001);
+    let active = if last_progress > 0.0 {
+        last_progress
+    } else {
+        elapsed
+    }
+    .max(0.001);
     println!("== loadgen report");
     println!(
         "offered:    {} REGISTERs at {:.0}/s target",
@@ -197,6 +207,10 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         stats.failures.load(Relaxed),
         stats.timeouts.load(Relaxed),
         (users as u64).saturating_sub(ok + stats.failures.load(Relaxed))
+    );
+    println!(
+        "re-registrations: {} answered 2xx",
+        stats.reregister_ok.load(Relaxed)
     );
     println!(
         "core saw:   {} REGISTER, {} initial SUBSCRIBE, {} refresh, {} unsubscribe",
