@@ -49,13 +49,16 @@ impl<'a> ParamSpans<'a> {
 fn next_semi(s: &[u8], from: usize) -> usize {
     let mut i = from;
     while i < s.len() {
-        match s[i] {
-            b';' => return i,
-            b'"' => match quoted_end(s, i) {
-                Some(e) => i = e,
-                None => return s.len(),
-            },
-            _ => i += 1,
+        let Some(p) = memchr::memchr2(b';', b'"', &s[i..]) else {
+            return s.len();
+        };
+        let j = i + p;
+        if s[j] == b';' {
+            return j;
+        }
+        match quoted_end(s, j) {
+            Some(e) => i = e,
+            None => return s.len(),
         }
     }
     s.len()
@@ -75,7 +78,7 @@ impl Iterator for ParamSpans<'_> {
         let end = next_semi(self.s, semi + 1);
         self.pos = end;
         let seg = &self.s[semi + 1..end];
-        let eq = seg.iter().position(|&b| b == b'=').map(|p| p + semi + 1);
+        let eq = memchr::memchr(b'=', seg).map(|p| p + semi + 1);
         let (name, value) = match eq {
             Some(eq) => (trim(self.s, semi + 1, eq), Some(trim(self.s, eq + 1, end))),
             None => (trim(self.s, semi + 1, end), None),
@@ -176,7 +179,7 @@ impl<'a> NameAddr<'a> {
                 return Err(bad);
             }
             (Some(&s[1..end - 1]), rest)
-        } else if let Some(lt) = s.find('<') {
+        } else if let Some(lt) = super::uri::byte_at(s, b'<') {
             let d = trim_lws(&s[..lt]);
             if !d.bytes().all(|c| is_token(c) || is_lws(c)) {
                 return Err(bad);
@@ -201,7 +204,7 @@ impl<'a> NameAddr<'a> {
             });
         };
         // rest starts with '<'
-        let gt = rest.find('>').ok_or(bad.clone())?;
+        let gt = super::uri::byte_at(rest, b'>').ok_or(bad.clone())?;
         let uri = &rest[1..gt];
         if uri.is_empty() || uri.bytes().any(is_lws) {
             return Err(bad);

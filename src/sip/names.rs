@@ -99,6 +99,8 @@ pub enum HeaderName {
 /// Number of `HeaderName` variants (size of per-kind tables).
 pub(crate) const KINDS: usize = HeaderName::Other as usize + 1;
 
+/// Every full name we classify: the oracle for `from_name`'s dispatch (tests).
+#[cfg(test)]
 const TABLE: &[(&str, HeaderName)] = &[
     ("via", HeaderName::Via),
     ("from", HeaderName::From),
@@ -143,10 +145,44 @@ impl HeaderName {
                 _ => HeaderName::Other,
             };
         }
-        TABLE
-            .iter()
-            .find(|(n, _)| n.len() == name.len() && n.eq_ignore_ascii_case(name))
-            .map_or(HeaderName::Other, |&(_, h)| h)
+        // (length, first, last) picks the one candidate; then one comparison.
+        let b = name.as_bytes();
+        let (Some(&f), Some(&l)) = (b.first(), b.last()) else {
+            return HeaderName::Other;
+        };
+        use HeaderName as H;
+        let (full, h) = match (b.len(), f.to_ascii_lowercase(), l.to_ascii_lowercase()) {
+            (2, b't', b'o') => ("to", H::To),
+            (3, b'v', b'a') => ("via", H::Via),
+            (4, b'f', b'm') => ("from", H::From),
+            (4, b'c', b'q') => ("cseq", H::CSeq),
+            (4, b'p', b'h') => ("path", H::Path),
+            (5, b'r', b'e') => ("route", H::Route),
+            (5, b'e', b't') => ("event", H::Event),
+            (5, b'a', b'w') => ("allow", H::Allow),
+            (6, b'a', b't') => ("accept", H::Accept),
+            (7, b'c', b'd') => ("call-id", H::CallId),
+            (7, b'c', b't') => ("contact", H::Contact),
+            (7, b'e', b's') => ("expires", H::Expires),
+            (7, b'r', b'e') => ("require", H::Require),
+            (9, b's', b'd') => ("supported", H::Supported),
+            (11, b'u', b'd') => ("unsupported", H::Unsupported),
+            (12, b'm', b's') => ("max-forwards", H::MaxForwards),
+            (12, b'r', b'e') => ("record-route", H::RecordRoute),
+            (12, b'c', b'e') => ("content-type", H::ContentType),
+            (13, b's', b'e') => ("service-route", H::ServiceRoute),
+            (13, b'p', b'e') => ("proxy-require", H::ProxyRequire),
+            (14, b'c', b'h') => ("content-length", H::ContentLength),
+            (16, b'p', b'i') => ("p-associated-uri", H::PAssociatedUri),
+            (18, b's', b'e') => ("subscription-state", H::SubscriptionState),
+            (19, b'p', b'y') => ("p-asserted-identity", H::PAssertedIdentity),
+            _ => return H::Other,
+        };
+        if full.eq_ignore_ascii_case(name) {
+            h
+        } else {
+            H::Other
+        }
     }
     /// Canonical full name (`"Call-ID"`, ...); `None` for `Other`.
     pub fn as_str(self) -> Option<&'static str> {
@@ -209,5 +245,26 @@ mod tests {
         assert_eq!(HeaderName::from_name("C%6Fntact"), HeaderName::Other);
         assert_eq!(Method::from_text("RE%47IST%45R"), Method::Other);
         assert_eq!(Method::from_text("REGISTER").as_str(), Some("REGISTER"));
+    }
+
+    #[test]
+    fn every_full_name_in_any_case_and_near_misses() {
+        for &(name, kind) in TABLE {
+            assert_eq!(HeaderName::from_name(name), kind, "{name}");
+            assert_eq!(HeaderName::from_name(&name.to_uppercase()), kind, "{name}");
+            assert_eq!(kind.as_str().map(HeaderName::from_name), Some(kind));
+            // Same length, first and last letter, one byte changed inside: not this header.
+            if name.len() > 2 {
+                let mut b = name.as_bytes().to_vec();
+                b[1] = if b[1] == b'x' { b'y' } else { b'x' };
+                let other = String::from_utf8(b).unwrap();
+                assert_eq!(HeaderName::from_name(&other), HeaderName::Other, "{other}");
+            }
+            assert_eq!(
+                HeaderName::from_name(&format!("{name}s")),
+                HeaderName::Other
+            );
+        }
+        assert_eq!(HeaderName::from_name(""), HeaderName::Other);
     }
 }

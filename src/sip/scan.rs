@@ -146,28 +146,25 @@ impl Iterator for ValueSplit<'_> {
 /// `s.len()`.
 pub(crate) fn next_unquoted(s: &[u8], start: usize, delim: u8) -> usize {
     let mut i = start;
-    let mut quoted = false;
-    let mut angle = false;
     while i < s.len() {
-        let b = s[i];
-        if quoted {
-            match b {
-                b'\\' => i += 1,
-                b'"' => quoted = false,
-                _ => {}
-            }
-        } else if angle {
-            if b == b'>' {
-                angle = false;
-            }
-        } else if b == delim {
-            return i;
-        } else if b == b'"' {
-            quoted = true;
-        } else if b == b'<' {
-            angle = true;
+        // Jump to the next byte that matters instead of walking byte by byte.
+        let Some(p) = memchr::memchr3(delim, b'"', b'<', &s[i..]) else {
+            return s.len();
+        };
+        let j = i + p;
+        let b = s[j];
+        if b == delim {
+            return j;
         }
-        i += 1;
+        let next = if b == b'"' {
+            quoted_end(s, j)
+        } else {
+            memchr::memchr(b'>', &s[j + 1..]).map(|q| j + 1 + q + 1)
+        };
+        match next {
+            Some(n) => i = n,
+            None => return s.len(), // unterminated: nothing after it is outside
+        }
     }
     s.len()
 }
@@ -177,11 +174,11 @@ pub(crate) fn next_unquoted(s: &[u8], start: usize, delim: u8) -> usize {
 pub(crate) fn quoted_end(s: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     while i < s.len() {
-        match s[i] {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
+        let j = i + memchr::memchr2(b'\\', b'"', &s[i..])?;
+        if s[j] == b'"' {
+            return Some(j + 1);
         }
+        i = j + 2; // a quoted-pair: skip the escaped byte
     }
     None
 }
@@ -238,5 +235,68 @@ mod tests {
         assert_eq!(unfold("a \r\n  b"), "a b");
         assert_eq!(leading_crlf(b"\r\n\r\nX"), 4);
         assert_eq!(leading_crlf(b"\r"), 0);
+    }
+}
+
+#[cfg(test)]
+mod memchr_equivalence {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The byte-at-a-time versions these replaced: the oracle.
+    fn next_unquoted_ref(s: &[u8], start: usize, delim: u8) -> usize {
+        let (mut i, mut quoted, mut angle) = (start, false, false);
+        while i < s.len() {
+            let b = s[i];
+            if quoted {
+                match b {
+                    b'\\' => i += 1,
+                    b'"' => quoted = false,
+                    _ => {}
+                }
+            } else if angle {
+                angle = b != b'>';
+            } else if b == delim {
+                return i;
+            } else if b == b'"' {
+                quoted = true;
+            } else if b == b'<' {
+                angle = true;
+            }
+            i += 1;
+        }
+        s.len()
+    }
+
+    fn quoted_end_ref(s: &[u8], start: usize) -> Option<usize> {
+        let mut i = start + 1;
+        while i < s.len() {
+            match s[i] {
+                b'\\' => i += 2,
+                b'"' => return Some(i + 1),
+                _ => i += 1,
+            }
+        }
+        None
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        #[test]
+        fn same_results_as_the_byte_loops(
+            v in proptest::collection::vec(prop_oneof![
+                Just(b'"'), Just(b'\\'), Just(b'<'), Just(b'>'), Just(b','), Just(b';'),
+                Just(b'a'), Just(b' '), Just(b'='),
+            ], 0..40),
+            start in 0usize..40,
+        ) {
+            let start = start.min(v.len());
+            for delim in [b',', b';'] {
+                prop_assert_eq!(next_unquoted(&v, start, delim), next_unquoted_ref(&v, start, delim));
+            }
+            if v.get(start) == Some(&b'"') {
+                prop_assert_eq!(quoted_end(&v, start), quoted_end_ref(&v, start));
+            }
+        }
     }
 }

@@ -61,8 +61,8 @@ pub(crate) fn check_host(h: &str) -> Result<(), UriError> {
     let ok = !b.is_empty()
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
-        && !h.starts_with(['.', '-'])
-        && !h.contains("..");
+        && !matches!(b[0], b'.' | b'-')
+        && !b.windows(2).any(|w| w == b"..");
     if ok {
         Ok(())
     } else {
@@ -74,7 +74,7 @@ impl<'a> Uri<'a> {
     /// Parse a URI. For `sip:`/`sips:`, the userinfo runs to the first `@` (so `;` and `?` before
     /// it belong to the user part, RFC 4475 §3.1.1.9); the password is dropped from `user`.
     pub fn parse(s: &'a str) -> Result<Uri<'a>, UriError> {
-        let colon = s.find(':').ok_or(UriError::Malformed)?;
+        let colon = byte_at(s, b':').ok_or(UriError::Malformed)?;
         let scheme_txt = &s[..colon];
         let sb = scheme_txt.as_bytes();
         if sb.is_empty()
@@ -110,7 +110,7 @@ impl<'a> Uri<'a> {
         match scheme {
             Scheme::Other => Ok(uri),
             Scheme::Tel => {
-                let semi = rest.find(';').unwrap_or(rest.len());
+                let semi = byte_at(rest, b';').unwrap_or(rest.len());
                 let number = &rest[..semi];
                 if number.is_empty() || number.contains(['?', '@', ',']) {
                     return Err(UriError::Malformed);
@@ -121,9 +121,9 @@ impl<'a> Uri<'a> {
             }
             Scheme::Sip | Scheme::Sips => {
                 let mut hp = rest;
-                if let Some(at) = rest.find('@') {
+                if let Some(at) = byte_at(rest, b'@') {
                     let userinfo = &rest[..at];
-                    let user = &userinfo[..userinfo.find(':').unwrap_or(userinfo.len())];
+                    let user = &userinfo[..byte_at(userinfo, b':').unwrap_or(userinfo.len())];
                     if user.is_empty() {
                         return Err(UriError::Malformed);
                     }
@@ -131,22 +131,27 @@ impl<'a> Uri<'a> {
                     hp = &rest[at + 1..];
                 }
                 let host_end = if hp.starts_with('[') {
-                    hp.find(']').map(|p| p + 1).ok_or(UriError::Host)?
+                    byte_at(hp, b']').map(|p| p + 1).ok_or(UriError::Host)?
                 } else {
-                    hp.find([':', ';', '?']).unwrap_or(hp.len())
+                    hp.bytes()
+                        .position(|c| matches!(c, b':' | b';' | b'?'))
+                        .unwrap_or(hp.len())
                 };
                 uri.host = &hp[..host_end];
                 check_host(uri.host)?;
                 let mut r = &hp[host_end..];
                 if let Some(p) = r.strip_prefix(':') {
-                    let e = p.find([';', '?']).unwrap_or(p.len());
+                    let e = p
+                        .bytes()
+                        .position(|c| matches!(c, b';' | b'?'))
+                        .unwrap_or(p.len());
                     let port = parse_u32(&p[..e])
                         .and_then(|v| u16::try_from(v).ok())
                         .ok_or(UriError::Port)?;
                     uri.port = Some(port);
                     r = &p[e..];
                 }
-                let q = r.find('?').unwrap_or(r.len());
+                let q = byte_at(r, b'?').unwrap_or(r.len());
                 uri.params = Params::parse(&r[..q]).map_err(|_| UriError::Malformed)?;
                 if q < r.len() {
                     uri.headers = Some(&r[q + 1..]);
@@ -167,6 +172,11 @@ impl<'a> Uri<'a> {
     pub fn gruu(&self) -> Option<Option<&'a str>> {
         self.params.get("gr")
     }
+}
+
+/// Index of the first `b` in `s` (an ASCII byte, so the index is a char boundary).
+pub(crate) fn byte_at(s: &str, b: u8) -> Option<usize> {
+    memchr::memchr(b, s.as_bytes())
 }
 
 #[cfg(test)]
