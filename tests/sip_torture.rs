@@ -389,3 +389,24 @@ fn nothing_panics_on_truncations() {
         }
     }
 }
+
+/// `from()`/`to()` come from spans cached by the parser: for every torture message that parses
+/// they must equal a fresh parse of the header (quoted and unquoted display names, addr-specs,
+/// compact forms, folding, escapes).
+#[test]
+fn cached_from_to_equal_a_fresh_parse() {
+    let (mut checked, rows) = (0, manifest());
+    let valid = rows.iter().filter(|r| r.valid).count();
+    for row in rows {
+        let Ok(m) = parse(&row.file) else { continue };
+        for (cached, name) in [(m.from(), HeaderName::From), (m.to(), HeaderName::To)] {
+            let fresh = NameAddr::parse(m.header(name).unwrap()).unwrap();
+            assert_eq!(cached.display, fresh.display, "{}", row.file);
+            assert_eq!(cached.uri, fresh.uri, "{}", row.file);
+            assert_eq!(cached.params.0, fresh.params.0, "{}", row.file);
+            assert_eq!(cached.tag(), fresh.tag(), "{}", row.file);
+        }
+        checked += 1;
+    }
+    assert!(checked >= valid && valid > 10, "{checked} checked, {valid} valid");
+}

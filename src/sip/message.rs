@@ -89,6 +89,27 @@ pub struct Message {
     body_start: u32,
     cseq_seq: u32,
     cseq_method: Span,
+    /// From and To as parsed by `validate` (absolute spans), so `from()`/`to()` do not parse
+    /// them again: the handlers ask for them several times per message.
+    from_to: [NameAddrSpans; 2],
+}
+
+/// A parsed name-addr as spans of the raw message.
+#[derive(Debug, Clone, Copy, Default)]
+struct NameAddrSpans {
+    display: Option<Span>,
+    uri: Span,
+    params: Span,
+}
+
+/// Span of `part`, a sub-slice of `whole`, whose first byte is at `at` in the raw message.
+fn span_within(whole: &str, at: u32, part: &str) -> Span {
+    let (w, p) = (whole.as_ptr() as usize, part.as_ptr() as usize);
+    if p < w || p + part.len() > w + whole.len() {
+        return (at, at); // not a sub-slice (cannot happen for parser output): empty
+    }
+    let off = (p - w) as u32;
+    (at + off, at + off + part.len() as u32)
 }
 
 fn sp(a: usize, b: usize) -> Span {
@@ -243,6 +264,7 @@ impl Message {
             body_start: body_start as u32,
             cseq_seq: 0,
             cseq_method: (0, 0),
+            from_to: [NameAddrSpans::default(); 2],
         };
         msg.validate()?;
         Ok(msg)
@@ -265,9 +287,15 @@ impl Message {
         if self.call_id().is_empty() {
             return Err(ParseError::Malformed("Call-ID"));
         }
-        for (kind, name) in [(H::From, "From"), (H::To, "To")] {
-            NameAddr::parse(self.header(kind).unwrap_or(""))
-                .map_err(|_| ParseError::Malformed(name))?;
+        for (i, (kind, name)) in [(H::From, "From"), (H::To, "To")].into_iter().enumerate() {
+            let at = self.entry(kind).map_or(0, |e| e.value.0);
+            let value = self.header(kind).unwrap_or("");
+            let na = NameAddr::parse(value).map_err(|_| ParseError::Malformed(name))?;
+            self.from_to[i] = NameAddrSpans {
+                display: na.display.map(|d| span_within(value, at, d)),
+                uri: span_within(value, at, na.uri),
+                params: span_within(value, at, na.params.0),
+            };
         }
         let cseq_entry = *self.entry(H::CSeq).ok_or(ParseError::Missing("CSeq"))?;
         let cseq = CSeq::parse(self.span_str(cseq_entry.value))
@@ -414,18 +442,19 @@ impl Message {
             method: self.span_str(self.cseq_method),
         }
     }
-    fn name_addr(&self, name: HeaderName) -> NameAddr<'_> {
-        NameAddr::parse(self.header(name).unwrap_or("")).unwrap_or(NameAddr {
-            display: None,
-            uri: "",
-            params: Params(""),
-        })
-    }
     pub fn from(&self) -> NameAddr<'_> {
-        self.name_addr(HeaderName::From)
+        self.cached_name_addr(0)
     }
     pub fn to(&self) -> NameAddr<'_> {
-        self.name_addr(HeaderName::To)
+        self.cached_name_addr(1)
+    }
+    fn cached_name_addr(&self, i: usize) -> NameAddr<'_> {
+        let c = &self.from_to[i];
+        NameAddr {
+            display: c.display.map(|d| self.span_str(d)),
+            uri: self.span_str(c.uri),
+            params: Params(self.span_str(c.params)),
+        }
     }
     pub fn top_via(&self) -> Via<'_> {
         let top = self
