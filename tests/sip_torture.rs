@@ -408,5 +408,8 @@ fn cached_from_to_equal_a_fresh_parse() {
         }
         checked += 1;
     }
-    assert!(checked >= valid && valid > 10, "{checked} checked, {valid} valid");
+    assert!(
+        checked >= valid && valid > 10,
+        "{checked} checked, {valid} valid"
+    );
 }
