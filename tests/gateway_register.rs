@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{profile, Harness, DOMAIN, WAIT};
-use regevent_gw::lab::peer::TcpPeer;
+use regevent_gw::lab::peer::{TcpPeer, UdpPeer};
 use regevent_gw::sip::HeaderName;
 
 #[tokio::test]
@@ -256,5 +256,63 @@ async fn a_shorter_binding_expires_on_its_own_while_the_registration_stays() {
     let reg = h.registered(&pui).await.expect("still registered");
     assert_eq!(reg.bindings.len(), 1, "the 1 s binding expired on its own");
     assert!(reg.bindings[0].uri.starts_with("sip:hugo@"));
+    h.gw.stop().await;
+}
+
+/// IPv6 over real sockets: a UE on `[::1]` registers through a gateway listening only on
+/// `[::1]` towards a core on `[::1]`. The forwarded REGISTER carries our bracketed IPv6 Via and a
+/// Path naming our IPv6 listener, `rport` gets the UE's port, the 200 OK finds its way back and
+/// the registration is learned with the UE's IPv6 flow. Skipped, with a message, on a host
+/// without an IPv6 loopback.
+#[tokio::test]
+async fn ipv6_register_round_trip_over_udp() {
+    let any6: std::net::SocketAddr = "[::1]:0".parse().unwrap();
+    let Ok(core6) = UdpPeer::bind_on(any6).await else {
+        eprintln!("no IPv6 loopback on this host: skipped");
+        return;
+    };
+    let ue6 = UdpPeer::bind_on(any6).await.expect("ue on [::1]");
+    let port6 = std::net::UdpSocket::bind(any6)
+        .and_then(|s| s.local_addr())
+        .expect("free [::1] port")
+        .port();
+    let core_addr = core6.addr;
+    let h = Harness::start_with(profile(false), move |cfg| {
+        let a = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port6));
+        cfg.sip.listen = vec![regevent_gw::config::Listener {
+            name: format!("udp:{a}"),
+            transport: regevent_gw::config::Transport::Udp,
+            addr: a,
+        }];
+        cfg.sip.identity = format!("sip:[::1]:{port6}");
+        cfg.sip.core = format!("sip:{core_addr}");
+    })
+    .await;
+    assert!(h.gw_udp.is_ipv6(), "listening on {}", h.gw_udp);
+
+    let req = h.register_bytes("v6user", ue6.addr, "UDP", 1, 600, "");
+    ue6.send(h.gw_udp, &req).await.unwrap();
+    let (fwd, from) = core6.recv(WAIT).await.expect("forwarded over IPv6");
+    assert_eq!(from, h.gw_udp);
+    let vias = fwd.vias().unwrap();
+    assert_eq!(vias.len(), 2);
+    assert_eq!(vias[0].host, "[::1]");
+    assert_eq!(vias[0].port, Some(port6));
+    assert_eq!(vias[1].rport(), Some(Some(ue6.addr.port())));
+    let path = fwd.header(HeaderName::Path).expect("Path added");
+    assert!(path.contains(&format!("@[::1]:{port6};lr")), "{path}");
+
+    let ok = h.register_ok(&fwd, 600, &[]);
+    core6.send(from, &ok).await.unwrap();
+    let (resp, _) = ue6.recv(WAIT).await.expect("200 back to the IPv6 UE");
+    assert_eq!(resp.status(), Some(200));
+    assert_eq!(resp.vias().unwrap().len(), 1, "our Via removed");
+
+    let reg = h
+        .registered(&format!("sip:v6user@{DOMAIN}"))
+        .await
+        .expect("registration learned");
+    assert_eq!(reg.bindings.len(), 1);
+    assert_eq!(reg.bindings[0].flow.peer, ue6.addr);
     h.gw.stop().await;
 }
