@@ -316,3 +316,35 @@ async fn ipv6_register_round_trip_over_udp() {
     assert_eq!(reg.bindings[0].flow.peer, ue6.addr);
     h.gw.stop().await;
 }
+
+/// A datagram longer than `limits.max_message` arrives cut in the gateway's receive slot
+/// (`max + 1` bytes) and is dropped, not forwarded in part; the next one goes through.
+#[tokio::test]
+async fn oversize_datagram_is_dropped_whole_and_the_next_is_forwarded() {
+    let h = Harness::start_with(profile(false), |cfg| cfg.limits.max_message = 1500).await;
+    let req = String::from_utf8(h.register_bytes("big", h.ue.addr, "UDP", 1, 600, "")).unwrap();
+    let padded = req.replacen(
+        "Max-Forwards: 70\r\n",
+        &format!("Max-Forwards: 70\r\nX-Pad: {}\r\n", "p".repeat(1600)),
+        1,
+    );
+    assert!(padded.len() > 1501);
+    h.ue.send(h.gw_udp, padded.as_bytes()).await.unwrap();
+    assert!(
+        h.core.recv(Duration::from_millis(300)).await.is_none(),
+        "nothing of the oversize REGISTER is forwarded"
+    );
+    assert!(
+        h.ue.recv(Duration::from_millis(50)).await.is_none(),
+        "and nothing answered"
+    );
+    let ok = h.register_bytes("small", h.ue.addr, "UDP", 1, 600, "");
+    h.ue.send(h.gw_udp, &ok).await.unwrap();
+    let (fwd, _) = h
+        .core
+        .recv(WAIT)
+        .await
+        .expect("the next datagram is forwarded");
+    assert!(fwd.to().uri.starts_with("sip:small@"));
+    h.gw.stop().await;
+}

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::reginfo_doc::{render, DocRegistration};
 use crate::sip::{writer, Contacts, Limits, Message, Method, NameAddr};
-use crate::transport::udp::{send_all, RecvBatch};
+use crate::transport::udp::{send_all_wait, RecvBatch};
 
 /// How the notifier answers SUBSCRIBEs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,12 +199,7 @@ impl State {
 
     /// Send this turn's datagrams: one `sendmmsg`, the rest (if the socket is full) one by one.
     async fn flush(&mut self) {
-        let mut errors = 0;
-        let sent = send_all(&self.sock, &self.out, &mut errors);
-        for (to, b) in &self.out[sent..] {
-            let _ = self.sock.send_to(b, *to).await;
-        }
-        self.out.clear();
+        send_all_wait(&self.sock, &mut self.out).await;
     }
 
     /// Send a NOTIFY and keep it for retransmission until answered (RFC 3261 Timer E/F).

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use hashbrown::HashMap;
 
 use crate::sip::{Limits, Message};
-use crate::transport::udp::{send_all, RecvBatch};
+use crate::transport::udp::{send_all_wait, RecvBatch};
 
 #[derive(Debug, Clone)]
 pub struct SwarmConfig {
@@ -186,12 +186,7 @@ pub async fn run(
             stats.registers_sent.fetch_add(1, Relaxed);
             out.push((cfg.gateway, msg.into()));
         }
-        let mut errors = 0;
-        let sent = send_all(&sock, &out, &mut errors);
-        for (to, b) in &out[sent..] {
-            let _ = sock.send_to(b, *to).await;
-        }
-        out.clear();
+        send_all_wait(&sock, &mut out).await;
         let next = heap
             .peek()
             .map(|Reverse((t, _, _))| *t)

@@ -293,6 +293,20 @@ impl MultiIndex {
     }
 }
 
+/// The contact-index and flow-index entries of one binding of `slot`.
+fn binding_keys(h: &DefaultHashBuilder, slot: u32, b: &Binding) -> (Entry, Entry) {
+    (
+        Entry {
+            slot,
+            h: hash32(h, &*b.uri),
+        },
+        Entry {
+            slot,
+            h: hash32(h, b.flow),
+        },
+    )
+}
+
 /// Enter `bindings`' contact URIs and flows in the indexes for `slot`.
 fn index_bindings(
     h: &DefaultHashBuilder,
@@ -302,14 +316,9 @@ fn index_bindings(
     bindings: &[Binding],
 ) {
     for b in bindings {
-        by_contact.insert(Entry {
-            slot,
-            h: hash32(h, &*b.uri),
-        });
-        by_flow.insert(Entry {
-            slot,
-            h: hash32(h, b.flow),
-        });
+        let (contact, flow) = binding_keys(h, slot, b);
+        by_contact.insert(contact);
+        by_flow.insert(flow);
     }
 }
 
@@ -322,14 +331,9 @@ fn unindex_bindings(
     bindings: &[Binding],
 ) {
     for b in bindings {
-        by_contact.remove(Entry {
-            slot,
-            h: hash32(h, &*b.uri),
-        });
-        by_flow.remove(Entry {
-            slot,
-            h: hash32(h, b.flow),
-        });
+        let (contact, flow) = binding_keys(h, slot, b);
+        by_contact.remove(contact);
+        by_flow.remove(flow);
     }
 }
 

@@ -179,7 +179,7 @@ impl<'a> NameAddr<'a> {
                 return Err(bad);
             }
             (Some(&s[1..end - 1]), rest)
-        } else if let Some(lt) = super::uri::byte_at(s, b'<') {
+        } else if let Some(lt) = super::scan::byte_at(s, b'<') {
             let d = trim_lws(&s[..lt]);
             if !d.bytes().all(|c| is_token(c) || is_lws(c)) {
                 return Err(bad);
@@ -204,7 +204,7 @@ impl<'a> NameAddr<'a> {
             });
         };
         // rest starts with '<'
-        let gt = super::uri::byte_at(rest, b'>').ok_or(bad.clone())?;
+        let gt = super::scan::byte_at(rest, b'>').ok_or(bad.clone())?;
         let uri = &rest[1..gt];
         if uri.is_empty() || uri.bytes().any(is_lws) {
             return Err(bad);

@@ -288,8 +288,8 @@ impl Message {
             return Err(ParseError::Malformed("Call-ID"));
         }
         for (i, (kind, name)) in [(H::From, "From"), (H::To, "To")].into_iter().enumerate() {
-            let at = self.entry(kind).map_or(0, |e| e.value.0);
-            let value = self.header(kind).unwrap_or("");
+            let span = self.entry(kind).map_or((0, 0), |e| e.value);
+            let (at, value) = (span.0, self.span_str(span));
             let na = NameAddr::parse(value).map_err(|_| ParseError::Malformed(name))?;
             self.from_to[i] = NameAddrSpans {
                 display: na.display.map(|d| span_within(value, at, d)),

@@ -142,6 +142,11 @@ impl Iterator for ValueSplit<'_> {
     }
 }
 
+/// Index of the first `b` in `s` (an ASCII byte, so the index is a char boundary).
+pub(crate) fn byte_at(s: &str, b: u8) -> Option<usize> {
+    memchr::memchr(b, s.as_bytes())
+}
+
 /// Index of the next `delim` at or after `start` that is outside quotes and `<...>`, or
 /// `s.len()`.
 pub(crate) fn next_unquoted(s: &[u8], start: usize, delim: u8) -> usize {

@@ -5,7 +5,7 @@
 //! resolves hosts.
 
 use super::header::Params;
-use super::scan::parse_u32;
+use super::scan::{byte_at, parse_u32};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -172,11 +172,6 @@ impl<'a> Uri<'a> {
     pub fn gruu(&self) -> Option<Option<&'a str>> {
         self.params.get("gr")
     }
-}
-
-/// Index of the first `b` in `s` (an ASCII byte, so the index is a char boundary).
-pub(crate) fn byte_at(s: &str, b: u8) -> Option<usize> {
-    memchr::memchr(b, s.as_bytes())
 }
 
 #[cfg(test)]

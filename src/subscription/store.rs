@@ -142,7 +142,7 @@ impl Sub {
         self.others().any(|p| p == pui)
     }
     pub fn add_other(&mut self, pui: &str) {
-        if pui.is_empty() || pui.contains('\n') || self.has_other(pui) {
+        if !valid_other(&self.pui, pui) || self.has_other(pui) {
             return;
         }
         let mut v: Vec<Arc<str>> = self.others().map(Arc::from).collect();
@@ -163,7 +163,7 @@ impl Sub {
 
 /// A PUI that counts as another member of the implicit set of `default_pui`.
 fn valid_other(default_pui: &str, p: &str) -> bool {
-    p != default_pui && !p.is_empty() && !p.contains('\n')
+    p != default_pui && !p.is_empty()
 }
 
 /// The implicit set for `Sub::new`: the registration's list itself when it names another PUI.

@@ -177,8 +177,8 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
                             }
                         };
                         for k in 0..n {
-                            let r = rb.got[k];
-                            if let Some(inb) = datagram(rb.datagram(k), r.truncated, *listener, r.peer, max) {
+                            let peer = rb.got[k].peer;
+                            if let Some(inb) = datagram(rb.datagram(k), *listener, peer, max) {
                                 gw.handle(t, inb);
                             }
                         }
@@ -348,14 +348,10 @@ impl Io {
 }
 
 /// A received datagram as gateway input; `None` for keep-alives and oversize datagrams.
-fn datagram(
-    b: &[u8],
-    truncated: bool,
-    listener: u16,
-    peer: SocketAddr,
-    max: usize,
-) -> Option<Inbound> {
-    if truncated || b.len() > max {
+/// Receive slots are `max + 1` bytes, so a longer datagram arrives cut to `max + 1` and is caught
+/// here by its length.
+fn datagram(b: &[u8], listener: u16, peer: SocketAddr, max: usize) -> Option<Inbound> {
+    if b.len() > max {
         metrics::counter!(names::SIP_DROPS, "reason" => "oversize").increment(1);
         return None;
     }

@@ -136,6 +136,17 @@ pub fn send_all(sock: &UdpSocket, msgs: &[(SocketAddr, Bytes)], errors: &mut usi
     done
 }
 
+/// Send and empty `out`, waiting for socket space instead of handing the rest to a task: for
+/// peers whose own loop may wait (the lab's UEs and core). Send errors are dropped datagrams.
+pub async fn send_all_wait(sock: &UdpSocket, out: &mut Vec<(SocketAddr, Bytes)>) {
+    let mut errors = 0;
+    let sent = send_all(sock, out, &mut errors);
+    for (to, b) in &out[sent..] {
+        let _ = sock.send_to(b, *to).await;
+    }
+    out.clear();
+}
+
 fn send_chunk(fd: i32, chunk: &[(SocketAddr, Bytes)]) -> io::Result<usize> {
     let mut hdrs = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
     let iovs: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|(_, b)| [IoSlice::new(b)]).collect();
