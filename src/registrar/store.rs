@@ -307,33 +307,20 @@ fn binding_keys(h: &DefaultHashBuilder, slot: u32, b: &Binding) -> (Entry, Entry
     )
 }
 
-/// Enter `bindings`' contact URIs and flows in the indexes for `slot`.
-fn index_bindings(
+/// Apply `op` (`MultiIndex::insert` or `MultiIndex::remove`) to the contact-index and flow-index
+/// entries of `bindings` for `slot`.
+fn for_binding_keys(
     h: &DefaultHashBuilder,
     by_contact: &mut MultiIndex,
     by_flow: &mut MultiIndex,
     slot: u32,
     bindings: &[Binding],
+    op: fn(&mut MultiIndex, Entry),
 ) {
     for b in bindings {
         let (contact, flow) = binding_keys(h, slot, b);
-        by_contact.insert(contact);
-        by_flow.insert(flow);
-    }
-}
-
-/// Remove `bindings`' contact URIs and flows from the indexes for `slot`.
-fn unindex_bindings(
-    h: &DefaultHashBuilder,
-    by_contact: &mut MultiIndex,
-    by_flow: &mut MultiIndex,
-    slot: u32,
-    bindings: &[Binding],
-) {
-    for b in bindings {
-        let (contact, flow) = binding_keys(h, slot, b);
-        by_contact.remove(contact);
-        by_flow.remove(flow);
+        op(by_contact, contact);
+        op(by_flow, flow);
     }
 }
 
@@ -491,12 +478,13 @@ impl Registrar {
                 let old = s.reg.replace(reg);
                 s.generation = s.generation.wrapping_add(1);
                 if let Some(old) = old {
-                    unindex_bindings(
+                    for_binding_keys(
                         &self.hasher,
                         &mut self.by_contact,
                         &mut self.by_flow,
                         i,
                         &old.bindings,
+                        MultiIndex::remove,
                     );
                     self.release_route(old.service_route);
                 }
@@ -506,12 +494,13 @@ impl Registrar {
         };
         let s = &self.slots[slot as usize];
         if let Some(r) = &s.reg {
-            index_bindings(
+            for_binding_keys(
                 &self.hasher,
                 &mut self.by_contact,
                 &mut self.by_flow,
                 slot,
                 &r.bindings,
+                MultiIndex::insert,
             );
         }
         if let Some(exp) = next {
@@ -586,12 +575,13 @@ impl Registrar {
         s.generation = s.generation.wrapping_add(1);
         self.free.push(slot);
         self.len -= 1;
-        unindex_bindings(
+        for_binding_keys(
             &self.hasher,
             &mut self.by_contact,
             &mut self.by_flow,
             slot,
             &reg.bindings,
+            MultiIndex::remove,
         );
         self.release_route(reg.service_route);
         events.push(RegEvent::Removed {
@@ -650,9 +640,9 @@ impl Registrar {
             return false;
         };
         let (h, ct, fl) = (&self.hasher, &mut self.by_contact, &mut self.by_flow);
-        unindex_bindings(h, ct, fl, slot, &reg.bindings);
+        for_binding_keys(h, ct, fl, slot, &reg.bindings, MultiIndex::remove);
         let b = reg.bindings.remove(i);
-        index_bindings(h, ct, fl, slot, &reg.bindings);
+        for_binding_keys(h, ct, fl, slot, &reg.bindings, MultiIndex::insert);
         let key = reg.default_pui.clone();
         let last = reg.bindings.is_empty();
         events.push(RegEvent::BindingRemoved {
@@ -722,9 +712,9 @@ impl Registrar {
                 .map(|b| b.uri.clone())
                 .collect();
             let (h, ct, fl) = (&self.hasher, &mut self.by_contact, &mut self.by_flow);
-            unindex_bindings(h, ct, fl, slot, &reg.bindings);
+            for_binding_keys(h, ct, fl, slot, &reg.bindings, MultiIndex::remove);
             reg.bindings.retain(|b| b.expires_at > now);
-            index_bindings(h, ct, fl, slot, &reg.bindings);
+            for_binding_keys(h, ct, fl, slot, &reg.bindings, MultiIndex::insert);
             let key = reg.default_pui.clone();
             for c in expired {
                 events.push(RegEvent::BindingRemoved {
