@@ -133,9 +133,16 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
         .collect();
     let handle = Handle { events: tx.clone() };
     let task = tokio::spawn(async move {
+        let socks = udp.iter().map(|(_, s)| s.clone()).collect();
+        let sender = udp::SendThread::start(socks, |n| {
+            metrics::counter!(names::SIP_DROPS, "reason" => "send_error").increment(n as u64)
+        })
+        .map_err(|e| tracing::warn!(error = %e, "no UDP send thread; sending inline"))
+        .ok();
         let mut io = Io {
             udp_out: vec![Vec::new(); udp.len()],
             udp,
+            sender,
             conns: HashMap::new(),
             events: tx,
             max,
@@ -231,6 +238,8 @@ struct Io {
     udp: Vec<(bool, Arc<UdpSocket>)>,
     /// Datagrams waiting for the end of the turn, per UDP socket: one `sendmmsg` each.
     udp_out: Vec<Vec<(SocketAddr, Bytes)>>,
+    /// Takes large turns' output (and what would block) off the gateway's thread.
+    sender: Option<udp::SendThread>,
     conns: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
     events: mpsc::Sender<Event>,
     max: usize,
@@ -279,27 +288,47 @@ impl Io {
             .or((!self.udp.is_empty()).then_some(0))
     }
 
-    /// Send the turn's datagrams: one `sendmmsg` per socket; what would block goes to a task.
+    /// Send the turn's datagrams: a large turn's (or all while the send thread still has some)
+    /// go to the send thread; a small one's with one `sendmmsg` here, the rest, if the socket is
+    /// full, to the send thread.
     fn flush(&mut self) {
         for (i, out) in self.udp_out.iter_mut().enumerate() {
             if out.is_empty() {
                 continue;
             }
-            let sock = &self.udp[i].1;
-            let mut errors = 0;
-            let sent = udp::send_all(sock, out, &mut errors);
-            if errors > 0 {
-                metrics::counter!(names::SIP_DROPS, "reason" => "send_error")
-                    .increment(errors as u64);
-            }
+            let offload = self
+                .sender
+                .as_ref()
+                .is_some_and(|t| t.busy() || out.len() >= udp::OFFLOAD_AT);
+            let sent = if offload {
+                0
+            } else {
+                let mut errors = 0;
+                let sent = udp::send_all(&self.udp[i].1, out, &mut errors);
+                if errors > 0 {
+                    metrics::counter!(names::SIP_DROPS, "reason" => "send_error")
+                        .increment(errors as u64);
+                }
+                sent
+            };
             if sent < out.len() {
-                let rest: Vec<(SocketAddr, Bytes)> = out.drain(sent..).collect();
-                let sock = sock.clone();
-                tokio::spawn(async move {
-                    for (addr, bytes) in rest {
-                        let _ = sock.send_to(&bytes, addr).await;
-                    }
-                });
+                let rest: Vec<(SocketAddr, Bytes)> = if sent == 0 {
+                    std::mem::replace(out, Vec::with_capacity(out.capacity()))
+                } else {
+                    out.drain(sent..).collect()
+                };
+                let rest = match &self.sender {
+                    Some(t) => t.hand_over(i, rest),
+                    None => Err(rest),
+                };
+                if let Err(rest) = rest {
+                    let sock = self.udp[i].1.clone();
+                    tokio::spawn(async move {
+                        for (addr, bytes) in rest {
+                            let _ = sock.send_to(&bytes, addr).await;
+                        }
+                    });
+                }
             }
             out.clear();
         }

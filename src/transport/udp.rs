@@ -10,7 +10,9 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use nix::sys::socket::{recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
@@ -147,6 +149,86 @@ pub async fn send_all_wait(sock: &UdpSocket, out: &mut Vec<(SocketAddr, Bytes)>)
     out.clear();
 }
 
+/// A turn's output of at least this many datagrams goes to the send thread.
+pub const OFFLOAD_AT: usize = 8;
+
+/// Datagrams for one socket (by index into the thread's sockets), in order.
+type Batch = (usize, Vec<(SocketAddr, Bytes)>);
+
+/// A thread that sends UDP datagrams for a task, so that under load the task's thread spends
+/// its time on SIP and the kernel's send path (on loopback, the receiver's delivery too) runs on
+/// the other core. Order per socket is kept: the task sends inline only while nothing handed
+/// over is still in flight ([`SendThread::busy`]). The thread ends when the handle is dropped.
+#[derive(Debug)]
+pub struct SendThread {
+    tx: std::sync::mpsc::Sender<Batch>,
+    /// Batches handed over and not yet sent.
+    pending: Arc<AtomicUsize>,
+}
+
+impl SendThread {
+    /// Start the thread for these sockets. `on_errors` is told how many datagrams the kernel
+    /// refused for good (counted as drops by the caller's metrics).
+    pub fn start(socks: Vec<Arc<UdpSocket>>, on_errors: fn(usize)) -> io::Result<SendThread> {
+        let (tx, rx) = std::sync::mpsc::channel::<Batch>();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let left = pending.clone();
+        std::thread::Builder::new()
+            .name("udp-send".into())
+            .spawn(move || {
+                while let Ok((i, msgs)) = rx.recv() {
+                    let errors = send_blocking(&socks[i], &msgs);
+                    if errors > 0 {
+                        on_errors(errors);
+                    }
+                    left.fetch_sub(1, Ordering::Release);
+                }
+            })?;
+        Ok(SendThread { tx, pending })
+    }
+
+    /// Something handed over has not been sent yet: send nothing inline now.
+    pub fn busy(&self) -> bool {
+        self.pending.load(Ordering::Acquire) > 0
+    }
+
+    /// Queue `msgs` for socket `i`. Gives them back if the thread is gone.
+    pub fn hand_over(
+        &self,
+        i: usize,
+        msgs: Vec<(SocketAddr, Bytes)>,
+    ) -> Result<(), Vec<(SocketAddr, Bytes)>> {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        self.tx.send((i, msgs)).map_err(|e| {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            e.0 .1
+        })
+    }
+}
+
+/// Send every datagram, waiting (in `poll(2)`, off any runtime) while the socket is full.
+/// Returns how many the kernel refused for good.
+fn send_blocking(sock: &UdpSocket, msgs: &[(SocketAddr, Bytes)]) -> usize {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let (fd, mut done, mut errors) = (sock.as_raw_fd(), 0, 0);
+    while done < msgs.len() {
+        let chunk = &msgs[done..msgs.len().min(done + SEND_BATCH)];
+        match send_chunk(fd, chunk) {
+            Ok(n) if n > 0 => done += n.min(chunk.len()),
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
+                tracing::debug!(peer = %chunk[0].0, error = %e, "UDP send failed");
+                errors += 1;
+                done += 1;
+            }
+            _ => {
+                let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLOUT)];
+                let _ = poll(&mut fds, PollTimeout::from(100u8));
+            }
+        }
+    }
+    errors
+}
+
 fn send_chunk(fd: i32, chunk: &[(SocketAddr, Bytes)]) -> io::Result<usize> {
     let mut hdrs = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
     let iovs: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|(_, b)| [IoSlice::new(b)]).collect();
@@ -198,5 +280,37 @@ mod tests {
         );
         // Drained: nothing more, and no error.
         assert_eq!(batch.recv(&b).unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn send_thread_keeps_order_and_reports_idle_when_done() {
+        let a = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let ba = b.local_addr().unwrap();
+        let t = SendThread::start(vec![a.clone()], |_| {}).unwrap();
+        assert!(!t.busy());
+        let mut sent = 0;
+        for batch in 0..5 {
+            let msgs: Vec<(SocketAddr, Bytes)> = (0..(batch * 10 + 1))
+                .map(|k| (ba, Bytes::from(format!("d{}", sent + k))))
+                .collect();
+            sent += msgs.len();
+            t.hand_over(0, msgs).unwrap();
+        }
+        let mut rb = RecvBatch::new(16, 64);
+        let mut seen = Vec::new();
+        while seen.len() < sent {
+            b.readable().await.unwrap();
+            for i in 0..rb.recv(&b).unwrap() {
+                seen.push(String::from_utf8(rb.datagram(i).to_vec()).unwrap());
+            }
+        }
+        let want: Vec<String> = (0..sent).map(|k| format!("d{k}")).collect();
+        assert_eq!(seen, want, "batches and datagrams in the order handed over");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while t.busy() && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert!(!t.busy(), "nothing in flight once everything is sent");
     }
 }
