@@ -86,6 +86,7 @@ fn built_in_defaults_match_spec() {
     assert_eq!(c.limits.max_message, 65_535);
     assert_eq!(c.limits.reginfo_max_bytes, 1_048_576);
     assert_eq!(c.limits.reginfo_max_depth, 16);
+    assert_eq!(c.limits.expected_registrations, 0);
     assert_eq!(c.profiles_dir, PathBuf::from("profiles"));
     assert_eq!(c.trunk_groups.len(), 1);
     assert_eq!(c.trunk_groups[0].name, "default");
@@ -240,6 +241,19 @@ fn unknown_key_names_key() {
     assert_eq!(e.file, file.display().to_string());
     assert_eq!(e.position.as_deref(), Some("2:1"));
     assert_eq!(errs.0.len(), 1, "{errs}");
+}
+
+#[test]
+fn expected_registrations_is_read_and_bounded() {
+    let main = format!("[limits]\nexpected_registrations = 250000\n{MINIMAL}");
+    let (dir, file) = setup(&main, &[("p", "")]);
+    let c = Config::load_with_env(Some(&file), &[]).expect("loads");
+    assert_eq!(c.limits.expected_registrations, 250_000);
+    drop(dir);
+    let main = format!("[limits]\nexpected_registrations = 20000000\n{MINIMAL}");
+    let (errs, _) = load_err(&main, &[("p", "")]);
+    let e = find(&errs, "limits.expected_registrations");
+    assert!(e.to_string().contains("10000000"), "{e}");
 }
 
 #[test]

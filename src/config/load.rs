@@ -71,6 +71,7 @@ struct RawLimits {
     max_message: Option<Value>,
     reginfo_max_bytes: Option<Value>,
     reginfo_max_depth: Option<Value>,
+    expected_registrations: Option<Value>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -241,6 +242,13 @@ fn build(p: &mut Problems, file: Option<&Path>, raw: RawConfig) -> Config {
             16,
             1,
             1024,
+        ) as usize,
+        expected_registrations: p.uint(
+            "limits.expected_registrations",
+            raw.limits.expected_registrations,
+            0,
+            0,
+            10_000_000,
         ) as usize,
     };
     let dir = p

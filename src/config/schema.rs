@@ -62,6 +62,7 @@ const LIMITS: &[Field] = &[
     f("max_message", Kind::Int),
     f("reginfo_max_bytes", Kind::Int),
     f("reginfo_max_depth", Kind::Int),
+    f("expected_registrations", Kind::Int),
 ];
 const PROFILES: &[Field] = &[f("dir", Kind::Str)];
 const TRUNK_GROUP: &[Field] = &[

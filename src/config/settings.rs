@@ -61,6 +61,10 @@ pub struct LimitsSettings {
     /// `limits.reginfo_max_bytes` (default 1 MiB) and `limits.reginfo_max_depth` (default 16).
     pub reginfo_max_bytes: usize,
     pub reginfo_max_depth: usize,
+    /// `limits.expected_registrations` (default 0): registration and subscription tables are
+    /// sized for this many at start, so growing to it never stops SIP processing to rehash a
+    /// large table (about 65 ms at 115,000 registrations, 140 ms at 230,000).
+    pub expected_registrations: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]

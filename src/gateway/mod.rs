@@ -132,6 +132,10 @@ impl Gateway {
             seed,
             linger: cfg.sip.t1 * 64,
         });
+        let mut registrar = Registrar::new();
+        registrar.reserve(cfg.limits.expected_registrations);
+        let mut engine = engine;
+        engine.reserve(cfg.limits.expected_registrations);
         let mut gw = Gateway {
             limits: sip::Limits {
                 max_message: cfg.limits.max_message,
@@ -145,7 +149,7 @@ impl Gateway {
             core,
             trunks: HashMap::new(),
             route_policy: Arc::new(StaticRoutePolicy),
-            registrar: Registrar::new(),
+            registrar,
             engine,
             client_tx: ClientTransactions::new(timers),
             server_tx: ServerTransactions::new(timers),

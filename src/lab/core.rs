@@ -12,6 +12,7 @@ use hashbrown::HashMap;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::peer::{response_key, ResponseKey};
 use super::reginfo_doc::{render, DocRegistration};
 use crate::sip::{writer, Contacts, Limits, Message, Method, NameAddr};
 use crate::transport::udp::{send_all_wait, RecvBatch};
@@ -38,6 +39,8 @@ pub struct CoreConfig {
     pub subscribe_mode: SubscribeMode,
     /// Send the NOTIFY before the 200 OK to the SUBSCRIBE.
     pub notify_before_ok: bool,
+    /// Users the tables are sized for at start (a load run does not pause to grow them).
+    pub expected_users: usize,
 }
 
 impl Default for CoreConfig {
@@ -48,6 +51,7 @@ impl Default for CoreConfig {
             implicit: 2,
             subscribe_mode: SubscribeMode::Accept,
             notify_before_ok: false,
+            expected_users: 0,
         }
     }
 }
@@ -139,14 +143,15 @@ impl ImsCore {
         let addr = sock.local_addr()?;
         let stats = Arc::new(CoreStats::default());
         let (tx, mut rx) = mpsc::channel(64);
+        let n = cfg.expected_users;
         let mut st = State {
             cfg,
             sock: sock.clone(),
             addr,
             stats: stats.clone(),
-            regs: HashMap::new(),
-            subs: HashMap::new(),
-            by_pui: HashMap::new(),
+            regs: HashMap::with_capacity(n),
+            subs: HashMap::with_capacity(n),
+            by_pui: HashMap::with_capacity(n),
             seq: 0,
             unanswered: HashMap::new(),
             out: Vec::new(),
@@ -164,6 +169,10 @@ impl ImsCore {
                         let n = rb.recv(&sock).unwrap_or(0);
                         for k in 0..n {
                             let peer = rb.got[k].peer;
+                            if let Some(r) = response_key(rb.datagram(k)) {
+                                st.response(r);
+                                continue;
+                            }
                             let b = Bytes::copy_from_slice(rb.datagram(k));
                             if let Ok(m) = Message::parse(b, &Limits::default()) {
                                 st.handle(m, peer);
@@ -233,41 +242,51 @@ impl State {
         }
     }
 
-    fn handle(&mut self, m: Message, peer: SocketAddr) {
-        if !m.is_request() {
-            if m.cseq().method.eq_ignore_ascii_case("NOTIFY") {
-                if m.status().is_some_and(|s| s < 200) {
-                    return;
-                }
-                if self
-                    .unanswered
-                    .remove(&(m.call_id().to_string(), m.cseq().seq))
-                    .is_none()
-                {
-                    return; // a retransmitted response
-                }
-                let ok = m.status().is_some_and(|s| (200..300).contains(&s));
-                let c = if ok {
-                    &self.stats.notify_responses_2xx
-                } else {
-                    &self.stats.notify_responses_other
-                };
-                c.fetch_add(1, Relaxed);
-                if let Some(t) = self
-                    .subs
-                    .get_mut(m.call_id())
-                    .and_then(|s| s.first_seen.take())
-                {
-                    if ok {
-                        self.stats.subscriptions_notified.fetch_add(1, Relaxed);
-                    }
-                    let us = t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
-                    if let Ok(mut v) = self.stats.subscribe_to_notified_us.lock() {
-                        v.push(us);
-                    }
-                }
-            }
+    /// A response: only NOTIFY answers matter (they stop retransmission and complete the
+    /// subscription's first round trip).
+    fn response(&mut self, r: ResponseKey<'_>) {
+        if !r.method.eq_ignore_ascii_case("NOTIFY") || r.status < 200 {
             return;
+        }
+        if self
+            .unanswered
+            .remove(&NotifyKey(r.call_id, r.cseq))
+            .is_none()
+        {
+            return; // a retransmitted response
+        }
+        let ok = (200..300).contains(&r.status);
+        let c = if ok {
+            &self.stats.notify_responses_2xx
+        } else {
+            &self.stats.notify_responses_other
+        };
+        c.fetch_add(1, Relaxed);
+        let Some(sub) = self.subs.get_mut(r.call_id) else {
+            return;
+        };
+        if let Some(t) = sub.first_seen.take() {
+            // The gateway has the dialog: a SUBSCRIBE retransmitted after this gets a fresh 200.
+            sub.last = None;
+            if ok {
+                self.stats.subscriptions_notified.fetch_add(1, Relaxed);
+            }
+            let us = t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+            if let Ok(mut v) = self.stats.subscribe_to_notified_us.lock() {
+                v.push(us);
+            }
+        }
+    }
+
+    fn handle(&mut self, m: Message, peer: SocketAddr) {
+        if let Some(status) = m.status() {
+            let cseq = m.cseq();
+            return self.response(ResponseKey {
+                status,
+                call_id: m.call_id(),
+                cseq: cseq.seq,
+                method: cseq.method,
+            });
         }
         match m.method() {
             Some(Method::Register) => self.register(&m, peer),
@@ -546,6 +565,17 @@ impl State {
     }
 }
 
+/// `(Call-ID, CSeq)` of an unanswered NOTIFY, borrowed: looks up `(String, u32)` keys without
+/// allocating (hashes as the owned tuple does).
+#[derive(Hash)]
+struct NotifyKey<'a>(&'a str, u32);
+
+impl hashbrown::Equivalent<(String, u32)> for NotifyKey<'_> {
+    fn equivalent(&self, k: &(String, u32)) -> bool {
+        self.0 == k.0 && self.1 == k.1
+    }
+}
+
 const CONTACT_IDS: [&str; 8] = ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"];
 const IMPLICIT_IDS: [&str; 8] = ["r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8"];
 
@@ -592,6 +622,15 @@ mod tests {
             &format!("sip:alice@{to} SIP"),
         )
         .into_bytes()
+    }
+
+    #[test]
+    fn borrowed_notify_key_finds_the_owned_one() {
+        let mut m: HashMap<(String, u32), u8> = HashMap::new();
+        m.insert(("call-1".into(), 7), 1);
+        assert_eq!(m.get(&NotifyKey("call-1", 7)), Some(&1));
+        assert_eq!(m.get(&NotifyKey("call-1", 8)), None);
+        assert_eq!(m.remove(&NotifyKey("call-1", 7)), Some(1));
     }
 
     #[tokio::test]

@@ -71,6 +71,23 @@ pub fn proc_usage(pid: &str) -> Option<(f64, u64)> {
     Some((ticks / 100.0, rss))
 }
 
+/// `RcvbufErrors` of `/proc/net/snmp`'s `Udp:` lines: datagrams dropped machine-wide because a
+/// receiving socket's buffer was full.
+pub fn udp_rcvbuf_errors() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let at = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
+/// Completions per second over the seconds in which load was offered, leaving out the first
+/// (ramp-up): `per_tick[k]` is the count at the end of second k + 1.
+fn sustained_rate(per_tick: &[u64], seconds: u64) -> Option<f64> {
+    let end = usize::try_from(seconds).ok()?.min(per_tick.len());
+    (end >= 2).then(|| (per_tick[end - 1] - per_tick[0]) as f64 / (end - 1) as f64)
+}
+
 fn pct(v: &[u32], q: f64) -> u32 {
     if v.is_empty() {
         return 0;
@@ -89,6 +106,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         CoreConfig {
             reg_expires_max: args.expires,
             sub_expires_max: args.expires + 60,
+            expected_users: users,
             ..CoreConfig::default()
         },
     )
@@ -99,6 +117,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     let per = users.div_ceil(swarms);
     let gw_pid = args.gateway_pid.map(|p| p.to_string());
     let self_before = proc_usage("self");
+    let drops_before = udp_rcvbuf_errors();
     let gw_before = gw_pid.as_deref().and_then(proc_usage);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -126,6 +145,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         args.rate, args.gateway, core.addr
     );
     let mut last = (0u64, 0u64);
+    let mut per_tick: Vec<u64> = Vec::new();
     // When the last initial registration completed (tick granularity): the rate's time base.
     let mut last_progress = 0.0f64;
     let deadline = if args.hold {
@@ -159,6 +179,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
             stats.failures.load(Relaxed),
             stats.timeouts.load(Relaxed),
         );
+        per_tick.push(ok);
         if ok > last.0 {
             last_progress = started.elapsed().as_secs_f64();
         }
@@ -202,6 +223,12 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         args.rate
     );
     println!("completed:  {ok} registrations ({:.0}/s over {active:.1} s), {notified} subscribed+notified", ok as f64 / active);
+    if let Some(r) = sustained_rate(&per_tick, args.seconds) {
+        println!(
+            "sustained:  {r:.0}/s completed from t=1 s to t={} s (while load was offered)",
+            args.seconds.min(per_tick.len() as u64)
+        );
+    }
     println!(
         "failures:   {} non-2xx, {} timeouts, {} never answered",
         stats.failures.load(Relaxed),
@@ -211,6 +238,18 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     println!(
         "re-registrations: {} answered 2xx",
         stats.reregister_ok.load(Relaxed)
+    );
+    let retx = stats.retransmissions.load(Relaxed);
+    let drops = match (drops_before, udp_rcvbuf_errors()) {
+        (Some(a), Some(b)) => format!(
+            "; {} datagrams dropped on full receive buffers (machine-wide RcvbufErrors)",
+            b.saturating_sub(a)
+        ),
+        _ => String::new(),
+    };
+    println!(
+        "retransmitted: {retx} REGISTERs ({:.2} % of those sent){drops}",
+        retx as f64 * 100.0 / stats.registers_sent.load(Relaxed).max(1) as f64
     );
     println!(
         "core saw:   {} REGISTER, {} initial SUBSCRIBE, {} refresh, {} unsubscribe",
@@ -236,4 +275,27 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sustained_rate_leaves_out_the_first_second_and_the_tail() {
+        // 10 s offered; ticks 11 and 12 are the drain after the offer ended.
+        let ticks = [
+            900, 2900, 4900, 6900, 8900, 10900, 12900, 14900, 16900, 18900, 20000, 20000,
+        ];
+        assert_eq!(sustained_rate(&ticks, 10), Some(2000.0));
+        assert_eq!(sustained_rate(&ticks[..3], 10), Some(2000.0));
+        assert_eq!(sustained_rate(&ticks[..1], 10), None);
+        assert_eq!(sustained_rate(&ticks, 1), None);
+    }
+
+    #[test]
+    fn udp_drop_counter_is_read_from_proc() {
+        // Linux always has the Udp: lines with RcvbufErrors.
+        assert!(udp_rcvbuf_errors().is_some());
+    }
 }

@@ -107,3 +107,73 @@ impl TcpPeer {
         }
     }
 }
+
+/// What a load-generating peer needs from a response: the status and the transaction's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseKey<'a> {
+    pub status: u16,
+    pub call_id: &'a str,
+    pub cseq: u32,
+    pub method: &'a str,
+}
+
+/// Read a response's status, Call-ID and CSeq without parsing the rest: the lab's UEs and core
+/// match answers to their own requests with it. `None` for a request or anything it cannot
+/// read (the full parser is for messages whose content matters). Header names match
+/// case-insensitively, compact `i` included; folded lines are not joined.
+pub fn response_key(b: &[u8]) -> Option<ResponseKey<'_>> {
+    let rest = b.strip_prefix(b"SIP/2.0 ")?;
+    let status = std::str::from_utf8(rest.get(..3)?).ok()?.parse().ok()?;
+    let (mut call_id, mut cseq) = (None, None);
+    for line in b.split(|&c| c == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        let Some(colon) = memchr::memchr(b':', line) else {
+            continue;
+        };
+        let name = line[..colon].trim_ascii();
+        let value = std::str::from_utf8(line[colon + 1..].trim_ascii()).ok()?;
+        if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
+            call_id = Some(value);
+        } else if name.eq_ignore_ascii_case(b"cseq") {
+            let (n, m) = value.split_once([' ', '\t'])?;
+            cseq = Some((n.parse().ok()?, m.trim()));
+        }
+    }
+    let (cseq, method) = cseq?;
+    Some(ResponseKey {
+        status,
+        call_id: call_id.filter(|c| !c.is_empty())?,
+        cseq,
+        method,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_key_agrees_with_the_full_parser() {
+        let r = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx\r\n\
+                  From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>;tag=2\r\ni: ue7-4000\r\n\
+                  cseq:  12   REGISTER\r\nContent-Length: 0\r\n\r\n";
+        let k = response_key(r).unwrap();
+        let m = Message::parse(Bytes::from_static(r), &Limits::default()).unwrap();
+        assert_eq!(Some(k.status), m.status());
+        assert_eq!(k.call_id, m.call_id());
+        assert_eq!((k.cseq, k.method), (m.cseq().seq, m.cseq().method));
+        let mut bad = r.to_vec();
+        bad[8] = b'x'; // "x00": no status
+        assert_eq!(response_key(&bad), None);
+        assert_eq!(response_key(b"REGISTER sip:b SIP/2.0\r\n\r\n"), None);
+        let no_cseq = b"SIP/2.0 200 OK\r\nCall-ID: c\r\n\r\nCSeq: 1 X\r\n";
+        assert_eq!(
+            response_key(no_cseq),
+            None,
+            "CSeq in the body does not count"
+        );
+    }
+}

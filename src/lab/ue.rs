@@ -11,9 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hashbrown::HashMap;
 
-use crate::sip::{Limits, Message};
+use super::peer::response_key;
 use crate::transport::udp::{send_all_wait, RecvBatch};
 
 #[derive(Debug, Clone)]
@@ -62,6 +61,8 @@ pub struct SwarmStats {
     pub deregister_ok: AtomicU64,
     pub failures: AtomicU64,
     pub timeouts: AtomicU64,
+    /// REGISTERs sent again by Timer E (not in `registers_sent`).
+    pub retransmissions: AtomicU64,
     /// REGISTER → final response, microseconds.
     pub latencies_us: Mutex<Vec<u32>>,
     pub done: AtomicBool,
@@ -77,6 +78,32 @@ impl SwarmStats {
         v.sort_unstable();
         let p = |q: f64| v[((v.len() - 1) as f64 * q) as usize];
         Some((p(0.5), p(0.99)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_id_maps_back_to_the_ue() {
+        let cfg = SwarmConfig {
+            first_user: 100,
+            users: 10,
+            ..SwarmConfig::default()
+        };
+        let local: SocketAddr = "127.0.1.1:4000".parse().unwrap();
+        let reg = register(&cfg, local, 105, 1, 600);
+        let m = crate::sip::Message::parse(reg.into(), &crate::sip::Limits::default()).unwrap();
+        assert_eq!(ue_index(&cfg, local, m.call_id()), Some(5));
+        assert_eq!(ue_index(&cfg, local, "ue110-4000"), None, "past the swarm");
+        assert_eq!(ue_index(&cfg, local, "ue99-4000"), None, "before the swarm");
+        assert_eq!(
+            ue_index(&cfg, local, "ue105-4001"),
+            None,
+            "another socket's"
+        );
+        assert_eq!(ue_index(&cfg, local, "x105-4000"), None);
     }
 }
 
@@ -124,7 +151,6 @@ pub async fn run(
     for i in 0..cfg.users {
         heap.push(Reverse((start + step * i as u32, i, Action::Register)));
     }
-    let mut by_call: HashMap<String, usize> = HashMap::with_capacity(cfg.users);
     let mut rb = RecvBatch::new(64, 8192);
     let mut out: Vec<(SocketAddr, Bytes)> = Vec::new();
     let timeout = Duration::from_secs(32);
@@ -139,7 +165,6 @@ pub async fn run(
             heap.pop();
             let ue = &mut ues[i];
             let user = cfg.first_user + i;
-            let call_id = format!("ue{user}-{}", local.port());
             if a == Action::Retransmit {
                 let Some((sent, action, cseq)) = ue.pending else {
                     continue;
@@ -151,15 +176,13 @@ pub async fn run(
                     continue;
                 }
                 ue.tries += 1;
+                stats.retransmissions.fetch_add(1, Relaxed);
                 let exp = if action == Action::Deregister {
                     0
                 } else {
                     cfg.expires
                 };
-                out.push((
-                    cfg.gateway,
-                    register(&cfg, local, user, &call_id, cseq, exp).into(),
-                ));
+                out.push((cfg.gateway, register(&cfg, local, user, cseq, exp).into()));
                 let next = (T1 * 2u32.saturating_pow(ue.tries)).min(T2);
                 heap.push(Reverse((now + next, i, Action::Retransmit)));
                 continue;
@@ -173,13 +196,12 @@ pub async fn run(
             }
             ue.cseq += 1;
             ue.tries = 0;
-            by_call.entry(call_id.clone()).or_insert(i);
             let exp = if a == Action::Deregister {
                 0
             } else {
                 cfg.expires
             };
-            let msg = register(&cfg, local, user, &call_id, ue.cseq, exp);
+            let msg = register(&cfg, local, user, ue.cseq, exp);
             ue.pending = Some((now, a, ue.cseq));
             heap.push(Reverse((now + T1, i, Action::Retransmit)));
             ue.started.get_or_insert(now);
@@ -202,22 +224,21 @@ pub async fn run(
         }
         let n = rb.recv(&sock).unwrap_or(0);
         for k in 0..n {
-            let b = Bytes::copy_from_slice(rb.datagram(k));
-            let Ok(m) = Message::parse(b, &Limits::default()) else {
+            let Some(r) = response_key(rb.datagram(k)) else {
                 continue;
             };
-            let Some(status) = m.status() else { continue };
+            let status = r.status;
             if status < 200 {
                 continue;
             }
-            let Some(&i) = by_call.get(m.call_id()) else {
+            let Some(i) = ue_index(&cfg, local, r.call_id) else {
                 continue;
             };
             let ue = &mut ues[i];
             let Some((sent, action, cseq)) = ue.pending else {
                 continue;
             };
-            if m.cseq().seq != cseq {
+            if r.cseq != cseq {
                 continue;
             }
             ue.pending = None;
@@ -267,17 +288,23 @@ pub async fn run(
     Ok(())
 }
 
-/// A UE's REGISTER.
+/// The index in the swarm of the UE whose Call-ID this is (`ue{user}-{local port}`).
+fn ue_index(cfg: &SwarmConfig, local: SocketAddr, call_id: &str) -> Option<usize> {
+    let (user, port) = call_id.strip_prefix("ue")?.split_once('-')?;
+    let i = user.parse::<usize>().ok()?.checked_sub(cfg.first_user)?;
+    (port.parse() == Ok(local.port()) && i < cfg.users).then_some(i)
+}
+
+/// A UE's REGISTER; its Call-ID is `ue{user}-{local port}`.
 pub fn register(
     cfg: &SwarmConfig,
     local: SocketAddr,
     user: usize,
-    call_id: &str,
     cseq: u32,
     expires: u32,
 ) -> Vec<u8> {
     let mut s = String::with_capacity(640);
-    let d = &cfg.domain;
+    let (d, port) = (&cfg.domain, local.port());
     let _ = write!(
         s,
         "REGISTER sip:{d} SIP/2.0\r\n\
@@ -285,7 +312,7 @@ pub fn register(
          Max-Forwards: 70\r\n\
          From: <sip:ue{user}@{d}>;tag=t{user}\r\n\
          To: <sip:ue{user}@{d}>\r\n\
-         Call-ID: {call_id}\r\n\
+         Call-ID: ue{user}-{port}\r\n\
          CSeq: {cseq} REGISTER\r\n\
          Contact: <sip:ue{user}@{local}>;expires={expires};+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-{user:012}>\";reg-id=1\r\n\
          Supported: path, gruu, outbound\r\n\

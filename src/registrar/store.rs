@@ -329,6 +329,27 @@ impl Registrar {
         Self::default()
     }
 
+    /// Room for `n` registrations (one binding each) without growing a table.
+    pub fn reserve(&mut self, n: usize) {
+        let Registrar {
+            hasher,
+            slots,
+            by_pui,
+            by_contact,
+            by_flow,
+            heap,
+            ..
+        } = self;
+        slots.reserve(n);
+        heap.reserve(n);
+        by_pui.reserve(n, |&slot| match slots.get(slot as usize) {
+            Some(Slot { reg: Some(r), .. }) => hasher.hash_one(&*r.default_pui),
+            _ => 0,
+        });
+        by_contact.one.reserve(n, |x| mix(x.h));
+        by_flow.one.reserve(n, |x| mix(x.h));
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

@@ -56,6 +56,12 @@ impl Engine {
         }
     }
 
+    /// Room for `n` subscriptions and their timers without growing a table.
+    pub fn reserve(&mut self, n: usize) {
+        self.store.reserve(n);
+        self.timers.reserve(n);
+    }
+
     /// A registration lifecycle event. `policy` is the trunk group's resolved policy.
     pub fn on_registration(&mut self, now: Instant, ev: &RegEvent, policy: &SubscribePolicy) {
         let t = self.clock.ms(now);

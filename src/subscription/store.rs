@@ -268,6 +268,14 @@ impl Store {
     fn pui_hash(h: &DefaultHashBuilder, pui: &str) -> u64 {
         h.hash_one(pui)
     }
+    /// Room for `n` subscriptions without growing a table.
+    pub fn reserve(&mut self, n: usize) {
+        self.subs.reserve(n);
+        self.order.reserve(n);
+        let (subs, h) = (&self.subs, &self.hasher);
+        self.by_pui
+            .reserve(n, |i| subs.get(i).map_or(0, |s| Self::pui_hash(h, &s.pui)));
+    }
     /// Insert a new live subscription and index it.
     pub fn insert(&mut self, id: SubId, sub: Sub) {
         self.counts.add(&sub.trunk_group, counted(&sub), 1);

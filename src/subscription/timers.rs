@@ -66,6 +66,9 @@ pub(super) struct TimerHeap {
 }
 
 impl TimerHeap {
+    pub fn reserve(&mut self, n: usize) {
+        self.heap.reserve(n);
+    }
     pub fn push(&mut self, at: u64, id: SubId) {
         if at != NEVER {
             self.heap.push(Reverse((at, id)));
