@@ -116,9 +116,10 @@ fn parse(file: &str) -> Result<Message, ParseError> {
 
 const GW_VIA: &str = "SIP/2.0/UDP gw.test:5060;branch=z9hG4bKtorture";
 
-/// Offset of `s` (a slice of the message) inside `raw`.
-fn offset(raw: &[u8], s: &str) -> usize {
-    s.as_ptr() as usize - raw.as_ptr() as usize
+/// Offset of `s` (a header value of `m`) in the message's bytes: values are slices of
+/// `m.head()`, which is the bytes up to the header section's end.
+fn offset(m: &Message, s: &str) -> usize {
+    s.as_ptr() as usize - m.head().as_ptr() as usize
 }
 
 /// Insert our Via and decrement Max-Forwards (or add one); check that removing exactly what we
@@ -146,7 +147,7 @@ fn check_forwarding_edit(file: &str, m: &Message) {
     if m.is_request() {
         match (m.header(HeaderName::MaxForwards), mf) {
             (Some(v), Some(n)) => {
-                let o = offset(raw, v);
+                let o = offset(m, v);
                 let new = n.saturating_sub(1).to_string();
                 expected.splice(o..o + v.len(), new.bytes());
             }

@@ -89,6 +89,7 @@ struct Identity {
 #[derive(Debug)]
 pub struct Gateway {
     cfg: Arc<Config>,
+    counters: MessageCounters,
     limits: sip::Limits,
     reginfo_limits: crate::reginfo::Limits,
     me: Identity,
@@ -137,6 +138,7 @@ impl Gateway {
         let mut engine = engine;
         engine.reserve(cfg.limits.expected_registrations);
         let mut gw = Gateway {
+            counters: MessageCounters::default(),
             limits: sip::Limits {
                 max_message: cfg.limits.max_message,
                 ..sip::Limits::default()
@@ -205,7 +207,7 @@ impl Gateway {
             Ok(m) => m,
             Err(e) => return self.reject_unparseable(&inb, &e),
         };
-        count_message("in", &msg);
+        self.counters.count_in(&msg);
         tracing::debug!(peer = %inb.peer, ?transport, method = msg.method_str(), status = msg.status(), "received");
         if msg.is_request() {
             self.handle_request(now, &inb, msg);
@@ -285,7 +287,7 @@ impl Gateway {
             None
         };
         let resp = sip::writer::response(req, code, reason, tag.as_deref(), extra);
-        count_out("response", req.method_str());
+        self.counters.count_out("response", req.method_str());
         self.send(inb.transport, Dest::Addr(inb.peer), resp);
     }
 
@@ -407,7 +409,7 @@ impl Gateway {
                     } else {
                         "reregistration"
                     };
-                    metrics::counter!(names::REGISTRATION_EVENTS, "event" => label, "trunk_group" => trunk_group.to_string()).increment(1);
+                    metrics::counter!(names::REGISTRATION_EVENTS, "event" => label, "trunk_group" => trunk_group.clone()).increment(1);
                     if *initial {
                         *self
                             .registrations_by_trunk
@@ -424,7 +426,7 @@ impl Gateway {
                     trunk_group,
                     reason,
                 } => {
-                    metrics::counter!(names::REGISTRATION_EVENTS, "event" => reason.as_str(), "trunk_group" => trunk_group.to_string()).increment(1);
+                    metrics::counter!(names::REGISTRATION_EVENTS, "event" => reason.as_str(), "trunk_group" => trunk_group.clone()).increment(1);
                     *self
                         .registrations_by_trunk
                         .entry(trunk_group.clone())
@@ -651,33 +653,47 @@ fn via_transport(t: Transport) -> &'static str {
     }
 }
 
-fn method_label(m: &str) -> &'static str {
-    match m {
-        "REGISTER" => "REGISTER",
-        "SUBSCRIBE" => "SUBSCRIBE",
-        "NOTIFY" => "NOTIFY",
-        "INVITE" => "INVITE",
-        "ACK" => "ACK",
-        "BYE" => "BYE",
-        "CANCEL" => "CANCEL",
-        "OPTIONS" => "OPTIONS",
-        "MESSAGE" => "MESSAGE",
-        _ => "other",
+const METHOD_LABELS: [&str; 10] = [
+    "REGISTER",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "OPTIONS",
+    "MESSAGE",
+    "other",
+];
+
+/// `regevent_sip_messages_total` handles by (direction, method label, kind), looked up in the
+/// recorder once per gateway instead of once per message (a lookup builds and hashes the labels).
+#[derive(Debug, Default)]
+struct MessageCounters {
+    cells: [[[std::sync::OnceLock<metrics::Counter>; 2]; METHOD_LABELS.len()]; 2],
+}
+
+impl MessageCounters {
+    fn count(&self, direction: &'static str, method: &str, request: bool) {
+        let d = usize::from(direction == "out");
+        let m = METHOD_LABELS[..METHOD_LABELS.len() - 1]
+            .iter()
+            .position(|l| *l == method)
+            .unwrap_or(METHOD_LABELS.len() - 1);
+        let k = usize::from(!request);
+        self.cells[d][m][k]
+            .get_or_init(|| {
+                let kind = if request { "request" } else { "response" };
+                metrics::counter!(names::SIP_MESSAGES, "direction" => direction, "method" => METHOD_LABELS[m], "kind" => kind)
+            })
+            .increment(1);
     }
-}
-
-fn count_message(direction: &'static str, msg: &Message) {
-    let kind = if msg.is_request() {
-        "request"
-    } else {
-        "response"
-    };
-    metrics::counter!(names::SIP_MESSAGES, "direction" => direction, "method" => method_label(msg.method_str()), "kind" => kind)
-        .increment(1);
-}
-
-fn count_out(kind: &'static str, method: &str) {
-    metrics::counter!(names::SIP_MESSAGES, "direction" => "out", "method" => method_label(method), "kind" => kind).increment(1);
+    fn count_in(&self, msg: &Message) {
+        self.count("in", msg.method_str(), msg.is_request());
+    }
+    fn count_out(&self, kind: &'static str, method: &str) {
+        self.count("out", method, kind == "request");
+    }
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -697,4 +713,95 @@ fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod counter_tests {
+    use super::*;
+    use metrics::{Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, Recorder};
+    use metrics::{SharedString, Unit};
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::sync::Mutex;
+
+    /// Counts per key, and how many times a handle was asked for.
+    #[derive(Default)]
+    struct Tally {
+        counts: Mutex<Vec<(String, Arc<AtomicU64>)>>,
+        lookups: AtomicU64,
+    }
+    struct Add(Arc<AtomicU64>);
+    impl CounterFn for Add {
+        fn increment(&self, n: u64) {
+            self.0.fetch_add(n, Relaxed);
+        }
+        fn absolute(&self, n: u64) {
+            self.0.store(n, Relaxed);
+        }
+    }
+    impl Recorder for Tally {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            self.lookups.fetch_add(1, Relaxed);
+            let mut labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            labels.sort();
+            let name = format!("{}{{{}}}", key.name(), labels.join(","));
+            let mut v = self.counts.lock().unwrap();
+            let c = match v.iter().find(|(n, _)| *n == name) {
+                Some((_, c)) => c.clone(),
+                None => {
+                    let c = Arc::new(AtomicU64::new(0));
+                    v.push((name, c.clone()));
+                    c
+                }
+            };
+            Counter::from_arc(Arc::new(Add(c)))
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    #[test]
+    fn message_counters_count_by_labels_and_look_each_handle_up_once() {
+        let tally = Tally::default();
+        let c = MessageCounters::default();
+        metrics::with_local_recorder(&tally, || {
+            for _ in 0..3 {
+                c.count_out("request", "REGISTER");
+            }
+            c.count_out("response", "NOTIFY");
+            c.count_out("request", "PUBLISH");
+            c.count_out("request", "UPDATE");
+        });
+        let got: Vec<(String, u64)> = tally
+            .counts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(n, c)| (n.clone(), c.load(Relaxed)))
+            .collect();
+        let key = |m: &str, k: &str| {
+            format!(
+                "{}{{direction=out,kind={k},method={m}}}",
+                names::SIP_MESSAGES
+            )
+        };
+        assert!(got.contains(&(key("REGISTER", "request"), 3)), "{got:?}");
+        assert!(got.contains(&(key("NOTIFY", "response"), 1)), "{got:?}");
+        assert!(got.contains(&(key("other", "request"), 2)), "{got:?}");
+        assert_eq!(got.len(), 3);
+        assert_eq!(
+            tally.lookups.load(Relaxed),
+            3,
+            "one recorder lookup per label set"
+        );
+    }
 }

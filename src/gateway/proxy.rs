@@ -33,7 +33,7 @@ use hashbrown::HashMap;
 use super::flow::{classify, OurUri, RR_PARAM};
 use super::ibcf::{announced_lifetime, is_reg_event, replace_contact_uri, ContactMap};
 use super::register::{addr_uri, flow_token, needs_received, via_target};
-use super::{count_out, mix, uri_target, via_transport, Dest, Gateway, Inbound};
+use super::{mix, uri_target, via_transport, Dest, Gateway, Inbound};
 use crate::config::{Role, Transport};
 use crate::registrar::Flow;
 use crate::sip::{HeaderName, Message, Method};
@@ -442,7 +442,7 @@ impl Gateway {
             self.answer(inb, msg, 100, "Trying", &[]);
             self.start_invite(now, inb, msg, branch, (t, dest.clone()), bytes.clone());
         }
-        count_out("request", msg.method_str());
+        self.counters.count_out("request", msg.method_str());
         tracing::debug!(method = msg.method_str(), call_id = msg.call_id(), %dest, "proxied");
         self.send(t, dest, bytes);
     }
@@ -506,7 +506,7 @@ impl Gateway {
                             Some(&self.make_tag(&tx.req)),
                             &[],
                         );
-                        count_out("response", "INVITE");
+                        self.counters.count_out("response", "INVITE");
                         self.send(tx.upstream.0, tx.upstream.1, resp);
                     }
                 }
@@ -516,7 +516,7 @@ impl Gateway {
             tx.next = (now + tx.interval).min(tx.deadline);
             let (out, bytes) = (tx.out.clone(), tx.bytes.clone());
             self.proxy.timers.push(Reverse((tx.next, branch)));
-            count_out("request", "INVITE");
+            self.counters.count_out("request", "INVITE");
             self.send(out.0, out.1, bytes);
         }
     }
@@ -561,7 +561,7 @@ impl Gateway {
             ed.ensure_content_length();
         }
         let bytes = ed.finish();
-        count_out("response", msg.method_str());
+        self.counters.count_out("response", msg.method_str());
         self.send(t, dest, bytes);
     }
 }

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use super::{count_out, via_transport, Dest, Gateway, Inbound, PendingRegister};
+use super::{via_transport, Dest, Gateway, Inbound, PendingRegister};
 use crate::config::Transport;
 use crate::registrar::{Flow, RegisterOutcome};
 use crate::sip::{Contacts, HeaderName, Message, NameAddr, Via};
@@ -105,7 +105,7 @@ impl Gateway {
         {
             self.pending_order.push_back((now, key));
         }
-        count_out("request", "REGISTER");
+        self.counters.count_out("request", "REGISTER");
         self.send(out_t, core, bytes);
     }
 

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::register::addr_uri;
-use super::{count_out, uri_target, via_transport, Gateway, TxUser};
+use super::{uri_target, via_transport, Gateway, TxUser};
 use crate::registrar::BindingMatch;
 use crate::sip::{writer::RequestBuilder, HeaderName, Message};
 use crate::stats::names;
@@ -101,7 +101,7 @@ impl Gateway {
                 branch
             ),
         );
-        count_out("request", "SUBSCRIBE");
+        self.counters.count_out("request", "SUBSCRIBE");
         tracing::debug!(kind = s.kind.as_str(), call_id = %s.call_id, cseq = s.cseq, %dest, "SUBSCRIBE");
         self.client_tx.start(
             now,

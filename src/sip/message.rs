@@ -8,6 +8,8 @@
 //! count as white space for every typed parser); use [`unfold`](super::scan::unfold) for a
 //! single-line copy.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::header::{delta_seconds, CSeq, Contacts, HeaderError, NameAddr, Params, Via};
@@ -80,6 +82,10 @@ const NONE: u16 = u16::MAX;
 #[derive(Debug, Clone)]
 pub struct Message {
     raw: Bytes,
+    /// The start line and headers (`raw[..header_end]`), checked as UTF-8 once: header values
+    /// are read as `&str` many times per message, and slicing this costs a bounds check where
+    /// `str::from_utf8` on the raw bytes would scan every value again.
+    head: Arc<str>,
     start: StartLine,
     headers: Vec<Entry>,
     /// Index of the first entry of each known kind, `NONE` if absent.
@@ -256,6 +262,7 @@ impl Message {
             e.value = sp(a, z);
         }
         let mut msg = Message {
+            head: Arc::from(text),
             raw,
             start,
             headers,
@@ -325,10 +332,7 @@ impl Message {
     }
 
     pub(crate) fn span_str(&self, s: Span) -> &str {
-        self.raw
-            .get(s.0 as usize..s.1 as usize)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or("")
+        self.head.get(s.0 as usize..s.1 as usize).unwrap_or("")
     }
     pub(crate) fn entries(&self) -> &[Entry] {
         &self.headers
@@ -365,6 +369,12 @@ impl Message {
                 ValueSplit::new(self.span_str(e.value))
                     .map(move |(a, z)| (i, (base + a as u32, base + z as u32)))
             })
+    }
+
+    /// The start line and header section as text (`raw()` up to the empty line); every header
+    /// value returned by this message is a slice of it.
+    pub fn head(&self) -> &str {
+        &self.head
     }
 
     /// The bytes this message was parsed from (only the message: trailing datagram bytes excluded).

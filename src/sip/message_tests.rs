@@ -215,3 +215,19 @@ i: x\r\nCSeq: 1\r\n  SUBSCRIBE\r\no: reg\r\nSubscription-State: active\r\nNotify
     assert!(m.raw().starts_with(b"SUBSCRIBE"));
     assert_eq!(m.headers().count(), 8);
 }
+
+#[test]
+fn header_values_are_slices_of_head_which_is_the_raw_header_section() {
+    let m = parse(&format!("\r\n{REGISTER}Body!")).unwrap();
+    let head = m.head();
+    assert!(head.starts_with("REGISTER sip:"), "leading CRLF skipped");
+    assert_eq!(head.as_bytes(), &m.raw()[..head.len()]);
+    assert!(
+        m.raw()[head.len()..].starts_with(b"\r\n"),
+        "head ends where the empty line starts"
+    );
+    let range = head.as_ptr() as usize..head.as_ptr() as usize + head.len();
+    for v in [m.call_id(), m.header(HeaderName::Via).unwrap(), m.to().uri] {
+        assert!(range.contains(&(v.as_ptr() as usize)), "{v}");
+    }
+}
