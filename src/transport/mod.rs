@@ -14,7 +14,7 @@ pub mod udp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use hashbrown::HashMap;
@@ -152,8 +152,9 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
         let mut batch = Vec::with_capacity(256);
         let readers: Vec<(u16, Arc<UdpSocket>)> = bound.udp.clone();
         let mut rb = udp::RecvBatch::new(RECV_BATCH, (max + 1).min(65_536));
+        let slack = (gw.config().sip.t1 / 8).min(TIMER_SLACK);
         loop {
-            let deadline = gw.poll_timeout();
+            let deadline = gw.poll_timeout().map(|d| coalesce(d, mono0, slack));
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
@@ -223,6 +224,27 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
         }
     });
     (handle, task)
+}
+
+/// Timer wake-ups are rounded up to a multiple of this (at most T1/8): transaction timers
+/// (J, K, cleanup) expire at a different millisecond for nearly every message, and waking for
+/// each cost as much as a received datagram. Rounding lets one wake-up serve all the timers of a
+/// few milliseconds; a retransmission is at most this late, and the SUBSCRIBE rate limiter
+/// catches up on 10 ms of late slots.
+const TIMER_SLACK: Duration = Duration::from_millis(4);
+
+/// `at` rounded up to the next multiple of `slack` after `origin`.
+fn coalesce(at: Instant, origin: Instant, slack: Duration) -> Instant {
+    let q = slack.as_nanos();
+    if q == 0 {
+        return at;
+    }
+    let r = at.saturating_duration_since(origin).as_nanos() % q;
+    if r == 0 {
+        at
+    } else {
+        at + Duration::from_nanos((q - r) as u64)
+    }
 }
 
 /// The current time as the gateway sees it (tokio's clock, so paused-time tests work).
@@ -395,4 +417,30 @@ fn datagram(b: &[u8], listener: u16, peer: SocketAddr, max: usize) -> Option<Inb
         peer,
         bytes: Bytes::copy_from_slice(b),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_wake_ups_round_up_to_the_slack_grid() {
+        let o = Instant::now();
+        let ms = Duration::from_millis;
+        let s = ms(4);
+        assert_eq!(
+            coalesce(o + ms(8), o, s),
+            o + ms(8),
+            "on the grid: unchanged"
+        );
+        assert_eq!(coalesce(o + ms(9), o, s), o + ms(12));
+        assert_eq!(coalesce(o + ms(11), o, s), o + ms(12));
+        assert_eq!(coalesce(o + ms(9), o, Duration::ZERO), o + ms(9));
+        // Never earlier, never later by the slack or more.
+        for us in (0..20_000).step_by(37) {
+            let at = o + Duration::from_micros(us);
+            let c = coalesce(at, o, s);
+            assert!(c >= at && c - at < s, "{us} µs");
+        }
+    }
 }
