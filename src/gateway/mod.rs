@@ -123,7 +123,7 @@ impl Gateway {
             t2: cfg.sip.t2,
             ..Timers::default()
         };
-        let engine = Engine::new(EngineConfig {
+        let mut engine = Engine::new(EngineConfig {
             identity: cfg.sip.identity.clone(),
             contact: cfg.sip.identity.clone(),
             p_asserted_identity: cfg.sip.p_asserted_identity.clone(),
@@ -135,7 +135,6 @@ impl Gateway {
         });
         let mut registrar = Registrar::new();
         registrar.reserve(cfg.limits.expected_registrations);
-        let mut engine = engine;
         engine.reserve(cfg.limits.expected_registrations);
         let mut gw = Gateway {
             counters: MessageCounters::default(),
@@ -287,7 +286,7 @@ impl Gateway {
             None
         };
         let resp = sip::writer::response(req, code, reason, tag.as_deref(), extra);
-        self.counters.count_out("response", req.method_str());
+        self.counters.out_response(req.method_str());
         self.send(inb.transport, Dest::Addr(inb.peer), resp);
     }
 
@@ -674,8 +673,8 @@ struct MessageCounters {
 }
 
 impl MessageCounters {
-    fn count(&self, direction: &'static str, method: &str, request: bool) {
-        let d = usize::from(direction == "out");
+    fn count(&self, out: bool, method: &str, request: bool) {
+        let d = usize::from(out);
         let m = METHOD_LABELS[..METHOD_LABELS.len() - 1]
             .iter()
             .position(|l| *l == method)
@@ -683,16 +682,20 @@ impl MessageCounters {
         let k = usize::from(!request);
         self.cells[d][m][k]
             .get_or_init(|| {
+                let direction = if out { "out" } else { "in" };
                 let kind = if request { "request" } else { "response" };
                 metrics::counter!(names::SIP_MESSAGES, "direction" => direction, "method" => METHOD_LABELS[m], "kind" => kind)
             })
             .increment(1);
     }
     fn count_in(&self, msg: &Message) {
-        self.count("in", msg.method_str(), msg.is_request());
+        self.count(false, msg.method_str(), msg.is_request());
     }
-    fn count_out(&self, kind: &'static str, method: &str) {
-        self.count("out", method, kind == "request");
+    fn out_request(&self, method: &str) {
+        self.count(true, method, true);
+    }
+    fn out_response(&self, method: &str) {
+        self.count(true, method, false);
     }
 }
 
@@ -775,11 +778,11 @@ mod counter_tests {
         let c = MessageCounters::default();
         metrics::with_local_recorder(&tally, || {
             for _ in 0..3 {
-                c.count_out("request", "REGISTER");
+                c.out_request("REGISTER");
             }
-            c.count_out("response", "NOTIFY");
-            c.count_out("request", "PUBLISH");
-            c.count_out("request", "UPDATE");
+            c.out_response("NOTIFY");
+            c.out_request("PUBLISH");
+            c.out_request("UPDATE");
         });
         let got: Vec<(String, u64)> = tally
             .counts

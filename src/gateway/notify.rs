@@ -64,7 +64,7 @@ impl Gateway {
         };
         let resp = crate::sip::writer::response(msg, code, &reason, None, extra);
         self.server_tx.respond(now, &key, resp.clone());
-        self.counters.count_out("response", "NOTIFY");
+        self.counters.out_response("NOTIFY");
         self.send(inb.transport, super::Dest::Addr(inb.peer), resp);
         self.drain_engine(now);
     }

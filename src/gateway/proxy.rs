@@ -442,7 +442,7 @@ impl Gateway {
             self.answer(inb, msg, 100, "Trying", &[]);
             self.start_invite(now, inb, msg, branch, (t, dest.clone()), bytes.clone());
         }
-        self.counters.count_out("request", msg.method_str());
+        self.counters.out_request(msg.method_str());
         tracing::debug!(method = msg.method_str(), call_id = msg.call_id(), %dest, "proxied");
         self.send(t, dest, bytes);
     }
@@ -506,7 +506,7 @@ impl Gateway {
                             Some(&self.make_tag(&tx.req)),
                             &[],
                         );
-                        self.counters.count_out("response", "INVITE");
+                        self.counters.out_response("INVITE");
                         self.send(tx.upstream.0, tx.upstream.1, resp);
                     }
                 }
@@ -516,7 +516,7 @@ impl Gateway {
             tx.next = (now + tx.interval).min(tx.deadline);
             let (out, bytes) = (tx.out.clone(), tx.bytes.clone());
             self.proxy.timers.push(Reverse((tx.next, branch)));
-            self.counters.count_out("request", "INVITE");
+            self.counters.out_request("INVITE");
             self.send(out.0, out.1, bytes);
         }
     }
@@ -561,7 +561,7 @@ impl Gateway {
             ed.ensure_content_length();
         }
         let bytes = ed.finish();
-        self.counters.count_out("response", msg.method_str());
+        self.counters.out_response(msg.method_str());
         self.send(t, dest, bytes);
     }
 }

@@ -105,7 +105,7 @@ impl Gateway {
         {
             self.pending_order.push_back((now, key));
         }
-        self.counters.count_out("request", "REGISTER");
+        self.counters.out_request("REGISTER");
         self.send(out_t, core, bytes);
     }
 

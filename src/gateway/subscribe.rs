@@ -101,7 +101,7 @@ impl Gateway {
                 branch
             ),
         );
-        self.counters.count_out("request", "SUBSCRIBE");
+        self.counters.out_request("SUBSCRIBE");
         tracing::debug!(kind = s.kind.as_str(), call_id = %s.call_id, cseq = s.cseq, %dest, "SUBSCRIBE");
         self.client_tx.start(
             now,

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use crate::sip::{framer, Frame, Limits, Message};
+use crate::sip::{framer, scan, CSeq, Frame, HeaderName, Limits, Message};
 
 /// A UDP peer bound to `127.0.0.1:0`.
 #[derive(Debug)]
@@ -119,35 +119,32 @@ pub struct ResponseKey<'a> {
 
 /// Read a response's status, Call-ID and CSeq without parsing the rest: the lab's UEs and core
 /// match answers to their own requests with it. `None` for a request or anything it cannot
-/// read (the full parser is for messages whose content matters). Header names match
-/// case-insensitively, compact `i` included; folded lines are not joined.
+/// read (the full parser is for messages whose content matters). Uses the parser's line
+/// scanner, header-name table (compact `i` included) and CSeq grammar; folded lines are not
+/// joined.
 pub fn response_key(b: &[u8]) -> Option<ResponseKey<'_>> {
-    let rest = b.strip_prefix(b"SIP/2.0 ")?;
-    let status = std::str::from_utf8(rest.get(..3)?).ok()?.parse().ok()?;
+    let (end, _) = scan::find_header_end(b)?;
+    let head = std::str::from_utf8(&b[..end]).ok()?;
+    let status = head.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()?;
     let (mut call_id, mut cseq) = (None, None);
-    for line in b.split(|&c| c == b'\n').skip(1) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            break;
+    let (_, mut pos) = scan::line_at(head.as_bytes(), 0);
+    while pos < end {
+        let (line_end, next) = scan::line_at(head.as_bytes(), pos);
+        if let Some((name, value)) = head[pos..line_end].split_once(':') {
+            match HeaderName::from_name(name.trim()) {
+                HeaderName::CallId => call_id = Some(value.trim()),
+                HeaderName::CSeq => cseq = CSeq::parse(value.trim()).ok(),
+                _ => {}
+            }
         }
-        let Some(colon) = memchr::memchr(b':', line) else {
-            continue;
-        };
-        let name = line[..colon].trim_ascii();
-        let value = std::str::from_utf8(line[colon + 1..].trim_ascii()).ok()?;
-        if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
-            call_id = Some(value);
-        } else if name.eq_ignore_ascii_case(b"cseq") {
-            let (n, m) = value.split_once([' ', '\t'])?;
-            cseq = Some((n.parse().ok()?, m.trim()));
-        }
+        pos = next;
     }
-    let (cseq, method) = cseq?;
+    let cseq = cseq?;
     Some(ResponseKey {
         status,
         call_id: call_id.filter(|c| !c.is_empty())?,
-        cseq,
-        method,
+        cseq: cseq.seq,
+        method: cseq.method,
     })
 }
 

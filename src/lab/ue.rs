@@ -81,32 +81,6 @@ impl SwarmStats {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn call_id_maps_back_to_the_ue() {
-        let cfg = SwarmConfig {
-            first_user: 100,
-            users: 10,
-            ..SwarmConfig::default()
-        };
-        let local: SocketAddr = "127.0.1.1:4000".parse().unwrap();
-        let reg = register(&cfg, local, 105, 1, 600);
-        let m = crate::sip::Message::parse(reg.into(), &crate::sip::Limits::default()).unwrap();
-        assert_eq!(ue_index(&cfg, local, m.call_id()), Some(5));
-        assert_eq!(ue_index(&cfg, local, "ue110-4000"), None, "past the swarm");
-        assert_eq!(ue_index(&cfg, local, "ue99-4000"), None, "before the swarm");
-        assert_eq!(
-            ue_index(&cfg, local, "ue105-4001"),
-            None,
-            "another socket's"
-        );
-        assert_eq!(ue_index(&cfg, local, "x105-4000"), None);
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Action {
     Register,
@@ -320,4 +294,30 @@ pub fn register(
          Content-Length: 0\r\n\r\n"
     );
     s.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_id_maps_back_to_the_ue() {
+        let cfg = SwarmConfig {
+            first_user: 100,
+            users: 10,
+            ..SwarmConfig::default()
+        };
+        let local: SocketAddr = "127.0.1.1:4000".parse().unwrap();
+        let reg = register(&cfg, local, 105, 1, 600);
+        let m = crate::sip::Message::parse(reg.into(), &crate::sip::Limits::default()).unwrap();
+        assert_eq!(ue_index(&cfg, local, m.call_id()), Some(5));
+        assert_eq!(ue_index(&cfg, local, "ue110-4000"), None, "past the swarm");
+        assert_eq!(ue_index(&cfg, local, "ue99-4000"), None, "before the swarm");
+        assert_eq!(
+            ue_index(&cfg, local, "ue105-4001"),
+            None,
+            "another socket's"
+        );
+        assert_eq!(ue_index(&cfg, local, "x105-4000"), None);
+    }
 }

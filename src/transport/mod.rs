@@ -134,11 +134,9 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
     let handle = Handle { events: tx.clone() };
     let task = tokio::spawn(async move {
         let socks = udp.iter().map(|(_, s)| s.clone()).collect();
-        let sender = udp::SendThread::start(socks, |n| {
-            metrics::counter!(names::SIP_DROPS, "reason" => "send_error").increment(n as u64)
-        })
-        .map_err(|e| tracing::warn!(error = %e, "no UDP send thread; sending inline"))
-        .ok();
+        let sender = udp::SendThread::start(socks, count_send_errors)
+            .map_err(|e| tracing::warn!(error = %e, "no UDP send thread; sending inline"))
+            .ok();
         let mut io = Io {
             udp_out: vec![Vec::new(); udp.len()],
             udp,
@@ -247,6 +245,13 @@ fn coalesce(at: Instant, origin: Instant, slack: Duration) -> Instant {
     }
 }
 
+/// Datagrams the kernel refused for good (inline or on the send thread).
+fn count_send_errors(n: usize) {
+    if n > 0 {
+        metrics::counter!(names::SIP_DROPS, "reason" => "send_error").increment(n as u64);
+    }
+}
+
 /// The current time as the gateway sees it (tokio's clock, so paused-time tests work).
 pub fn now() -> Instant {
     tokio::time::Instant::now().into_std()
@@ -327,10 +332,7 @@ impl Io {
             } else {
                 let mut errors = 0;
                 let sent = udp::send_all(&self.udp[i].1, out, &mut errors);
-                if errors > 0 {
-                    metrics::counter!(names::SIP_DROPS, "reason" => "send_error")
-                        .increment(errors as u64);
-                }
+                count_send_errors(errors);
                 sent
             };
             if sent < out.len() {

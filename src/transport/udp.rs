@@ -117,17 +117,34 @@ pub const SEND_BATCH: usize = 64;
 
 /// Send `msgs` in order with as few `sendmmsg` calls as possible. Returns how many were sent
 /// (or failed for good and were counted in `errors`); the rest would block and are the caller's
-/// to queue. A datagram the kernel refuses (e.g. a peer's ICMP error reported on this socket) is
-/// skipped and counted so the ones behind it still go.
+/// to queue.
 pub fn send_all(sock: &UdpSocket, msgs: &[(SocketAddr, Bytes)], errors: &mut usize) -> usize {
     let fd = sock.as_raw_fd();
     let mut done = 0;
+    let _ = sock.try_io(Interest::WRITABLE, || {
+        let full;
+        (done, full) = send_chunks(fd, msgs, errors);
+        if full {
+            // Let tokio clear writability; the rest is queued by the caller.
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(())
+    });
+    done
+}
+
+/// The `sendmmsg` loop under [`send_all`] and the send thread: chunks of [`SEND_BATCH`] until
+/// all are done or the socket is full. A datagram the kernel refuses (e.g. a peer's ICMP error
+/// reported on this socket) is skipped and counted so the ones behind it still go. Returns
+/// (done, the socket was full).
+fn send_chunks(fd: i32, msgs: &[(SocketAddr, Bytes)], errors: &mut usize) -> (usize, bool) {
+    let mut done = 0;
     while done < msgs.len() {
         let chunk = &msgs[done..msgs.len().min(done + SEND_BATCH)];
-        match sock.try_io(Interest::WRITABLE, || send_chunk(fd, chunk)) {
-            Ok(0) => return done,
+        match send_chunk(fd, chunk) {
+            Ok(0) => return (done, true),
             Ok(n) => done += n.min(chunk.len()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return done,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (done, true),
             Err(e) => {
                 tracing::debug!(peer = %chunk[0].0, error = %e, "UDP send failed");
                 *errors += 1;
@@ -135,7 +152,7 @@ pub fn send_all(sock: &UdpSocket, msgs: &[(SocketAddr, Bytes)], errors: &mut usi
             }
         }
     }
-    done
+    (done, false)
 }
 
 /// Send and empty `out`, waiting for socket space instead of handing the rest to a task: for
@@ -167,8 +184,8 @@ pub struct SendThread {
 }
 
 impl SendThread {
-    /// Start the thread for these sockets. `on_errors` is told how many datagrams the kernel
-    /// refused for good (counted as drops by the caller's metrics).
+    /// Start the thread for these sockets. After each batch `on_errors` is told how many
+    /// datagrams the kernel refused for good (possibly 0; counted as drops by the caller).
     pub fn start(socks: Vec<Arc<UdpSocket>>, on_errors: fn(usize)) -> io::Result<SendThread> {
         let (tx, rx) = std::sync::mpsc::channel::<Batch>();
         let pending = Arc::new(AtomicUsize::new(0));
@@ -177,10 +194,7 @@ impl SendThread {
             .name("udp-send".into())
             .spawn(move || {
                 while let Ok((i, msgs)) = rx.recv() {
-                    let errors = send_blocking(&socks[i], &msgs);
-                    if errors > 0 {
-                        on_errors(errors);
-                    }
+                    on_errors(send_blocking(&socks[i], &msgs));
                     left.fetch_sub(1, Ordering::Release);
                 }
             })?;
@@ -212,18 +226,11 @@ fn send_blocking(sock: &UdpSocket, msgs: &[(SocketAddr, Bytes)]) -> usize {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let (fd, mut done, mut errors) = (sock.as_raw_fd(), 0, 0);
     while done < msgs.len() {
-        let chunk = &msgs[done..msgs.len().min(done + SEND_BATCH)];
-        match send_chunk(fd, chunk) {
-            Ok(n) if n > 0 => done += n.min(chunk.len()),
-            Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
-                tracing::debug!(peer = %chunk[0].0, error = %e, "UDP send failed");
-                errors += 1;
-                done += 1;
-            }
-            _ => {
-                let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLOUT)];
-                let _ = poll(&mut fds, PollTimeout::from(100u8));
-            }
+        let (n, full) = send_chunks(fd, &msgs[done..], &mut errors);
+        done += n;
+        if full {
+            let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLOUT)];
+            let _ = poll(&mut fds, PollTimeout::from(100u8));
         }
     }
     errors
