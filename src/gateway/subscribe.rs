@@ -152,23 +152,23 @@ pub(super) fn first_contact(msg: &Message) -> Option<String> {
 pub fn render_subscribe(s: &OutSubscribe, via: &str) -> bytes::Bytes {
     let mut b = RequestBuilder::new("SUBSCRIBE", &s.request_uri);
     b.header("Via", via);
-    b.header("Max-Forwards", &s.max_forwards.to_string());
+    b.header_num("Max-Forwards", s.max_forwards.into(), "");
     for r in &s.route {
-        b.header("Route", &format!("<{r}>"));
+        b.header_parts("Route", &["<", r, ">"]);
     }
-    b.header("From", &format!("<{}>;tag={}", s.from, s.from_tag));
+    b.header_parts("From", &["<", &s.from, ">;tag=", &s.from_tag]);
     match &s.to_tag {
-        Some(t) => b.header("To", &format!("<{}>;tag={t}", s.to)),
-        None => b.header("To", &format!("<{}>", s.to)),
+        Some(t) => b.header_parts("To", &["<", &s.to, ">;tag=", t]),
+        None => b.header_parts("To", &["<", &s.to, ">"]),
     };
     b.header("Call-ID", &s.call_id);
-    b.header("CSeq", &format!("{} SUBSCRIBE", s.cseq));
+    b.header_num("CSeq", s.cseq.into(), " SUBSCRIBE");
     b.header("Event", "reg");
     b.header("Accept", "application/reginfo+xml");
-    b.header("Expires", &s.expires.to_string());
-    b.header("Contact", &format!("<{}>", s.contact));
+    b.header_num("Expires", s.expires.into(), "");
+    b.header_parts("Contact", &["<", &s.contact, ">"]);
     if let Some(pai) = &s.p_asserted_identity {
-        b.header("P-Asserted-Identity", &format!("<{pai}>"));
+        b.header_parts("P-Asserted-Identity", &["<", pai, ">"]);
     }
     b.header("Allow-Events", "reg");
     b.finish(None)

@@ -31,11 +31,16 @@ fn push_num(buf: &mut Vec<u8>, mut n: u64) {
     buf.extend_from_slice(&tmp[i..]);
 }
 
-fn push_header(buf: &mut Vec<u8>, name: &str, value: &str) {
+/// `name: <what value writes>\r\n`.
+fn push_header_with(buf: &mut Vec<u8>, name: &str, value: impl FnOnce(&mut Vec<u8>)) {
     push_clean(buf, name);
     buf.extend_from_slice(b": ");
-    push_clean(buf, value);
+    value(buf);
     buf.extend_from_slice(b"\r\n");
+}
+
+fn push_header(buf: &mut Vec<u8>, name: &str, value: &str) {
+    push_header_with(buf, name, |b| push_clean(b, value));
 }
 
 /// Build a request: start line, headers in the order given, Content-Length computed.
@@ -55,6 +60,21 @@ impl RequestBuilder {
     }
     pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
         push_header(&mut self.buf, name, value);
+        self
+    }
+    /// A header whose value is `parts` joined (no intermediate string).
+    pub fn header_parts(&mut self, name: &str, parts: &[&str]) -> &mut Self {
+        push_header_with(&mut self.buf, name, |b| {
+            parts.iter().for_each(|p| push_clean(b, p))
+        });
+        self
+    }
+    /// A header whose value is `n` followed by `suffix` (`CSeq: 7 SUBSCRIBE`, `Expires: 600`).
+    pub fn header_num(&mut self, name: &str, n: u64, suffix: &str) -> &mut Self {
+        push_header_with(&mut self.buf, name, |b| {
+            push_num(b, n);
+            push_clean(b, suffix);
+        });
         self
     }
     /// Finish with a body (Content-Type + Content-Length) or none (Content-Length: 0).
@@ -84,21 +104,23 @@ fn status_line(buf: &mut Vec<u8>, code: u16, reason: &str) {
     buf.extend_from_slice(b"\r\n");
 }
 
-/// `To` value with `;tag=` appended when it has none (and `tag` is given).
-fn push_to(buf: &mut Vec<u8>, to: &str, tag: Option<&str>) {
+/// `To` value with `;tag=` and `add_tag` appended (the caller knows the value has no tag).
+fn push_to(buf: &mut Vec<u8>, to: &str, add_tag: Option<&str>) {
     buf.extend_from_slice(b"To: ");
     push_clean(buf, to);
-    if let Some(tag) = tag {
-        let has_tag = match NameAddr::parse(to) {
-            Ok(na) => na.params.get("tag").is_some(),
-            Err(_) => to.to_ascii_lowercase().contains(";tag="),
-        };
-        if !has_tag {
-            buf.extend_from_slice(b";tag=");
-            push_clean(buf, tag);
-        }
+    if let Some(tag) = add_tag {
+        buf.extend_from_slice(b";tag=");
+        push_clean(buf, tag);
     }
     buf.extend_from_slice(b"\r\n");
+}
+
+/// A raw To value (not checked by the parser) has a tag parameter.
+fn raw_to_has_tag(to: &str) -> bool {
+    match NameAddr::parse(to) {
+        Ok(na) => na.params.get("tag").is_some(),
+        Err(_) => to.to_ascii_lowercase().contains(";tag="),
+    }
 }
 
 /// A response to `req` (RFC 3261 §8.2.6): copies every Via, From, To (adding `to_tag` when the
@@ -116,16 +138,16 @@ pub fn response(
     let extra_len: usize = extra.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
     let mut buf = Vec::with_capacity(head.min(2048) + extra_len + 64);
     status_line(&mut buf, code, reason);
-    for (name, value) in req.headers() {
-        if HeaderName::from_name(name) == HeaderName::Via {
-            push_header(&mut buf, "Via", value);
-        }
+    for e in req.entries().iter().filter(|e| e.kind == HeaderName::Via) {
+        push_header(&mut buf, "Via", req.span_str(e.value));
     }
     push_header(&mut buf, "From", req.header(HeaderName::From).unwrap_or(""));
+    // The parser checked To and keeps its parameters: no second parse for the tag.
+    let untagged = req.to().params.get("tag").is_none();
     push_to(
         &mut buf,
         req.header(HeaderName::To).unwrap_or(""),
-        to_tag.filter(|_| code > 100),
+        to_tag.filter(|_| code > 100 && untagged),
     );
     push_header(&mut buf, "Call-ID", req.call_id());
     push_header(&mut buf, "CSeq", req.header(HeaderName::CSeq).unwrap_or(""));
@@ -204,7 +226,11 @@ pub fn error_response_from_raw(raw: &[u8], code: u16, reason: &str) -> Option<By
     }
     push_header(&mut buf, "From", from);
     let tag = derived_tag(call_id, vias[0]);
-    push_to(&mut buf, to, Some(tag.as_str()).filter(|_| code > 100));
+    push_to(
+        &mut buf,
+        to,
+        Some(tag.as_str()).filter(|_| code > 100 && !raw_to_has_tag(to)),
+    );
     push_header(&mut buf, "Call-ID", call_id);
     push_header(&mut buf, "CSeq", cseq);
     buf.extend_from_slice(b"Content-Length: 0\r\n\r\n");

@@ -17,6 +17,19 @@ fn request_builder() {
     assert!(out.ends_with(b"Content-Length: 0\r\n\r\n"));
 }
 
+#[test]
+fn header_parts_and_numbers_write_one_clean_line_each() {
+    let mut b = RequestBuilder::new("SUBSCRIBE", "sip:a");
+    b.header_parts("To", &["<", "sip:a", ">;tag=", "x\r\ny"])
+        .header_num("CSeq", 42, " SUBSCRIBE")
+        .header_num("Expires", 0, "");
+    let out = b.finish(None);
+    assert_eq!(
+        out,
+        &b"SUBSCRIBE sip:a SIP/2.0\r\nTo: <sip:a>;tag=x  y\r\nCSeq: 42 SUBSCRIBE\r\nExpires: 0\r\nContent-Length: 0\r\n\r\n"[..]
+    );
+}
+
 const REQ: &str = "REGISTER sip:r SIP/2.0\r\nv: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b\r\nVia: SIP/2.0/UDP c\r\n\
 f: <sip:u@r>;tag=9\r\nt: <sip:u@r>\r\ni: cid\r\nCSeq: 3 REGISTER\r\nl: 0\r\n\r\n";
 

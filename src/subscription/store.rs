@@ -177,6 +177,20 @@ pub(super) fn others_of(
         .then(|| associated.clone())
 }
 
+/// `s` is `v` as `format!("{v:0w$x}")` would write it (lowercase, zero-padded to `w` digits).
+fn is_hex(s: &str, v: u64, w: usize) -> bool {
+    let digits = (64 - v.leading_zeros()).div_ceil(4).max(1) as usize;
+    let s = s.as_bytes();
+    if s.len() != digits.max(w) {
+        return false;
+    }
+    s.iter().enumerate().all(|(i, &c)| {
+        let shift = 4 * (s.len() - 1 - i);
+        let nibble = if shift >= 64 { 0 } else { (v >> shift) & 15 };
+        c == b"0123456789abcdef"[nibble as usize]
+    })
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Store {
     hasher: DefaultHashBuilder,
@@ -360,10 +374,16 @@ impl Store {
         if host != &*self.host || tag.len() != 16 {
             return None;
         }
-        let key = u64::from_str_radix(prefix.get(..16)?, 16).ok()?;
-        let id = SubId(u64::from_str_radix(prefix.get(16..)?, 16).ok()?);
+        let (key_hex, id_hex) = (prefix.get(..16)?, prefix.get(16..)?);
+        let key = u64::from_str_radix(key_hex, 16).ok()?;
+        let id = SubId(u64::from_str_radix(id_hex, 16).ok()?);
         let s = self.subs.get(&id)?;
-        let exact = s.call_key == key && self.call_id(id, s) == call_id && s.local_tag() == tag;
+        // Exactly what `call_id` and `local_tag` render, compared without rendering them (this
+        // runs for every NOTIFY).
+        let exact = s.call_key == key
+            && is_hex(key_hex, key, 16)
+            && is_hex(id_hex, id.0, 1)
+            && is_hex(tag, s.tag_key, 16);
         exact.then_some(id)
     }
     /// Take a subscription out of the PUI index (it leaves the live list).
@@ -471,6 +491,23 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_hex_matches_format_exactly() {
+        for v in [0u64, 1, 0xa, 0x10, 0xdead_beef, u64::MAX, 1 << 60] {
+            for w in [1, 16] {
+                let f = format!("{v:0w$x}");
+                assert!(is_hex(&f, v, w), "{f}");
+                assert!(
+                    !is_hex(&f.to_uppercase(), v, w)
+                        || !f.contains(|c: char| c.is_ascii_alphabetic())
+                );
+                assert!(!is_hex(&format!("0{f}"), v, w), "leading zero");
+                assert!(!is_hex(&format!("+{f}"), v, w), "sign");
+                assert!(!is_hex(&f, v.wrapping_add(1), w));
+            }
+        }
+    }
 
     fn sub(pui: &str, call_key: u64) -> Sub {
         Sub::new(
