@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use super::header::{delta_seconds, CSeq, Contacts, HeaderError, NameAddr, Params, Via};
 use super::names::{single_name, KINDS};
-use super::scan::{self, find_header_end, leading_crlf, line_at, trim_range, ValueSplit};
+use super::scan::{self, find_header_end, leading_crlf, strict_line_at, trim_range, ValueSplit};
 use super::uri::{Scheme, Uri};
 use super::Limits;
 
@@ -206,19 +206,13 @@ impl Message {
         }
         let text = std::str::from_utf8(&raw[..header_end]).map_err(|_| ParseError::Encoding)?;
         let b = text.as_bytes();
-        let (sl_end, mut pos) = line_at(b, 0);
-        if b[..sl_end].contains(&b'\r') {
-            return Err(ParseError::StartLine);
-        }
+        let (sl_end, mut pos) = strict_line_at(b, 0).ok_or(ParseError::StartLine)?;
         let start = parse_start(&text[..sl_end])?;
 
         let mut headers: Vec<Entry> = Vec::with_capacity(32);
         let mut first = [NONE; KINDS];
         while pos < header_end {
-            let (end, next) = line_at(b, pos);
-            if b[pos..end].contains(&b'\r') {
-                return Err(ParseError::HeaderLine);
-            }
+            let (end, next) = strict_line_at(b, pos).ok_or(ParseError::HeaderLine)?;
             if matches!(b[pos], b' ' | b'\t') {
                 let last = headers.last_mut().ok_or(ParseError::HeaderLine)?;
                 last.line.1 = next as u32;

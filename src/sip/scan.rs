@@ -101,6 +101,22 @@ pub(crate) fn line_at(buf: &[u8], start: usize) -> (usize, usize) {
     }
 }
 
+/// [`line_at`] for the parser, in one pass: `None` if the line holds a CR that does not end
+/// it (a bare CR is not a line end in SIP).
+pub(crate) fn strict_line_at(buf: &[u8], start: usize) -> Option<(usize, usize)> {
+    match memchr::memchr2(b'\r', b'\n', &buf[start..]) {
+        None => Some((buf.len(), buf.len())),
+        Some(p) => {
+            let at = start + p;
+            match (buf[at], buf.get(at + 1)) {
+                (b'\n', _) => Some((at, at + 1)),
+                (_, Some(b'\n')) => Some((at, at + 2)),
+                _ => None,
+            }
+        }
+    }
+}
+
 /// Parse an all-digit string (leading zeros allowed) into a u32. `None` if empty, not digits,
 /// or out of range.
 pub(crate) fn parse_u32(s: &str) -> Option<u32> {
@@ -230,6 +246,32 @@ pub fn unfold(s: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strict_line_at_is_line_at_without_bare_cr() {
+        let cases: [&[u8]; 9] = [
+            b"abc\r\ndef",
+            b"abc\ndef",
+            b"abc",
+            b"",
+            b"a\rb\r\n",
+            b"abc\r",
+            b"\r\n",
+            b"\n",
+            b"x\r\r\n",
+        ];
+        for buf in cases {
+            let (end, next) = line_at(buf, 0);
+            let bare_cr = buf[..end].contains(&b'\r');
+            let want = (!bare_cr).then_some((end, next));
+            assert_eq!(
+                strict_line_at(buf, 0),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(buf)
+            );
+        }
+    }
 
     #[test]
     fn token_table_is_the_rfc_3261_token_set() {
