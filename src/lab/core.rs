@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::peer::{response_key, ResponseKey};
 use super::reginfo_doc::{render, DocRegistration};
-use crate::sip::{writer, Contacts, Limits, Message, Method, NameAddr};
+use crate::sip::{writer, Contacts, Limits, Message, Method};
 use crate::transport::udp::{send_all_wait, RecvBatch};
 
 /// How the notifier answers SUBSCRIBEs.
@@ -134,6 +134,9 @@ struct State {
     unanswered: HashMap<(String, u32), (Bytes, SocketAddr, std::time::Instant, std::time::Instant)>,
     /// Datagrams of this turn, sent together with one `sendmmsg`.
     out: Vec<(SocketAddr, Bytes)>,
+    /// Our Contact (notifier) and Service-Route (registrar) values: fixed by the address.
+    contact: String,
+    service_route: String,
 }
 
 impl ImsCore {
@@ -155,6 +158,8 @@ impl ImsCore {
             seq: 0,
             unanswered: HashMap::new(),
             out: Vec::new(),
+            contact: format!("<sip:scscf@{addr}>"),
+            service_route: format!("<sip:orig@{addr};lr>"),
         };
         tokio::spawn(async move {
             let mut rb = RecvBatch::new(32, 65_536);
@@ -193,12 +198,6 @@ impl ImsCore {
             cmd: tx,
         })
     }
-}
-
-fn uri_of(v: &str) -> String {
-    NameAddr::parse(v)
-        .map(|n| n.uri.to_string())
-        .unwrap_or_else(|_| v.trim().to_string())
 }
 
 impl State {
@@ -301,7 +300,7 @@ impl State {
 
     fn register(&mut self, m: &Message, peer: SocketAddr) {
         self.stats.registers.fetch_add(1, Relaxed);
-        let pui = uri_of(m.to().uri);
+        let pui = m.to().uri.to_string();
         let hdr_exp = m.expires().ok().flatten();
         let entry = self.regs.entry(pui.clone()).or_default();
         match m.contacts() {
@@ -337,10 +336,7 @@ impl State {
             assoc.push(format!("<{}>", implicit_pui(&pui, k)));
         }
         extra.push(("P-Associated-URI".into(), assoc.join(", ")));
-        extra.push((
-            "Service-Route".into(),
-            format!("<sip:orig@{};lr>", self.addr),
-        ));
+        extra.push(("Service-Route".into(), self.service_route.clone()));
         if entry.is_empty() {
             self.regs.remove(&pui);
         }
@@ -385,11 +381,11 @@ impl State {
             Some(t) => t.to_string(),
             None => format!("n{}", self.seq),
         };
-        let pui = uri_of(m.to().uri);
+        let pui = m.to().uri.to_string();
         let sub = self.subs.entry(call_id.clone()).or_insert_with(|| CoreSub {
             first_seen: Some(std::time::Instant::now()),
             pui: pui.clone(),
-            gw_uri: uri_of(m.from().uri),
+            gw_uri: m.from().uri.to_string(),
             gw_tag: m.from().tag().unwrap_or("").to_string(),
             our_tag: our_tag.clone(),
             cseq: 0,
@@ -399,14 +395,13 @@ impl State {
         });
         sub.peer = peer;
         self.by_pui.insert(pui, call_id.clone());
-        let contact = format!("<sip:scscf@{}>", self.addr);
         let exp = granted.to_string();
         let ok = writer::response(
             m,
             200,
             "OK",
             Some(&our_tag),
-            &[("Expires", &exp), ("Contact", &contact)],
+            &[("Expires", &exp), ("Contact", &self.contact)],
         );
         if let Some(s) = self.subs.get_mut(&call_id) {
             s.last = Some((m.cseq().seq, ok.clone()));
@@ -442,13 +437,13 @@ impl State {
     ) -> Option<Bytes> {
         let regs = &self.regs;
         let implicit = self.cfg.implicit;
-        let addr = self.addr;
+        let (addr, contact) = (self.addr, &self.contact);
         let s = self.subs.get_mut(call_id)?;
         s.cseq += 1;
         let version = s.version;
         s.version += 1;
         let (ct, body) = body.unwrap_or_else(|| {
-            let contacts: Vec<(String, u32)> = regs.get(&s.pui).cloned().unwrap_or_default();
+            let contacts: &[(String, u32)] = regs.get(&s.pui).map_or(&[], Vec::as_slice);
             let cs: Vec<(&str, &str, &str, &str, Option<u32>)> = contacts
                 .iter()
                 .enumerate()
@@ -494,11 +489,11 @@ impl State {
             ),
         );
         b.header("Max-Forwards", "70");
-        b.header("From", &format!("<{}>;tag={}", s.pui, s.our_tag));
-        b.header("To", &format!("<{}>;tag={}", s.gw_uri, s.gw_tag));
+        b.header_parts("From", &["<", &s.pui, ">;tag=", &s.our_tag]);
+        b.header_parts("To", &["<", &s.gw_uri, ">;tag=", &s.gw_tag]);
         b.header("Call-ID", call_id);
-        b.header("CSeq", &format!("{} NOTIFY", s.cseq));
-        b.header("Contact", &format!("<sip:scscf@{addr}>"));
+        b.header_num("CSeq", s.cseq.into(), " NOTIFY");
+        b.header("Contact", contact);
         b.header("Event", "reg");
         b.header("Subscription-State", sub_state);
         self.stats.notifies_sent.fetch_add(1, Relaxed);

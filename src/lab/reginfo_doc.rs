@@ -21,23 +21,23 @@ pub fn render(version: u64, full: bool, regs: &[DocRegistration<'_>]) -> String 
         if full { "full" } else { "partial" }
     );
     for r in regs {
-        let _ = writeln!(
-            s,
-            " <registration aor=\"{}\" id=\"{}\" state=\"{}\">",
-            esc(r.aor),
-            esc(r.id),
-            r.state
-        );
+        s.push_str(" <registration aor=\"");
+        push_esc(&mut s, r.aor);
+        s.push_str("\" id=\"");
+        push_esc(&mut s, r.id);
+        s.push_str("\" state=\"");
+        s.push_str(r.state);
+        s.push_str("\">\n");
         for (id, st, ev, uri, exp) in &r.contacts {
-            let _ = write!(
-                s,
-                "  <contact id=\"{}\" state=\"{st}\" event=\"{ev}\"",
-                esc(id)
-            );
+            s.push_str("  <contact id=\"");
+            push_esc(&mut s, id);
+            let _ = write!(s, "\" state=\"{st}\" event=\"{ev}\"");
             if let Some(e) = exp {
                 let _ = write!(s, " expires=\"{e}\"");
             }
-            let _ = writeln!(s, "><uri>{}</uri></contact>", esc(uri));
+            s.push_str("><uri>");
+            push_esc(&mut s, uri);
+            s.push_str("</uri></contact>\n");
         }
         s.push_str(" </registration>\n");
     }
@@ -45,9 +45,44 @@ pub fn render(version: u64, full: bool, regs: &[DocRegistration<'_>]) -> String 
     s
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// `v` with the XML specials (`& < > "`) escaped, appended to `out`.
+fn push_esc(out: &mut String, v: &str) {
+    let mut rest = v;
+    while let Some(i) = rest.find(['&', '<', '>', '"']) {
+        out.push_str(&rest[..i]);
+        out.push_str(match rest.as_bytes()[i] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            _ => "&quot;",
+        });
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specials_are_escaped_and_the_document_parses_back() {
+        let mut out = String::new();
+        push_esc(&mut out, "a&b<c>\"d\"");
+        assert_eq!(out, "a&amp;b&lt;c&gt;&quot;d&quot;");
+        let doc = render(
+            3,
+            true,
+            &[DocRegistration {
+                aor: "sip:a&b@x",
+                id: "r0",
+                state: "active",
+                contacts: vec![("c0", "active", "registered", "sip:u@h;p=<1>", Some(60))],
+            }],
+        );
+        let parsed = crate::reginfo::parse(doc.as_bytes(), &Default::default()).unwrap();
+        assert_eq!(parsed.version, 3);
+        assert_eq!(&*parsed.registrations[0].aor, "sip:a&b@x");
+        assert_eq!(&*parsed.registrations[0].contacts[0].uri, "sip:u@h;p=<1>");
+    }
 }
