@@ -92,6 +92,11 @@ const UDP_BUFFER: usize = 8 << 20;
 /// A non-blocking UDP socket with large kernel buffers (8 MiB asked, capped by
 /// `net.core.rmem_max`/`wmem_max`), so bursts are queued, not dropped.
 pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    UdpSocket::from_std(bind_udp_std(addr)?)
+}
+
+/// [`bind_udp`] without a runtime: for loops that poll their sockets themselves.
+pub fn bind_udp_std(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
@@ -101,7 +106,7 @@ pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let _ = s.set_send_buffer_size(UDP_BUFFER);
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
-    UdpSocket::from_std(s.into())
+    Ok(s.into())
 }
 
 fn annotate(e: std::io::Error, what: &str) -> std::io::Error {

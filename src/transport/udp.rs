@@ -10,7 +10,7 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -76,9 +76,20 @@ impl RecvBatch {
             Err(e) => Err(e),
         }
     }
+
+    /// Read every queued datagram (up to the number of slots) from a non-blocking socket that
+    /// no runtime watches (the load generator's tick-driven loop). `Ok(0)`: none was queued.
+    pub fn recv_fd(&mut self, fd: RawFd) -> io::Result<usize> {
+        self.got.clear();
+        match recv_into(fd, &mut self.bufs, &mut self.got) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
 }
 
-fn recv_into(fd: i32, bufs: &mut [Vec<u8>], got: &mut Vec<Received>) -> io::Result<usize> {
+fn recv_into(fd: RawFd, bufs: &mut [Vec<u8>], got: &mut Vec<Received>) -> io::Result<usize> {
     let mut hdrs = MultiHeaders::<SockaddrStorage>::preallocate(bufs.len(), None);
     let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
         .iter_mut()
@@ -133,11 +144,11 @@ pub fn send_all(sock: &UdpSocket, msgs: &[(SocketAddr, Bytes)], errors: &mut usi
     done
 }
 
-/// The `sendmmsg` loop under [`send_all`] and the send thread: chunks of [`SEND_BATCH`] until
+/// The `sendmmsg` loop under [`send_all`], the send thread and sockets no runtime watches: chunks of [`SEND_BATCH`] until
 /// all are done or the socket is full. A datagram the kernel refuses (e.g. a peer's ICMP error
 /// reported on this socket) is skipped and counted so the ones behind it still go. Returns
 /// (done, the socket was full).
-fn send_chunks(fd: i32, msgs: &[(SocketAddr, Bytes)], errors: &mut usize) -> (usize, bool) {
+pub fn send_chunks(fd: RawFd, msgs: &[(SocketAddr, Bytes)], errors: &mut usize) -> (usize, bool) {
     let mut done = 0;
     while done < msgs.len() {
         let chunk = &msgs[done..msgs.len().min(done + SEND_BATCH)];
@@ -236,7 +247,7 @@ fn send_blocking(sock: &UdpSocket, msgs: &[(SocketAddr, Bytes)]) -> usize {
     errors
 }
 
-fn send_chunk(fd: i32, chunk: &[(SocketAddr, Bytes)]) -> io::Result<usize> {
+fn send_chunk(fd: RawFd, chunk: &[(SocketAddr, Bytes)]) -> io::Result<usize> {
     let mut hdrs = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
     let iovs: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|(_, b)| [IoSlice::new(b)]).collect();
     let addrs: Vec<Option<SockaddrStorage>> = chunk
@@ -287,6 +298,33 @@ mod tests {
         );
         // Drained: nothing more, and no error.
         assert_eq!(batch.recv(&b).unwrap(), 0);
+    }
+
+    #[test]
+    fn fd_level_send_and_receive_without_a_runtime() {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        b.set_nonblocking(true).unwrap();
+        let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let mut rb = RecvBatch::new(4, 64);
+        assert_eq!(rb.recv_fd(b.as_raw_fd()).unwrap(), 0, "nothing queued");
+        let msgs: Vec<(SocketAddr, Bytes)> =
+            (0..6).map(|i| (ba, Bytes::from(format!("d{i}")))).collect();
+        let mut errors = 0;
+        assert_eq!(send_chunks(a.as_raw_fd(), &msgs, &mut errors), (6, false));
+        assert_eq!(errors, 0);
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while seen.len() < 6 && std::time::Instant::now() < deadline {
+            let n = rb.recv_fd(b.as_raw_fd()).unwrap();
+            assert!(n <= 4, "at most one slot per datagram");
+            for i in 0..n {
+                assert_eq!(rb.got[i].peer, aa);
+                seen.push(String::from_utf8(rb.datagram(i).to_vec()).unwrap());
+            }
+        }
+        assert_eq!(seen, ["d0", "d1", "d2", "d3", "d4", "d5"]);
+        assert_eq!(rb.recv_fd(b.as_raw_fd()).unwrap(), 0, "drained");
     }
 
     #[tokio::test]
