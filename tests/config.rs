@@ -76,6 +76,7 @@ fn built_in_defaults_match_spec() {
     assert_eq!(c.sip.t2, Duration::from_secs(4));
     assert_eq!(c.sip.p_asserted_identity, None);
     assert_eq!(c.sip.max_forwards, 70);
+    assert_eq!(c.sip.coalesce, Duration::from_millis(1));
     assert_eq!(
         c.admin.listen,
         "127.0.0.1:9090".parse::<SocketAddr>().expect("addr")
@@ -148,6 +149,7 @@ fn env_overrides_t1_admin_listen_and_sip_listen() {
             "udp:127.0.0.1:5062, tcp:[::1]:5062",
         ),
         ("REGEVENT_GW__SIP__MAX_FORWARDS", "20"),
+        ("REGEVENT_GW__SIP__COALESCE", "0s"),
         ("UNRELATED", "ignored"),
     ]);
     let c = Config::load_with_env(None, &e).unwrap_or_else(|e| panic!("{e}"));
@@ -159,6 +161,7 @@ fn env_overrides_t1_admin_listen_and_sip_listen() {
     let names: Vec<_> = c.sip.listen.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, ["udp:127.0.0.1:5062", "tcp:[::1]:5062"]);
     assert_eq!(c.sip.max_forwards, 20);
+    assert_eq!(c.sip.coalesce, Duration::ZERO);
 }
 
 #[test]
@@ -280,6 +283,17 @@ fn wrong_types_in_main_file_are_errors() {
     assert_eq!(find(&errs, "sip.t1").position.as_deref(), Some("2:6"));
     find(&errs, "sip.max_forwards");
     assert_eq!(errs.0.len(), 2, "{errs}");
+}
+
+#[test]
+fn coalesce_longer_than_ten_milliseconds_is_refused() {
+    let (errs, _) = load_err(
+        &format!("[sip]\ncoalesce = \"50ms\"\n{MINIMAL}"),
+        &[("p", GOOD_PROFILE)],
+    );
+    let e = find(&errs, "sip.coalesce");
+    assert!(e.problem.contains("at most 10ms"), "{e}");
+    assert_eq!(errs.0.len(), 1, "{errs}");
 }
 
 #[test]

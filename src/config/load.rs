@@ -49,6 +49,7 @@ struct RawSip {
     t2: Option<Value>,
     p_asserted_identity: Option<Value>,
     max_forwards: Option<Value>,
+    coalesce: Option<Value>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -307,6 +308,16 @@ fn sip(p: &mut Problems, raw: RawSip) -> SipSettings {
     if let Some(Err(problem)) = pai.as_deref().map(check_sip_uri) {
         p.push("sip.p_asserted_identity", problem);
     }
+    let coalesce = p.duration("sip.coalesce", raw.coalesce, DEFAULT_COALESCE);
+    if coalesce > MAX_COALESCE {
+        p.push(
+            "sip.coalesce",
+            format!(
+                "must be at most {}",
+                humantime::format_duration(MAX_COALESCE)
+            ),
+        );
+    }
     SipSettings {
         listen,
         identity: p.uri("sip.identity", raw.identity, DEFAULT_IDENTITY),
@@ -315,8 +326,13 @@ fn sip(p: &mut Problems, raw: RawSip) -> SipSettings {
         t2,
         p_asserted_identity: pai,
         max_forwards: p.uint("sip.max_forwards", raw.max_forwards, 70, 1, 255) as u32,
+        coalesce,
     }
 }
+
+/// `sip.coalesce`: the default, and the most a message may wait for its batch.
+const DEFAULT_COALESCE: Duration = Duration::from_millis(1);
+const MAX_COALESCE: Duration = Duration::from_millis(10);
 
 /// Remove `.` and `name/..` lexically, so that messages show `/etc/gw/profiles/x.toml` rather
 /// than `/etc/gw/deploy/../profiles/x.toml`.

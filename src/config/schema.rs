@@ -49,6 +49,7 @@ const SIP: &[Field] = &[
     f("t2", Kind::Duration),
     f("p_asserted_identity", Kind::Str),
     f("max_forwards", Kind::Int),
+    f("coalesce", Kind::Duration),
 ];
 const ADMIN: &[Field] = &[
     f("listen", Kind::Str),

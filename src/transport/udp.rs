@@ -19,6 +19,27 @@ use nix::sys::socket::{recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrStora
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
+/// A gateway UDP socket, registered with the runtime for **read** readiness only. Sends are
+/// non-blocking `sendmmsg` calls, and what would block goes to the [`SendThread`], which waits in
+/// `poll(2)`; so the socket never needs write readiness. Registering it would cost a wake-up per
+/// send: on loopback every sent datagram is released at once, and the kernel reports the freed
+/// send space to epoll as a write event, which returned `epoll_wait` once more per turn.
+pub type Watched = tokio::io::unix::AsyncFd<std::net::UdpSocket>;
+
+/// What polling a [`Watched`] socket for reading gives.
+pub type ReadyGuard<'a> = tokio::io::unix::AsyncFdReadyGuard<'a, std::net::UdpSocket>;
+
+/// Watch a non-blocking socket for read readiness only (call inside a runtime).
+///
+/// `with_interest` is deprecated in favour of an `unsafe` constructor whose contract is that the
+/// descriptor stays open and the same for the `AsyncFd`'s life. A `std::net::UdpSocket` owned by
+/// the `AsyncFd` keeps that contract by construction, and the crate forbids `unsafe`, so the
+/// safe (deprecated) form is used (docs/decisions.md).
+#[allow(deprecated)]
+pub fn watch(sock: std::net::UdpSocket) -> io::Result<Watched> {
+    Watched::with_interest(sock, Interest::READABLE)
+}
+
 /// One received datagram: its bytes are `buf.slot(i)[..len]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Received {
@@ -58,14 +79,27 @@ impl RecvBatch {
         let fd = sock.as_raw_fd();
         let slots = self.bufs.len();
         let (bufs, got) = (&mut self.bufs, &mut self.got);
-        let r = sock.try_io(Interest::READABLE, || {
-            let n = recv_into(fd, bufs, got)?;
-            if n < slots {
-                // Drained: let tokio clear readiness now instead of after an EAGAIN read.
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            Ok(n)
-        });
+        let r = sock.try_io(Interest::READABLE, || recv_or_drained(fd, bufs, got, slots));
+        self.outcome(r)
+    }
+
+    /// [`RecvBatch::recv`] for a socket watched for read readiness only ([`watch`]), given the
+    /// readiness its poll returned. A short batch clears that readiness.
+    pub fn recv_ready(&mut self, ready: &mut ReadyGuard<'_>) -> io::Result<usize> {
+        self.got.clear();
+        let fd = ready.get_inner().as_raw_fd();
+        let slots = self.bufs.len();
+        let (bufs, got) = (&mut self.bufs, &mut self.got);
+        let r = match ready.try_io(|_| recv_or_drained(fd, bufs, got, slots)) {
+            Ok(r) => r,
+            Err(_cleared) => Err(io::ErrorKind::WouldBlock.into()),
+        };
+        self.outcome(r)
+    }
+
+    /// The batch's count: `WouldBlock` (drained, readiness cleared) is what was read, and an
+    /// error after a partial batch is logged, not lost with the datagrams before it.
+    fn outcome(&self, r: io::Result<usize>) -> io::Result<usize> {
         match r {
             Ok(n) => Ok(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(self.got.len()),
@@ -87,6 +121,21 @@ impl RecvBatch {
             Err(e) => Err(e),
         }
     }
+}
+
+/// One `recvmmsg`; a batch shorter than the slots has drained the socket and reports
+/// `WouldBlock`, so the runtime clears readiness now instead of after an `EAGAIN` read.
+fn recv_or_drained(
+    fd: RawFd,
+    bufs: &mut [Vec<u8>],
+    got: &mut Vec<Received>,
+    slots: usize,
+) -> io::Result<usize> {
+    let n = recv_into(fd, bufs, got)?;
+    if n < slots {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    Ok(n)
 }
 
 fn recv_into(fd: RawFd, bufs: &mut [Vec<u8>], got: &mut Vec<Received>) -> io::Result<usize> {
@@ -197,7 +246,10 @@ pub struct SendThread {
 impl SendThread {
     /// Start the thread for these sockets. After each batch `on_errors` is told how many
     /// datagrams the kernel refused for good (possibly 0; counted as drops by the caller).
-    pub fn start(socks: Vec<Arc<UdpSocket>>, on_errors: fn(usize)) -> io::Result<SendThread> {
+    pub fn start<S: AsFd + Send + Sync + 'static>(
+        socks: Vec<Arc<S>>,
+        on_errors: fn(usize),
+    ) -> io::Result<SendThread> {
         let (tx, rx) = std::sync::mpsc::channel::<Batch>();
         let pending = Arc::new(AtomicUsize::new(0));
         let left = pending.clone();
@@ -233,9 +285,9 @@ impl SendThread {
 
 /// Send every datagram, waiting (in `poll(2)`, off any runtime) while the socket is full.
 /// Returns how many the kernel refused for good.
-fn send_blocking(sock: &UdpSocket, msgs: &[(SocketAddr, Bytes)]) -> usize {
+fn send_blocking(sock: &impl AsFd, msgs: &[(SocketAddr, Bytes)]) -> usize {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let (fd, mut done, mut errors) = (sock.as_raw_fd(), 0, 0);
+    let (fd, mut done, mut errors) = (sock.as_fd().as_raw_fd(), 0, 0);
     while done < msgs.len() {
         let (n, full) = send_chunks(fd, &msgs[done..], &mut errors);
         done += n;
