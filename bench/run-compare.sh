@@ -9,7 +9,8 @@
 # Proxies, run one after the other in this order:
 #   kamailio       Kamailio as packaged (default memory manager: qm, built with DBG_SR_MEMORY)
 #   kamailio-tlsf  the same with -x tlsf -X tlsf (Kamailio's faster TLSF allocator)
-#   regevent-gw    target/release/regevent-gw
+#   regevent-gw    target/release/regevent-gw with its defaults (sip.coalesce = 2ms)
+#   regevent-gw-nocoalesce  the same with sip.coalesce = 0s (every datagram handled at once)
 #
 # Per proxy: start the IMS core stub (SIPp server: registrar + reg-event notifier), start the
 # proxy, snapshot the CPU time (utime+stime, /proc/PID/stat) of every process in the proxy's
@@ -36,7 +37,7 @@ OUT=""
 # Extra kamailio command-line arguments, e.g. KAMAILIO_EXTRA_ARGS="-x tlsf -X tlsf".
 KAMAILIO_EXTRA_ARGS=${KAMAILIO_EXTRA_ARGS:-}
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) SMOKE=1 ;;
@@ -191,7 +192,7 @@ start_kamailio() {
 }
 
 start_regevent_gw() {
-    local dir=$1
+    local dir=$1 coalesce=$2
     mkdir -p "$dir/profiles"
     cat > "$dir/profiles/bench.toml" <<EOF
 support_reg_event = true
@@ -204,12 +205,17 @@ listen = ["udp:127.0.0.1:$PROXY_PORT"]
 identity = "sip:127.0.0.1:$PROXY_PORT"
 core = "sip:127.0.0.1:$CORE_PORT"
 p_asserted_identity = "sip:127.0.0.1:$PROXY_PORT"
+$coalesce
 
 [admin]
 listen = "127.0.0.1:$ADMIN_PORT"
 
 [subscription]
 max_subscribe_rate = 100000
+
+# Tables sized for the run at start, as Kamailio's hash_size (2^14 slots) is in its config.
+[limits]
+expected_registrations = $N
 
 [profiles]
 dir = "profiles"
@@ -236,7 +242,8 @@ run_one() {
     case $name in
         kamailio) start_kamailio "$dir" "" ;;
         kamailio-tlsf) start_kamailio "$dir" "-x tlsf -X tlsf" ;;
-        regevent-gw) start_regevent_gw "$dir" ;;
+        regevent-gw) start_regevent_gw "$dir" "" ;;
+        regevent-gw-nocoalesce) start_regevent_gw "$dir" 'coalesce = "0s"' ;;
     esac
     proxy=$LAST_PID
     wait_udp "$PROXY_PORT" || { tail -20 "$dir/proxy.out" >&2; return 1; }
@@ -267,7 +274,7 @@ run_one() {
     c1=$(cpu_ticks "$proxy"); t1=$(date +%s.%N)
     # Sockets are new for each run, so their drop counters start at 0.
     R[$name.drops]="$(udp_drops "$PROXY_PORT") / $(udp_drops "$CORE_PORT")"
-    if [ "$name" = regevent-gw ]; then
+    if [ "${name#regevent-gw}" != "$name" ]; then
         curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" > "$dir/metrics.txt" 2>/dev/null || true
     fi
     R[$name.procs]="${R[$name.procs]}/$(nprocs "$proxy")"
@@ -313,10 +320,10 @@ run_one() {
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-PROXIES=(kamailio kamailio-tlsf regevent-gw)
+PROXIES=(kamailio kamailio-tlsf regevent-gw regevent-gw-nocoalesce)
 [ -n "$ONLY" ] && IFS=, read -r -a PROXIES <<<"$ONLY"
 for p in "${PROXIES[@]}"; do
-    case $p in kamailio|kamailio-tlsf|regevent-gw) ;; *) echo "unknown proxy: $p" >&2; exit 2 ;; esac
+    case $p in kamailio|kamailio-tlsf|regevent-gw|regevent-gw-nocoalesce) ;; *) echo "unknown proxy: $p" >&2; exit 2 ;; esac
 done
 for p in "${PROXIES[@]}"; do run_one "$p"; done
 
@@ -350,11 +357,14 @@ report() {
     row "proxy CPU, cores busy during UE phase" cores
     row "proxy CPU-seconds per 1,000 registrations" cpu_per_k
     echo
-    local g=${R[regevent-gw.cpu_per_k]:-} p k
-    for p in kamailio kamailio-tlsf; do
-        k=${R[$p.cpu_per_k]:-}
-        [ -n "$k" ] && [ -n "$g" ] || continue
-        awk -v k="$k" -v g="$g" -v p="$p" 'BEGIN { if (k+0 > 0 && g+0 > 0) printf "CPU per registration, %s / regevent-gw = %.2f (same run)\n", p, k/g; else printf "%s / regevent-gw: n/a\n", p }'
+    local p k gw g
+    for gw in regevent-gw regevent-gw-nocoalesce; do
+        g=${R[$gw.cpu_per_k]:-}
+        for p in kamailio kamailio-tlsf; do
+            k=${R[$p.cpu_per_k]:-}
+            [ -n "$k" ] && [ -n "$g" ] || continue
+            awk -v k="$k" -v g="$g" -v p="$p" -v gw="$gw" 'BEGIN { if (k+0 > 0 && g+0 > 0) printf "CPU per registration, %s / %s = %.2f (same run)\n", p, gw, k/g; else printf "%s / %s: n/a\n", p, gw }'
+        done
     done
 }
 report | tee "$WORK/report.md"

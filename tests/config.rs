@@ -76,7 +76,7 @@ fn built_in_defaults_match_spec() {
     assert_eq!(c.sip.t2, Duration::from_secs(4));
     assert_eq!(c.sip.p_asserted_identity, None);
     assert_eq!(c.sip.max_forwards, 70);
-    assert_eq!(c.sip.coalesce, Duration::from_millis(1));
+    assert_eq!(c.sip.coalesce, Duration::from_millis(2));
     assert_eq!(
         c.admin.listen,
         "127.0.0.1:9090".parse::<SocketAddr>().expect("addr")

@@ -331,7 +331,7 @@ fn sip(p: &mut Problems, raw: RawSip) -> SipSettings {
 }
 
 /// `sip.coalesce`: the default, and the most a message may wait for its batch.
-const DEFAULT_COALESCE: Duration = Duration::from_millis(1);
+const DEFAULT_COALESCE: Duration = Duration::from_millis(2);
 const MAX_COALESCE: Duration = Duration::from_millis(10);
 
 /// Remove `.` and `name/..` lexically, so that messages show `/etc/gw/profiles/x.toml` rather

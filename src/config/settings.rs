@@ -35,7 +35,7 @@ pub struct SipSettings {
     pub p_asserted_identity: Option<String>,
     /// `sip.max_forwards` on requests we originate (default 70).
     pub max_forwards: u32,
-    /// `sip.coalesce` (default 1ms, at most 10ms, 0 = off): while UDP input arrives more often
+    /// `sip.coalesce` (default 2ms, at most 10ms, 0 = off): while UDP input arrives more often
     /// than every 2× this, the SIP thread waits until this long after a turn began before it
     /// reads again, so what arrived meanwhile is handled and answered as one batch.
     pub coalesce: Duration,
