@@ -6,10 +6,29 @@ use std::time::Duration;
 
 use super::profile::{Profile, Profiles};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A SIP transport. Also a command-line value (`--transport udp|tcp` of `regevent-gw loadgen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Transport {
     Udp,
     Tcp,
+}
+
+impl Transport {
+    /// The Via sent-protocol's transport token (`SIP/2.0/UDP`).
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+
+    /// Lower case: the URI `transport=` parameter value and the metrics label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
 }
 
 /// `"udp:0.0.0.0:5060"`, `"tcp:[::]:5060"`.

@@ -216,7 +216,7 @@ impl Gateway {
     }
 
     fn reject_unparseable(&mut self, inb: &Inbound, e: &sip::ParseError) {
-        let proto = transport_label(inb.transport);
+        let proto = inb.transport.name();
         let (code, reason) = match e {
             sip::ParseError::Version => (505, "Version Not Supported".to_string()),
             sip::ParseError::TooLarge => (513, "Message Too Large".to_string()),
@@ -636,20 +636,6 @@ fn split_hostport(hp: &str) -> (&str, u16) {
 pub fn pui_domain(pui: &str) -> &str {
     let rest = pui.split_once('@').map(|(_, d)| d).unwrap_or("");
     rest.split([';', '>', ':', '?']).next().unwrap_or("")
-}
-
-fn transport_label(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "udp",
-        Transport::Tcp => "tcp",
-    }
-}
-
-fn via_transport(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "UDP",
-        Transport::Tcp => "TCP",
-    }
 }
 
 const METHOD_LABELS: [&str; 10] = [

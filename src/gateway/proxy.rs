@@ -33,7 +33,7 @@ use hashbrown::HashMap;
 use super::flow::{classify, OurUri, RR_PARAM};
 use super::ibcf::{announced_lifetime, is_reg_event, replace_contact_uri, ContactMap};
 use super::register::{addr_uri, flow_token, needs_received, via_target};
-use super::{mix, uri_target, via_transport, Dest, Gateway, Inbound};
+use super::{mix, uri_target, Dest, Gateway, Inbound};
 use crate::config::{Role, Transport};
 use crate::registrar::Flow;
 use crate::sip::{HeaderName, Message, Method};
@@ -381,7 +381,7 @@ impl Gateway {
         let bytes = {
             let via = format!(
                 "SIP/2.0/{} {};branch={branch};rport",
-                via_transport(t),
+                t.via_name(),
                 self.me.hostport
             );
             let mut ed = msg.edit();

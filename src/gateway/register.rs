@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use super::{via_transport, Dest, Gateway, Inbound, PendingRegister};
+use super::{Dest, Gateway, Inbound, PendingRegister};
 use crate::config::Transport;
 use crate::registrar::{Flow, RegisterOutcome};
 use crate::sip::{Contacts, HeaderName, Message, NameAddr, Via};
@@ -70,7 +70,7 @@ impl Gateway {
         };
         let via = format!(
             "SIP/2.0/{} {};branch={};rport",
-            via_transport(out_t),
+            out_t.via_name(),
             self.me.hostport,
             branch
         );

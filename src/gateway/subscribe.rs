@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::register::addr_uri;
-use super::{uri_target, via_transport, Gateway, TxUser};
+use super::{uri_target, Gateway, TxUser};
 use crate::registrar::BindingMatch;
 use crate::sip::{writer::RequestBuilder, HeaderName, Message};
 use crate::stats::names;
@@ -96,7 +96,7 @@ impl Gateway {
             s,
             &format!(
                 "SIP/2.0/{} {};branch={};rport",
-                via_transport(t),
+                t.via_name(),
                 self.me.hostport,
                 branch
             ),
