@@ -5,6 +5,10 @@
 //! latency percentiles, and (with `--gateway-pid`) the gateway's CPU time and RSS.
 //!
 //! It runs on one thread, so that on a 2-core machine the gateway keeps the other core.
+//!
+//! `--transport tcp` sends the UEs' REGISTERs over TCP: each swarm is one connection to the
+//! gateway's TCP listener at `--gateway` carrying all its UEs (see [`super::ue`]), so
+//! `--swarms` sets the number of connections. The gateway still talks to the core over UDP.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -13,12 +17,16 @@ use std::time::{Duration, Instant};
 
 use super::core::{CoreConfig, CoreStats, ImsCore};
 use super::ue::{self, SwarmConfig, SwarmStats};
+use crate::config::Transport;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadgenArgs {
-    /// The gateway's UDP SIP address.
+    /// The gateway's SIP address (its UDP listener, or its TCP one with `--transport tcp`).
     #[arg(long, default_value = "127.0.0.1:5060")]
     pub gateway: SocketAddr,
+    /// How the UEs reach the gateway. With tcp, each swarm is one connection.
+    #[arg(long, value_enum, default_value_t = Transport::Udp)]
+    pub transport: Transport,
     /// Where the emulated core listens (the gateway's `sip.core`).
     #[arg(long, default_value = "127.0.0.1:5070")]
     pub core: SocketAddr,
@@ -31,7 +39,8 @@ pub struct LoadgenArgs {
     /// Number of distinct users (default rate × seconds).
     #[arg(long)]
     pub users: Option<usize>,
-    /// Number of UE sockets (swarms), each on its own loopback address 127.0.1.N.
+    /// Number of UE sockets or TCP connections (swarms), each on its own loopback address
+    /// 127.0.1.N.
     #[arg(long, default_value_t = 4)]
     pub swarms: usize,
     /// Registration expiry the UEs ask for.
@@ -130,6 +139,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         let cfg = SwarmConfig {
             gateway: args.gateway,
             local: SocketAddr::from(([127, 0, 1, (k % 250 + 1) as u8], 0)),
+            transport: args.transport,
             users: n,
             first_user: first,
             expires: args.expires,
@@ -138,11 +148,21 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
             reregister: args.hold,
             ..SwarmConfig::default()
         };
-        tasks.push(tokio::spawn(ue::run(cfg, stats.clone(), stop.clone())));
+        let swarm = ue::run(cfg, stats.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            // Said when it happens (e.g. no TCP listener at --gateway); the swarm's users show
+            // in the report as failures or never answered.
+            if let Err(e) = swarm.await {
+                eprintln!("loadgen: swarm {k}: {e}");
+            }
+        }));
     }
     println!(
-        "loadgen: {users} users in {swarms} swarms at {:.0}/s → gateway {} (core {})",
-        args.rate, args.gateway, core.addr
+        "loadgen: {users} users in {swarms} swarms at {:.0}/s → gateway {}:{} (core {})",
+        args.rate,
+        args.transport.name(),
+        args.gateway,
+        core.addr
     );
     let mut last = (0u64, 0u64);
     let mut per_tick: Vec<u64> = Vec::new();

@@ -1,26 +1,48 @@
-//! A swarm of emulated UEs on one UDP socket: each registers (paced at a target rate),
+//! A swarm of emulated UEs sharing one socket: each registers (paced at a target rate),
 //! re-registers at half its expiry, and deregisters when its lifetime ends. Measures
 //! REGISTER→final-response latency.
+//!
+//! Transports ([`SwarmConfig::transport`]):
+//! - UDP: one socket per swarm. Timer E retransmits an unanswered REGISTER, Timer F (32 s)
+//!   gives up (RFC 3261 §17.1.2.2).
+//! - TCP: one connection per swarm, from the swarm's local address to the gateway's TCP
+//!   listener, carrying every UE of the swarm: the gateway answers on the connection a request
+//!   came in on, and each UE's Call-ID tells its responses apart, so one connection is enough
+//!   and `loadgen --swarms` is the number of connections. TCP is reliable, so nothing is
+//!   retransmitted (Timer E runs only on unreliable transports); Timer F still bounds each
+//!   transaction. Received bytes are framed by the gateway's own codec
+//!   ([`crate::transport::SipCodec`]): a read may end inside a message or hold several. If the
+//!   connection closes or cannot be framed, the transactions in progress fail (a transport
+//!   error, §17.1.4) and the swarm ends.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt::Write as _;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, UdpSocket};
+use tokio_util::codec::Decoder;
 
 use super::peer::response_key;
+use crate::config::Transport;
+use crate::sip::Limits;
 use crate::transport::udp::{send_all_wait, RecvBatch};
+use crate::transport::SipCodec;
 
 #[derive(Debug, Clone)]
 pub struct SwarmConfig {
-    /// The gateway's UDP listener.
+    /// The gateway's listener for `transport`.
     pub gateway: SocketAddr,
     /// Local address to bind (`127.0.0.1:0`).
     pub local: SocketAddr,
+    pub transport: Transport,
     pub users: usize,
     /// First user index (users are `ue{first+i}`).
     pub first_user: usize,
@@ -38,6 +60,7 @@ impl Default for SwarmConfig {
         SwarmConfig {
             gateway: SocketAddr::from(([127, 0, 0, 1], 5060)),
             local: SocketAddr::from(([127, 0, 0, 1], 0)),
+            transport: Transport::Udp,
             users: 10,
             first_user: 0,
             domain: "ims.example.net".into(),
@@ -49,16 +72,19 @@ impl Default for SwarmConfig {
     }
 }
 
-/// What the swarm saw.
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
+/// Timer F, 64·T1: a transaction without a final response by then has timed out.
+const TIMER_F: Duration = Duration::from_secs(32);
 
+/// What the swarm saw.
 #[derive(Debug, Default)]
 pub struct SwarmStats {
     pub registers_sent: AtomicU64,
     pub initial_ok: AtomicU64,
     pub reregister_ok: AtomicU64,
     pub deregister_ok: AtomicU64,
+    /// Non-2xx final responses, and transactions lost with their TCP connection.
     pub failures: AtomicU64,
     pub timeouts: AtomicU64,
     /// REGISTERs sent again by Timer E (not in `registers_sent`).
@@ -86,8 +112,13 @@ enum Action {
     Register,
     Deregister,
     /// Timer E: send the pending REGISTER again (RFC 3261 §17.1.2.2) or give up at Timer F.
+    /// Over TCP it is set at Timer F only.
     Retransmit,
 }
+
+/// A scheduled action: when, which UE, what, and for `Retransmit` the CSeq of the transaction
+/// it belongs to (a timer left over from an answered transaction must not touch the next one).
+type Timer = (Instant, usize, Action, u32);
 
 #[derive(Debug)]
 struct Ue {
@@ -98,55 +129,228 @@ struct Ue {
     tries: u32,
 }
 
-/// Run the swarm until every UE is done (lifetime) or `stop` is set. Returns when finished.
+/// Bytes asked for per TCP read.
+const TCP_READ: usize = 64 * 1024;
+
+/// The swarm's socket: the transports differ only in how bytes go out and come in.
+enum Link {
+    Udp {
+        sock: UdpSocket,
+        gateway: SocketAddr,
+        rb: RecvBatch,
+        out: Vec<(SocketAddr, Bytes)>,
+    },
+    Tcp {
+        read: OwnedReadHalf,
+        write: OwnedWriteHalf,
+        /// Received bytes not yet framed (the start of a message cut by a read).
+        rbuf: BytesMut,
+        codec: SipCodec,
+        /// REGISTERs of this turn, written with one `write_all`.
+        out: Vec<u8>,
+    },
+}
+
+impl Link {
+    /// Bind `cfg.local` and, for TCP, connect from it to the gateway. Returns the local address.
+    async fn open(cfg: &SwarmConfig) -> io::Result<(Link, SocketAddr)> {
+        match cfg.transport {
+            Transport::Udp => {
+                let sock = crate::transport::bind_udp(cfg.local)?;
+                let local = sock.local_addr()?;
+                let link = Link::Udp {
+                    sock,
+                    gateway: cfg.gateway,
+                    rb: RecvBatch::new(64, 8192),
+                    out: Vec::new(),
+                };
+                Ok((link, local))
+            }
+            Transport::Tcp => {
+                let sock = if cfg.local.is_ipv4() {
+                    TcpSocket::new_v4()?
+                } else {
+                    TcpSocket::new_v6()?
+                };
+                sock.bind(cfg.local)?;
+                let stream = sock.connect(cfg.gateway).await?;
+                // A turn's REGISTERs go out in one write; do not hold them back for more.
+                stream.set_nodelay(true)?;
+                let local = stream.local_addr()?;
+                let (read, write) = stream.into_split();
+                let link = Link::Tcp {
+                    read,
+                    write,
+                    rbuf: BytesMut::with_capacity(TCP_READ),
+                    codec: SipCodec {
+                        limits: Limits::default(),
+                    },
+                    out: Vec::new(),
+                };
+                Ok((link, local))
+            }
+        }
+    }
+
+    fn queue(&mut self, msg: Vec<u8>) {
+        match self {
+            Link::Udp { gateway, out, .. } => out.push((*gateway, msg.into())),
+            Link::Tcp { out, .. } => out.extend_from_slice(&msg),
+        }
+    }
+
+    /// Send what was queued.
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Link::Udp { sock, out, .. } => send_all_wait(sock, out).await,
+            Link::Tcp { write, out, .. } => {
+                if !out.is_empty() {
+                    write.write_all(out).await?;
+                    out.clear();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait up to `wait` for input and hand each whole message received to `on_message`.
+    /// An error only over TCP: the connection closed, failed, or its stream cannot be framed.
+    async fn recv(&mut self, wait: Duration, mut on_message: impl FnMut(&[u8])) -> io::Result<()> {
+        match self {
+            Link::Udp { sock, rb, .. } => {
+                if matches!(
+                    tokio::time::timeout(wait, sock.readable()).await,
+                    Ok(Ok(()))
+                ) {
+                    let n = rb.recv(sock).unwrap_or(0);
+                    for k in 0..n {
+                        on_message(rb.datagram(k));
+                    }
+                }
+            }
+            Link::Tcp {
+                read, rbuf, codec, ..
+            } => {
+                rbuf.reserve(TCP_READ);
+                // `read_buf` is cancel safe: a timeout loses no bytes.
+                match tokio::time::timeout(wait, read.read_buf(rbuf)).await {
+                    Err(_) => return Ok(()),
+                    Ok(Err(e)) => return Err(e),
+                    Ok(Ok(0)) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the gateway closed the connection",
+                        ))
+                    }
+                    Ok(Ok(_)) => {}
+                }
+                while let Some(m) = codec.decode(rbuf)? {
+                    on_message(&m);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The UEs of one swarm and their timers.
+struct Swarm {
+    cfg: SwarmConfig,
+    local: SocketAddr,
+    stats: Arc<SwarmStats>,
+    ues: Vec<Ue>,
+    heap: BinaryHeap<Reverse<Timer>>,
+    /// UEs not yet done.
+    active: usize,
+}
+
+/// Run the swarm until every UE is done (lifetime) or `stop` is set. Returns when finished;
+/// an error if the socket could not be opened or the TCP connection was lost.
 pub async fn run(
     cfg: SwarmConfig,
     stats: Arc<SwarmStats>,
     stop: Arc<AtomicBool>,
-) -> std::io::Result<()> {
-    let sock = crate::transport::bind_udp(cfg.local)?;
-    let local = sock.local_addr()?;
-    let start = Instant::now();
-    let mut ues: Vec<Ue> = (0..cfg.users)
-        .map(|_| Ue {
-            cseq: 0,
-            registered: false,
-            started: None,
-            pending: None,
-            tries: 0,
-        })
-        .collect();
-    let mut heap: BinaryHeap<Reverse<(Instant, usize, Action)>> = BinaryHeap::new();
-    let step = if cfg.rate > 0.0 {
-        Duration::from_secs_f64(1.0 / cfg.rate)
-    } else {
-        Duration::ZERO
-    };
-    for i in 0..cfg.users {
-        heap.push(Reverse((start + step * i as u32, i, Action::Register)));
+) -> io::Result<()> {
+    let (mut link, local) = Link::open(&cfg).await?;
+    let mut swarm = Swarm::new(cfg, local, stats.clone());
+    let result = swarm.drive(&mut link, &stop).await;
+    if result.is_err() {
+        swarm.fail_pending();
     }
-    let mut rb = RecvBatch::new(64, 8192);
-    let mut out: Vec<(SocketAddr, Bytes)> = Vec::new();
-    let timeout = Duration::from_secs(32);
-    let mut active = cfg.users;
-    while active > 0 && !stop.load(Relaxed) {
-        let now = Instant::now();
-        // Send everything due.
-        while let Some(Reverse((t, i, a))) = heap.peek().copied() {
+    stats.done.store(true, Relaxed);
+    result
+}
+
+impl Swarm {
+    fn new(cfg: SwarmConfig, local: SocketAddr, stats: Arc<SwarmStats>) -> Swarm {
+        let start = Instant::now();
+        let ues = (0..cfg.users)
+            .map(|_| Ue {
+                cseq: 0,
+                registered: false,
+                started: None,
+                pending: None,
+                tries: 0,
+            })
+            .collect();
+        let step = if cfg.rate > 0.0 {
+            Duration::from_secs_f64(1.0 / cfg.rate)
+        } else {
+            Duration::ZERO
+        };
+        let heap = (0..cfg.users)
+            .map(|i| Reverse((start + step * i as u32, i, Action::Register, 0)))
+            .collect();
+        Swarm {
+            active: cfg.users,
+            cfg,
+            local,
+            stats,
+            ues,
+            heap,
+        }
+    }
+
+    async fn drive(&mut self, link: &mut Link, stop: &AtomicBool) -> io::Result<()> {
+        while self.active > 0 && !stop.load(Relaxed) {
+            let now = Instant::now();
+            self.send_due(now, link);
+            link.flush().await?;
+            let next = self
+                .heap
+                .peek()
+                .map(|Reverse((t, ..))| *t)
+                .unwrap_or(now + Duration::from_millis(200));
+            let wait = next
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(200));
+            link.recv(wait, |b| self.on_response(b)).await?;
+        }
+        Ok(())
+    }
+
+    /// Queue on `link` every REGISTER due by `now`.
+    fn send_due(&mut self, now: Instant, link: &mut Link) {
+        let (cfg, local, stats) = (&self.cfg, self.local, &self.stats);
+        let reliable = cfg.transport == Transport::Tcp;
+        while let Some(Reverse((t, i, a, timer_cseq))) = self.heap.peek().copied() {
             if t > now {
                 break;
             }
-            heap.pop();
-            let ue = &mut ues[i];
+            self.heap.pop();
+            let ue = &mut self.ues[i];
             let user = cfg.first_user + i;
             if a == Action::Retransmit {
                 let Some((sent, action, cseq)) = ue.pending else {
                     continue;
                 };
-                if now.duration_since(sent) >= timeout {
+                if cseq != timer_cseq {
+                    continue;
+                }
+                if now.duration_since(sent) >= TIMER_F {
                     stats.timeouts.fetch_add(1, Relaxed);
                     ue.pending = None;
-                    active -= 1;
+                    self.active -= 1;
                     continue;
                 }
                 ue.tries += 1;
@@ -156,14 +360,16 @@ pub async fn run(
                 } else {
                     cfg.expires
                 };
-                out.push((cfg.gateway, register(&cfg, local, user, cseq, exp).into()));
+                link.queue(register(cfg, local, user, cseq, exp));
                 let next = (T1 * 2u32.saturating_pow(ue.tries)).min(T2);
-                heap.push(Reverse((now + next, i, Action::Retransmit)));
+                self.heap
+                    .push(Reverse((now + next, i, Action::Retransmit, cseq)));
                 continue;
             }
             if let Some((sent, _, _)) = ue.pending {
-                if now.duration_since(sent) < timeout {
-                    heap.push(Reverse((now + Duration::from_millis(100), i, a)));
+                if now.duration_since(sent) < TIMER_F {
+                    self.heap
+                        .push(Reverse((now + Duration::from_millis(100), i, a, 0)));
                     continue;
                 }
                 stats.timeouts.fetch_add(1, Relaxed);
@@ -175,91 +381,91 @@ pub async fn run(
             } else {
                 cfg.expires
             };
-            let msg = register(&cfg, local, user, ue.cseq, exp);
+            let msg = register(cfg, local, user, ue.cseq, exp);
             ue.pending = Some((now, a, ue.cseq));
-            heap.push(Reverse((now + T1, i, Action::Retransmit)));
+            let first = if reliable { TIMER_F } else { T1 };
+            self.heap
+                .push(Reverse((now + first, i, Action::Retransmit, ue.cseq)));
             ue.started.get_or_insert(now);
             stats.registers_sent.fetch_add(1, Relaxed);
-            out.push((cfg.gateway, msg.into()));
+            link.queue(msg);
         }
-        send_all_wait(&sock, &mut out).await;
-        let next = heap
-            .peek()
-            .map(|Reverse((t, _, _))| *t)
-            .unwrap_or(now + Duration::from_millis(200));
-        let wait = next
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(200));
-        if !matches!(
-            tokio::time::timeout(wait, sock.readable()).await,
-            Ok(Ok(()))
-        ) {
-            continue;
+    }
+
+    /// A message from the gateway: if it is the final response to a UE's pending REGISTER,
+    /// complete that transaction and schedule the UE's next one.
+    fn on_response(&mut self, b: &[u8]) {
+        let (cfg, stats) = (&self.cfg, &self.stats);
+        let Some(r) = response_key(b) else {
+            return;
+        };
+        let status = r.status;
+        if status < 200 {
+            return;
         }
-        let n = rb.recv(&sock).unwrap_or(0);
-        for k in 0..n {
-            let Some(r) = response_key(rb.datagram(k)) else {
-                continue;
-            };
-            let status = r.status;
-            if status < 200 {
-                continue;
+        let Some(i) = ue_index(cfg, self.local, r.call_id) else {
+            return;
+        };
+        let ue = &mut self.ues[i];
+        let Some((sent, action, cseq)) = ue.pending else {
+            return;
+        };
+        if r.cseq != cseq {
+            return;
+        }
+        ue.pending = None;
+        let now = Instant::now();
+        if let Ok(mut l) = stats.latencies_us.lock() {
+            l.push(
+                now.duration_since(sent)
+                    .as_micros()
+                    .min(u128::from(u32::MAX)) as u32,
+            );
+        }
+        if !(200..300).contains(&status) {
+            stats.failures.fetch_add(1, Relaxed);
+            self.active -= 1;
+            return;
+        }
+        match action {
+            Action::Deregister => {
+                stats.deregister_ok.fetch_add(1, Relaxed);
+                ue.registered = false;
+                self.active -= 1;
             }
-            let Some(i) = ue_index(&cfg, local, r.call_id) else {
-                continue;
-            };
-            let ue = &mut ues[i];
-            let Some((sent, action, cseq)) = ue.pending else {
-                continue;
-            };
-            if r.cseq != cseq {
-                continue;
-            }
-            ue.pending = None;
-            let now = Instant::now();
-            if let Ok(mut l) = stats.latencies_us.lock() {
-                l.push(
-                    now.duration_since(sent)
-                        .as_micros()
-                        .min(u128::from(u32::MAX)) as u32,
-                );
-            }
-            if !(200..300).contains(&status) {
-                stats.failures.fetch_add(1, Relaxed);
-                active -= 1;
-                continue;
-            }
-            match action {
-                Action::Deregister => {
-                    stats.deregister_ok.fetch_add(1, Relaxed);
-                    ue.registered = false;
-                    active -= 1;
+            Action::Register | Action::Retransmit => {
+                if ue.registered {
+                    stats.reregister_ok.fetch_add(1, Relaxed);
+                } else {
+                    stats.initial_ok.fetch_add(1, Relaxed);
                 }
-                Action::Register | Action::Retransmit => {
-                    if ue.registered {
-                        stats.reregister_ok.fetch_add(1, Relaxed);
-                    } else {
-                        stats.initial_ok.fetch_add(1, Relaxed);
+                ue.registered = true;
+                let half =
+                    Duration::from_secs(u64::from(cfg.expires) / 2).max(Duration::from_millis(500));
+                let started = ue.started.unwrap_or(now);
+                match cfg.lifetime {
+                    Some(life) if now + half >= started + life => {
+                        self.heap
+                            .push(Reverse((started + life, i, Action::Deregister, 0)))
                     }
-                    ue.registered = true;
-                    let half = Duration::from_secs(u64::from(cfg.expires) / 2)
-                        .max(Duration::from_millis(500));
-                    let started = ue.started.unwrap_or(now);
-                    match cfg.lifetime {
-                        Some(life) if now + half >= started + life => {
-                            heap.push(Reverse((started + life, i, Action::Deregister)))
-                        }
-                        _ if cfg.reregister => {
-                            heap.push(Reverse((now + half, i, Action::Register)))
-                        }
-                        _ => active -= 1,
+                    _ if cfg.reregister => {
+                        self.heap
+                            .push(Reverse((now + half, i, Action::Register, 0)))
                     }
+                    _ => self.active -= 1,
                 }
             }
         }
     }
-    stats.done.store(true, Relaxed);
-    Ok(())
+
+    /// The connection is gone: every transaction in progress on it failed.
+    fn fail_pending(&mut self) {
+        for ue in &mut self.ues {
+            if ue.pending.take().is_some() {
+                self.stats.failures.fetch_add(1, Relaxed);
+            }
+        }
+    }
 }
 
 /// The index in the swarm of the UE whose Call-ID this is (`ue{user}-{local port}`).
@@ -269,7 +475,7 @@ fn ue_index(cfg: &SwarmConfig, local: SocketAddr, call_id: &str) -> Option<usize
     (port.parse() == Ok(local.port()) && i < cfg.users).then_some(i)
 }
 
-/// A UE's REGISTER; its Call-ID is `ue{user}-{local port}`.
+/// A UE's REGISTER over `cfg.transport`; its Call-ID is `ue{user}-{local port}`.
 pub fn register(
     cfg: &SwarmConfig,
     local: SocketAddr,
@@ -278,17 +484,22 @@ pub fn register(
     expires: u32,
 ) -> Vec<u8> {
     let mut s = String::with_capacity(640);
-    let (d, port) = (&cfg.domain, local.port());
+    let (d, port, via) = (&cfg.domain, local.port(), cfg.transport.via_name());
+    // UDP is the default transport of a SIP URI (RFC 3261 §19.1.1): only TCP is named.
+    let (tp, tp_name) = match cfg.transport {
+        Transport::Udp => ("", ""),
+        t => (";transport=", t.name()),
+    };
     let _ = write!(
         s,
         "REGISTER sip:{d} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {local};branch=z9hG4bKue{user}x{cseq};rport\r\n\
+         Via: SIP/2.0/{via} {local};branch=z9hG4bKue{user}x{cseq};rport\r\n\
          Max-Forwards: 70\r\n\
          From: <sip:ue{user}@{d}>;tag=t{user}\r\n\
          To: <sip:ue{user}@{d}>\r\n\
          Call-ID: ue{user}-{port}\r\n\
          CSeq: {cseq} REGISTER\r\n\
-         Contact: <sip:ue{user}@{local}>;expires={expires};+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-{user:012}>\";reg-id=1\r\n\
+         Contact: <sip:ue{user}@{local}{tp}{tp_name}>;expires={expires};+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-{user:012}>\";reg-id=1\r\n\
          Supported: path, gruu, outbound\r\n\
          User-Agent: regevent-gw-lab\r\n\
          Content-Length: 0\r\n\r\n"
@@ -319,5 +530,111 @@ mod tests {
             "another socket's"
         );
         assert_eq!(ue_index(&cfg, local, "x105-4000"), None);
+    }
+
+    #[test]
+    fn register_names_its_transport() {
+        let local: SocketAddr = "127.0.1.1:4000".parse().unwrap();
+        let limits = crate::sip::Limits::default();
+        for (transport, via, contact) in [
+            (Transport::Udp, "UDP", "sip:ue3@127.0.1.1:4000"),
+            (
+                Transport::Tcp,
+                "TCP",
+                "sip:ue3@127.0.1.1:4000;transport=tcp",
+            ),
+        ] {
+            let cfg = SwarmConfig {
+                transport,
+                ..SwarmConfig::default()
+            };
+            let reg = register(&cfg, local, 3, 1, 600);
+            let m = crate::sip::Message::parse(reg.into(), &limits).unwrap();
+            assert_eq!(m.top_via().transport, via);
+            let c = m.header(crate::sip::HeaderName::Contact).unwrap();
+            let na = crate::sip::NameAddr::parse(c).unwrap();
+            assert_eq!(na.uri.to_string(), contact);
+        }
+    }
+
+    fn tcp_swarm(gateway: SocketAddr, users: usize) -> SwarmConfig {
+        SwarmConfig {
+            gateway,
+            transport: Transport::Tcp,
+            users,
+            rate: 1000.0,
+            reregister: false,
+            ..SwarmConfig::default()
+        }
+    }
+
+    /// A gateway stand-in that reads `n` REGISTERs from its one connection.
+    async fn accept_registers(
+        l: &tokio::net::TcpListener,
+        n: usize,
+    ) -> (super::super::peer::TcpPeer, Vec<crate::sip::Message>) {
+        let (stream, _) = l.accept().await.unwrap();
+        let mut peer = super::super::peer::TcpPeer::from_stream(stream).unwrap();
+        let mut got = Vec::new();
+        for _ in 0..n {
+            got.push(peer.recv(Duration::from_secs(5)).await.expect("a REGISTER"));
+        }
+        (peer, got)
+    }
+
+    #[tokio::test]
+    async fn tcp_responses_cut_across_reads_and_packed_into_one_are_all_matched() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let cfg = tcp_swarm(l.local_addr().unwrap(), 3);
+        let stats = Arc::new(SwarmStats::default());
+        let swarm = tokio::spawn(run(cfg, stats.clone(), Arc::new(AtomicBool::new(false))));
+        let (mut gw, regs) = accept_registers(&l, 3).await;
+        assert!(regs.iter().all(|m| m.top_via().transport == "TCP"));
+        let mut all = Vec::new();
+        for m in &regs {
+            all.extend_from_slice(&crate::sip::writer::response(m, 100, "Trying", None, &[]));
+            all.extend_from_slice(b"\r\n\r\n"); // a keep-alive between messages
+            all.extend_from_slice(&crate::sip::writer::response(m, 200, "OK", Some("g"), &[]));
+        }
+        // The first write ends inside the third message; the rest follows later.
+        let cut = all.len() - 40;
+        gw.send(&all[..cut]).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while stats.initial_ok.load(Relaxed) < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(stats.initial_ok.load(Relaxed), 2, "two whole 200s so far");
+        gw.send(&all[cut..]).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), swarm)
+            .await
+            .expect("the swarm ends once all are answered")
+            .unwrap()
+            .unwrap();
+        assert_eq!(stats.initial_ok.load(Relaxed), 3);
+        assert_eq!(stats.registers_sent.load(Relaxed), 3);
+        assert_eq!(stats.failures.load(Relaxed), 0);
+        assert_eq!(
+            stats.retransmissions.load(Relaxed),
+            0,
+            "no Timer E over TCP"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_tcp_connection_fails_its_pending_transactions_at_once() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let cfg = tcp_swarm(l.local_addr().unwrap(), 2);
+        let stats = Arc::new(SwarmStats::default());
+        let swarm = tokio::spawn(run(cfg, stats.clone(), Arc::new(AtomicBool::new(false))));
+        let (gw, _) = accept_registers(&l, 2).await;
+        drop(gw);
+        let r = tokio::time::timeout(Duration::from_secs(2), swarm)
+            .await
+            .expect("not Timer F: the connection is gone")
+            .unwrap();
+        assert!(r.is_err());
+        assert_eq!(stats.failures.load(Relaxed), 2);
+        assert_eq!(stats.timeouts.load(Relaxed), 0);
+        assert_eq!(stats.initial_ok.load(Relaxed), 0);
     }
 }

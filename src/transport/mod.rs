@@ -12,6 +12,8 @@
 mod tcp;
 pub mod udp;
 
+pub use tcp::SipCodec;
+
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
