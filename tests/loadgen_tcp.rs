@@ -1,0 +1,83 @@
+//! The load generator's TCP UEs against the real gateway: an in-process gateway with UDP and
+//! TCP listeners, the emulated IMS core as its `sip.core`, and one swarm of UEs sharing one TCP
+//! connection. Every registration must complete, and the core must see every subscription
+//! through to an answered NOTIFY.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{profile, Harness};
+use regevent_gw::config::Transport;
+use regevent_gw::lab::core::{CoreConfig, CoreStats, ImsCore};
+use regevent_gw::lab::ue::{self, SwarmConfig, SwarmStats};
+
+const USERS: usize = 50;
+
+#[tokio::test]
+async fn a_tcp_swarm_of_50_registers_and_every_subscription_is_notified() {
+    let core = ImsCore::start("127.0.0.1:0".parse().unwrap(), CoreConfig::default())
+        .await
+        .expect("core");
+    let core_addr = core.addr;
+    let h = Harness::start_with(profile(true), |cfg| {
+        cfg.sip.core = format!("sip:{core_addr}");
+    })
+    .await;
+    assert_eq!(
+        h.gw.sip_addr(Transport::Tcp),
+        Some(h.gw_tcp),
+        "the harness has a TCP listener"
+    );
+    let stats = Arc::new(SwarmStats::default());
+    let cfg = SwarmConfig {
+        gateway: h.gw_tcp,
+        // Bound, then connected: the loadgen's swarms each have their own 127.0.1.N.
+        local: SocketAddr::from(([127, 0, 1, 9], 0)),
+        transport: Transport::Tcp,
+        users: USERS,
+        rate: 500.0,
+        reregister: false,
+        ..SwarmConfig::default()
+    };
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        ue::run(cfg, stats.clone(), Arc::new(AtomicBool::new(false))),
+    )
+    .await
+    .expect("every UE answered well before Timer F")
+    .expect("the connection held");
+
+    assert_eq!(stats.initial_ok.load(Relaxed), USERS as u64);
+    assert_eq!(stats.registers_sent.load(Relaxed), USERS as u64);
+    assert_eq!(stats.failures.load(Relaxed), 0);
+    assert_eq!(stats.timeouts.load(Relaxed), 0);
+    assert_eq!(stats.retransmissions.load(Relaxed), 0, "no Timer E on TCP");
+
+    // NOTIFYs go on after the last 200 OK reached its UE.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while CoreStats::get(&core.stats.subscriptions_notified) < USERS as u64
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(CoreStats::get(&core.stats.registers), USERS as u64);
+    assert_eq!(CoreStats::get(&core.stats.subscribes_initial), USERS as u64);
+    assert_eq!(
+        CoreStats::get(&core.stats.subscriptions_notified),
+        USERS as u64
+    );
+
+    // The gateway bound the UEs to their TCP flow, not to a UDP address.
+    let reg = h
+        .registered("sip:ue0@ims.example.net")
+        .await
+        .expect("ue0 registered");
+    let b = &reg.bindings[0];
+    assert_eq!(b.flow.transport, Transport::Tcp);
+    assert_eq!(b.flow.peer.ip(), std::net::IpAddr::from([127, 0, 1, 9]));
+    assert!(b.uri.ends_with(";transport=tcp"), "{}", b.uri);
+}
