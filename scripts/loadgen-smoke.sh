@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Smoke run of the load generator against a real gateway process (a few seconds, small rate):
-# proves `regevent-gw loadgen` works end to end. Timings are reported, never asserted.
+# proves `regevent-gw loadgen` works end to end, once with UDP UEs and once with TCP UEs (each
+# against a fresh gateway, so both runs start with no registrations). Timings are reported,
+# never asserted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${REGEVENT_GW_BIN:-target/release/regevent-gw}
@@ -12,7 +14,7 @@ mkdir -p "$TMP/profiles"
 echo 'support_reg_event = true' > "$TMP/profiles/default.toml"
 cat > "$TMP/gw.toml" <<TOML
 [sip]
-listen = ["udp:127.0.0.1:25060"]
+listen = ["udp:127.0.0.1:25060", "tcp:127.0.0.1:25060"]
 identity = "sip:127.0.0.1:25060"
 core = "sip:127.0.0.1:25070"
 [admin]
@@ -24,12 +26,22 @@ name = "default"
 profile = "default"
 sources = ["127.0.0.0/8"]
 TOML
-REGEVENT_GW_LOG=warn "$BIN" run --config "$TMP/gw.toml" > "$TMP/gw.log" 2>&1 &
-GW=$!
-sleep 1
-timeout 60 "$BIN" loadgen --gateway 127.0.0.1:25060 --core 127.0.0.1:25070 --rate 200 --seconds 3 \
-  --gateway-pid "$GW" | tee "$TMP/out.txt"
-grep -q '^completed:  600 registrations' "$TMP/out.txt" || { echo "loadgen smoke: not all 600 registrations completed"; exit 1; }
-grep -q '600 subscribed+notified' "$TMP/out.txt" || { echo "loadgen smoke: not all 600 subscriptions notified"; exit 1; }
-grep -q '^failures:   0 non-2xx, 0 timeouts, 0 never answered' "$TMP/out.txt" || { echo "loadgen smoke: failures"; exit 1; }
-echo "loadgen smoke: ok"
+
+# One run: a fresh gateway, 600 UEs over $1, every registration completed and notified.
+smoke() {
+  local transport=$1 out="$TMP/out-$1.txt"
+  REGEVENT_GW_LOG=warn "$BIN" run --config "$TMP/gw.toml" > "$TMP/gw-$transport.log" 2>&1 &
+  GW=$!
+  sleep 1
+  timeout 60 "$BIN" loadgen --transport "$transport" --gateway 127.0.0.1:25060 \
+    --core 127.0.0.1:25070 --rate 200 --seconds 3 --gateway-pid "$GW" | tee "$out"
+  grep -q '^completed:  600 registrations' "$out" || { echo "loadgen smoke ($transport): not all 600 registrations completed"; exit 1; }
+  grep -q '600 subscribed+notified' "$out" || { echo "loadgen smoke ($transport): not all 600 subscriptions notified"; exit 1; }
+  grep -q '^failures:   0 non-2xx, 0 timeouts, 0 never answered' "$out" || { echo "loadgen smoke ($transport): failures"; exit 1; }
+  kill "$GW"
+  wait "$GW" 2>/dev/null || true
+  GW=
+}
+smoke udp
+smoke tcp
+echo "loadgen smoke: ok (udp and tcp)"
