@@ -98,6 +98,18 @@ pub struct Message {
     /// From and To as parsed by `validate` (absolute spans), so `from()`/`to()` do not parse
     /// them again: the handlers ask for them several times per message.
     from_to: [NameAddrSpans; 2],
+    /// The top Via as parsed by `validate` (absolute spans): every handler reads it (branch,
+    /// rport, received, sent-by), so `top_via()` rebuilds it from these instead of parsing.
+    top_via: ViaSpans,
+}
+
+/// A parsed Via as spans of the raw message.
+#[derive(Debug, Clone, Copy, Default)]
+struct ViaSpans {
+    transport: Span,
+    host: Span,
+    port: Option<u16>,
+    params: Span,
 }
 
 /// A parsed name-addr as spans of the raw message.
@@ -266,6 +278,7 @@ impl Message {
             cseq_seq: 0,
             cseq_method: (0, 0),
             from_to: [NameAddrSpans::default(); 2],
+            top_via: ViaSpans::default(),
         };
         msg.validate()?;
         Ok(msg)
@@ -309,11 +322,15 @@ impl Message {
         let (seq, mlen) = (cseq.seq, cseq.method.len() as u32);
         self.cseq_seq = seq;
         self.cseq_method = (cseq_entry.value.1 - mlen, cseq_entry.value.1);
-        let top = self
-            .value_spans(H::Via)
-            .next()
-            .map_or("", |(_, s)| self.span_str(s));
-        Via::parse(top).map_err(|_| ParseError::Malformed("Via"))?;
+        let span = self.value_spans(H::Via).next().map_or((0, 0), |(_, s)| s);
+        let (at, top) = (span.0, self.span_str(span));
+        let via = Via::parse(top).map_err(|_| ParseError::Malformed("Via"))?;
+        self.top_via = ViaSpans {
+            transport: span_within(top, at, via.transport),
+            host: span_within(top, at, via.host),
+            port: via.port,
+            params: span_within(top, at, via.params.0),
+        };
         let avail = self.raw.len() - self.body_start as usize;
         if let Some(cl) = self.header(H::ContentLength) {
             let n = scan::parse_u64(cl).ok_or(ParseError::ContentLength)?;
@@ -460,17 +477,15 @@ impl Message {
             params: Params(self.span_str(c.params)),
         }
     }
+    /// The top Via, as `validate` parsed it (a parsed message always has a valid one).
     pub fn top_via(&self) -> Via<'_> {
-        let top = self
-            .value_spans(HeaderName::Via)
-            .next()
-            .map_or("", |(_, s)| self.span_str(s));
-        Via::parse(top).unwrap_or(Via {
-            transport: "",
-            host: "",
-            port: None,
-            params: Params(""),
-        })
+        let v = &self.top_via;
+        Via {
+            transport: self.span_str(v.transport),
+            host: self.span_str(v.host),
+            port: v.port,
+            params: Params(self.span_str(v.params)),
+        }
     }
     pub fn vias(&self) -> Result<Vec<Via<'_>>, HeaderError> {
         self.value_spans(HeaderName::Via)
