@@ -30,6 +30,7 @@ use hashbrown::HashMap;
 
 use crate::config::{Config, Profile, Role, Transport};
 use crate::registrar::{Flow, RegEvent, Registrar};
+use crate::sip::writer::push_hex;
 use crate::sip::{self, Message, Method};
 use crate::stats::{names, AdminQuery, SubscriptionFilter, SubscriptionPage, SubscriptionRow};
 use crate::subscription::{Engine, EngineConfig, SubId, SubscribeKind, SubscribePolicy};
@@ -584,11 +585,28 @@ impl Gateway {
     /// A fresh branch for a request we originate.
     fn new_branch(&mut self) -> String {
         self.branch_seq += 1;
-        format!(
-            "z9hG4bKrg{:x}{:x}",
-            mix(self.branch_secret ^ self.branch_seq),
-            self.branch_seq
-        )
+        let mut b = String::with_capacity(41);
+        b.push_str("z9hG4bKrg");
+        push_hex(&mut b, mix(self.branch_secret ^ self.branch_seq), 0);
+        push_hex(&mut b, self.branch_seq, 0);
+        b
+    }
+
+    /// Our Via for a request we send or forward over `t`.
+    fn our_via(&self, t: Transport, branch: &str) -> String {
+        let mut v = String::with_capacity(24 + self.me.hostport.len() + branch.len());
+        for part in [
+            "SIP/2.0/",
+            t.via_name(),
+            " ",
+            &self.me.hostport,
+            ";branch=",
+            branch,
+        ] {
+            v.push_str(part);
+        }
+        v.push_str(";rport");
+        v
     }
 
     /// Stateless-proxy branch (RFC 3261 §16.11): a function of the incoming request's top Via,
@@ -606,14 +624,20 @@ impl Gateway {
         let h = parts
             .iter()
             .fold(FNV_OFFSET, |h, p| fnv_from(fnv_from(h, p), b"\0"));
-        format!("z9hG4bKrp{:016x}", mix(self.branch_secret ^ h))
+        let mut b = String::with_capacity(25);
+        b.push_str("z9hG4bKrp");
+        push_hex(&mut b, mix(self.branch_secret ^ h), 16);
+        b
     }
 
     fn make_tag(&self, req: &Message) -> String {
-        format!(
-            "{:x}",
-            mix(self.branch_secret ^ fnv(req.call_id().as_bytes()))
-        )
+        let mut t = String::with_capacity(16);
+        push_hex(
+            &mut t,
+            mix(self.branch_secret ^ fnv(req.call_id().as_bytes())),
+            0,
+        );
+        t
     }
 }
 

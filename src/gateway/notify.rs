@@ -7,6 +7,7 @@ use super::subscribe::{first_contact, record_route};
 use super::{Gateway, Inbound};
 use crate::config::Transport;
 use crate::reginfo;
+use crate::sip::writer::push_hex;
 use crate::sip::{HeaderName, Message, SubscriptionState};
 use crate::stats::names;
 use crate::subscription::NotifyInput;
@@ -23,12 +24,15 @@ impl Gateway {
             return self.answer(inb, msg, 481, "Subscription Does Not Exist", &[]);
         };
         let via = msg.top_via();
-        let key = format!(
-            "{}|{}:{:?}|NOTIFY",
-            via.branch().unwrap_or(""),
-            via.host,
-            via.port
-        );
+        // Server transaction key (RFC 3261 §17.2.3: branch and sent-by).
+        let mut key = String::with_capacity(64);
+        for part in [via.branch().unwrap_or(""), "|", via.host, ":"] {
+            key.push_str(part);
+        }
+        if let Some(p) = via.port {
+            push_hex(&mut key, p.into(), 0);
+        }
+        key.push_str("|NOTIFY");
         match self
             .server_tx
             .on_request(now, &key, inb.transport == Transport::Tcp)

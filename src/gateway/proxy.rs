@@ -379,11 +379,7 @@ impl Gateway {
     ) {
         let (t, dest) = plan.next.clone();
         let bytes = {
-            let via = format!(
-                "SIP/2.0/{} {};branch={branch};rport",
-                t.via_name(),
-                self.me.hostport
-            );
+            let via = self.our_via(t, &branch);
             let mut ed = msg.edit();
             let top = msg.top_via();
             if needs_received(&top, inb.peer.ip()) {

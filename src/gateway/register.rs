@@ -68,13 +68,11 @@ impl Gateway {
             peer: inb.peer,
             listener: inb.listener,
         };
-        let via = format!(
-            "SIP/2.0/{} {};branch={};rport",
-            out_t.via_name(),
-            self.me.hostport,
-            branch
-        );
-        let path = format!("<sip:{}@{};lr>", flow_token(&flow), self.me.hostport);
+        let via = self.our_via(out_t, &branch);
+        let mut path = String::with_capacity(48 + self.me.hostport.len());
+        for part in ["<sip:", &flow_token(&flow), "@", &self.me.hostport, ";lr>"] {
+            path.push_str(part);
+        }
         let top = msg.top_via();
         let mut ed = msg.edit();
         if needs_received(&top, inb.peer.ip()) {

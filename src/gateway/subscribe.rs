@@ -92,15 +92,7 @@ impl Gateway {
             return;
         };
         let branch = self.new_branch();
-        let bytes = render_subscribe(
-            s,
-            &format!(
-                "SIP/2.0/{} {};branch={};rport",
-                t.via_name(),
-                self.me.hostport,
-                branch
-            ),
-        );
+        let bytes = render_subscribe(s, &self.our_via(t, &branch));
         self.counters.out_request("SUBSCRIBE");
         tracing::debug!(kind = s.kind.as_str(), call_id = %s.call_id, cseq = s.cseq, %dest, "SUBSCRIBE");
         self.client_tx.start(

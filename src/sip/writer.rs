@@ -10,6 +10,21 @@ use super::header::NameAddr;
 use super::message::{HeaderName, Message};
 use super::scan::{find_header_end, line_at, trim_lws};
 
+/// Append `v` in lowercase hex, zero-padded to at least `width` digits: what
+/// `format!("{v:0width$x}")` writes, without the formatting machinery (it runs several times
+/// per registration: branches, tags, Call-IDs).
+pub fn push_hex(out: &mut String, v: u64, width: usize) {
+    let digits = ((64 - v.leading_zeros()).div_ceil(4) as usize).max(1);
+    for _ in digits..width {
+        out.push('0');
+    }
+    for i in (0..digits).rev() {
+        out.push(char::from(
+            b"0123456789abcdef"[((v >> (4 * i)) & 15) as usize],
+        ));
+    }
+}
+
 fn push_clean(buf: &mut Vec<u8>, s: &str) {
     buf.extend(
         s.bytes()

@@ -59,3 +59,27 @@ fn error_response_from_garbage() {
     assert!(error_response_from_raw(b"SIP/2.0 200 OK\r\n\r\n", 400, "x").is_none());
     assert!(error_response_from_raw(b"", 400, "x").is_none());
 }
+
+#[test]
+fn push_hex_writes_what_format_writes() {
+    let values = [
+        0u64,
+        1,
+        9,
+        10,
+        15,
+        16,
+        255,
+        4096,
+        0xdead_beef,
+        u64::MAX >> 4,
+        u64::MAX,
+    ];
+    for v in values {
+        for w in [0usize, 1, 4, 16, 20] {
+            let mut s = String::from("x");
+            push_hex(&mut s, v, w);
+            assert_eq!(s, format!("x{v:0w$x}"), "v={v} w={w}");
+        }
+    }
+}

@@ -23,6 +23,7 @@ use super::engine::state_of;
 use super::limiter::Kind;
 use super::timers::NEVER;
 use super::types::{SubId, SubState, SubscribeKind};
+use crate::sip::writer::push_hex;
 
 /// An interned route set.
 pub(super) type Route = Arc<[Box<str>]>;
@@ -122,7 +123,9 @@ impl Sub {
         }
     }
     pub fn local_tag(&self) -> String {
-        format!("{:016x}", self.tag_key)
+        let mut t = String::with_capacity(16);
+        push_hex(&mut t, self.tag_key, 16);
+        t
     }
     pub fn to_tag(&self) -> &str {
         self.to_tag.as_deref().unwrap_or("")
@@ -277,7 +280,12 @@ impl Store {
     }
     /// Render the Call-ID of subscription `id`.
     pub fn call_id(&self, id: SubId, s: &Sub) -> String {
-        format!("{:016x}{:x}@{}", s.call_key, id.0, self.host)
+        let mut c = String::with_capacity(34 + self.host.len());
+        push_hex(&mut c, s.call_key, 16);
+        push_hex(&mut c, id.0, 0);
+        c.push('@');
+        c.push_str(&self.host);
+        c
     }
     fn pui_hash(h: &DefaultHashBuilder, pui: &str) -> u64 {
         h.hash_one(pui)
