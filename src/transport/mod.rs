@@ -268,8 +268,8 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
 /// found the SIP thread asleep and paid for its own wake-up, `epoll_wait`, `recvmmsg` and
 /// `sendmmsg`. Waiting until `window` after a turn began lets the datagrams that arrive meanwhile
 /// queue in the socket, to be read, handled and answered by one turn: at 1,500 registrations/s
-/// (6,000 datagrams/s in) a 1 ms window took the system calls per registration from 4.7 to 2.6
-/// and the CPU per registration down by a fifth (docs/performance.md). The cost is at most
+/// (6,000 datagrams/s in) the default 2 ms window took the system calls per registration from
+/// 4.7 to about 2.5 and the CPU per registration down by about 30 % (docs/performance.md). The cost is at most
 /// `window` of added latency per message. It applies only while turns come less than 2×`window`
 /// apart: at lower rates a pause would be one more wake-up, not one fewer. When a turn takes the
 /// whole window there is no pause: under full load nothing waits.
