@@ -17,7 +17,6 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -32,7 +31,7 @@ use tokio_util::codec::Decoder;
 
 use super::peer::response_key;
 use crate::config::Transport;
-use crate::sip::Limits;
+use crate::sip::{writer, Limits};
 use crate::transport::udp::{send_all_wait, RecvBatch};
 use crate::transport::SipCodec;
 
@@ -134,11 +133,11 @@ const TCP_READ: usize = 64 * 1024;
 
 /// The swarm's socket: the transports differ only in how bytes go out and come in.
 enum Link {
+    /// Connected to the gateway: datagrams carry no address and the kernel keeps the route.
     Udp {
         sock: UdpSocket,
-        gateway: SocketAddr,
         rb: RecvBatch,
-        out: Vec<(SocketAddr, Bytes)>,
+        out: Vec<Bytes>,
     },
     Tcp {
         read: OwnedReadHalf,
@@ -157,10 +156,10 @@ impl Link {
         match cfg.transport {
             Transport::Udp => {
                 let sock = crate::transport::bind_udp(cfg.local)?;
+                sock.connect(cfg.gateway).await?;
                 let local = sock.local_addr()?;
                 let link = Link::Udp {
                     sock,
-                    gateway: cfg.gateway,
                     rb: RecvBatch::new(64, 8192),
                     out: Vec::new(),
                 };
@@ -192,9 +191,9 @@ impl Link {
         }
     }
 
-    fn queue(&mut self, msg: Vec<u8>) {
+    fn queue(&mut self, msg: Bytes) {
         match self {
-            Link::Udp { gateway, out, .. } => out.push((*gateway, msg.into())),
+            Link::Udp { out, .. } => out.push(msg),
             Link::Tcp { out, .. } => out.extend_from_slice(&msg),
         }
     }
@@ -262,6 +261,12 @@ struct Swarm {
     heap: BinaryHeap<Reverse<Timer>>,
     /// UEs not yet done.
     active: usize,
+    register: RegisterTemplate,
+    /// Where this turn's REGISTERs are written; each is split off as its own `Bytes`, and the
+    /// space comes back once they are sent.
+    wbuf: BytesMut,
+    /// Latencies of this turn, appended to the shared list once per turn (one lock).
+    latencies: Vec<u32>,
 }
 
 /// Run the swarm until every UE is done (lifetime) or `stop` is set. Returns when finished;
@@ -303,11 +308,14 @@ impl Swarm {
             .collect();
         Swarm {
             active: cfg.users,
+            register: RegisterTemplate::new(&cfg, local),
             cfg,
             local,
             stats,
             ues,
             heap,
+            wbuf: BytesMut::new(),
+            latencies: Vec::new(),
         }
     }
 
@@ -325,13 +333,19 @@ impl Swarm {
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(200));
             link.recv(wait, |b| self.on_response(b)).await?;
+            if !self.latencies.is_empty() {
+                if let Ok(mut l) = self.stats.latencies_us.lock() {
+                    l.extend_from_slice(&self.latencies);
+                }
+                self.latencies.clear();
+            }
         }
         Ok(())
     }
 
     /// Queue on `link` every REGISTER due by `now`.
     fn send_due(&mut self, now: Instant, link: &mut Link) {
-        let (cfg, local, stats) = (&self.cfg, self.local, &self.stats);
+        let (cfg, stats, tpl, wbuf) = (&self.cfg, &self.stats, &self.register, &mut self.wbuf);
         let reliable = cfg.transport == Transport::Tcp;
         while let Some(Reverse((t, i, a, timer_cseq))) = self.heap.peek().copied() {
             if t > now {
@@ -360,7 +374,7 @@ impl Swarm {
                 } else {
                     cfg.expires
                 };
-                link.queue(register(cfg, local, user, cseq, exp));
+                link.queue(tpl.render(wbuf, user, cseq, exp));
                 let next = (T1 * 2u32.saturating_pow(ue.tries)).min(T2);
                 self.heap
                     .push(Reverse((now + next, i, Action::Retransmit, cseq)));
@@ -381,7 +395,7 @@ impl Swarm {
             } else {
                 cfg.expires
             };
-            let msg = register(cfg, local, user, ue.cseq, exp);
+            let msg = tpl.render(wbuf, user, ue.cseq, exp);
             ue.pending = Some((now, a, ue.cseq));
             let first = if reliable { TIMER_F } else { T1 };
             self.heap
@@ -415,13 +429,11 @@ impl Swarm {
         }
         ue.pending = None;
         let now = Instant::now();
-        if let Ok(mut l) = stats.latencies_us.lock() {
-            l.push(
-                now.duration_since(sent)
-                    .as_micros()
-                    .min(u128::from(u32::MAX)) as u32,
-            );
-        }
+        self.latencies.push(
+            now.duration_since(sent)
+                .as_micros()
+                .min(u128::from(u32::MAX)) as u32,
+        );
         if !(200..300).contains(&status) {
             stats.failures.fetch_add(1, Relaxed);
             self.active -= 1;
@@ -483,28 +495,89 @@ pub fn register(
     cseq: u32,
     expires: u32,
 ) -> Vec<u8> {
-    let mut s = String::with_capacity(640);
-    let (d, port, via) = (&cfg.domain, local.port(), cfg.transport.via_name());
-    // UDP is the default transport of a SIP URI (RFC 3261 §19.1.1): only TCP is named.
-    let (tp, tp_name) = match cfg.transport {
-        Transport::Udp => ("", ""),
-        t => (";transport=", t.name()),
-    };
-    let _ = write!(
-        s,
-        "REGISTER sip:{d} SIP/2.0\r\n\
-         Via: SIP/2.0/{via} {local};branch=z9hG4bKue{user}x{cseq};rport\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:ue{user}@{d}>;tag=t{user}\r\n\
-         To: <sip:ue{user}@{d}>\r\n\
-         Call-ID: ue{user}-{port}\r\n\
-         CSeq: {cseq} REGISTER\r\n\
-         Contact: <sip:ue{user}@{local}{tp}{tp_name}>;expires={expires};+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-{user:012}>\";reg-id=1\r\n\
-         Supported: path, gruu, outbound\r\n\
-         User-Agent: regevent-gw-lab\r\n\
-         Content-Length: 0\r\n\r\n"
-    );
-    s.into_bytes()
+    RegisterTemplate::new(cfg, local)
+        .render(&mut BytesMut::new(), user, cseq, expires)
+        .to_vec()
+}
+
+/// What a REGISTER template leaves open, spliced in per request.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    User,
+    /// The user index zero-padded to 12 digits (the instance UUID's last group).
+    User12,
+    CSeq,
+    Expires,
+}
+
+/// A swarm's REGISTER rendered once with its fixed parts (domain, address, transport):
+/// literal text, each piece followed by a slot, so sending one is copying plus a few numbers.
+#[derive(Debug)]
+struct RegisterTemplate {
+    pieces: Vec<(String, Option<Slot>)>,
+    len: usize,
+}
+
+impl RegisterTemplate {
+    fn new(cfg: &SwarmConfig, local: SocketAddr) -> RegisterTemplate {
+        let (d, port, via) = (&cfg.domain, local.port(), cfg.transport.via_name());
+        // UDP is the default transport of a SIP URI (RFC 3261 §19.1.1): only TCP is named.
+        let (tp, tp_name) = match cfg.transport {
+            Transport::Udp => ("", ""),
+            t => (";transport=", t.name()),
+        };
+        // \0 and a letter mark a slot (U user, Z user zero-padded, C CSeq, E expiry).
+        let text = format!(
+            "REGISTER sip:{d} SIP/2.0\r\n\
+             Via: SIP/2.0/{via} {local};branch=z9hG4bKue\0Ux\0C;rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:ue\0U@{d}>;tag=t\0U\r\n\
+             To: <sip:ue\0U@{d}>\r\n\
+             Call-ID: ue\0U-{port}\r\n\
+             CSeq: \0C REGISTER\r\n\
+             Contact: <sip:ue\0U@{local}{tp}{tp_name}>;expires=\0E;+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-\0Z>\";reg-id=1\r\n\
+             Supported: path, gruu, outbound\r\n\
+             User-Agent: regevent-gw-lab\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        let mut parts = text.split('\0');
+        let mut pieces = vec![(parts.next().unwrap_or("").to_string(), None)];
+        for p in parts {
+            let slot = match p.as_bytes().first() {
+                Some(b'U') => Slot::User,
+                Some(b'Z') => Slot::User12,
+                Some(b'C') => Slot::CSeq,
+                _ => Slot::Expires,
+            };
+            if let Some(last) = pieces.last_mut() {
+                last.1 = Some(slot);
+            }
+            pieces.push((p.get(1..).unwrap_or("").to_string(), None));
+        }
+        let len = pieces.iter().map(|(t, _)| t.len() + 12).sum();
+        RegisterTemplate { pieces, len }
+    }
+
+    /// One REGISTER, written at the end of `buf` and split off it.
+    fn render(&self, buf: &mut BytesMut, user: usize, cseq: u32, expires: u32) -> Bytes {
+        buf.reserve(self.len);
+        let mut tmp = [0u8; 20];
+        for (text, slot) in &self.pieces {
+            buf.extend_from_slice(text.as_bytes());
+            let n = match slot {
+                None => continue,
+                Some(Slot::User | Slot::User12) => user as u64,
+                Some(Slot::CSeq) => cseq.into(),
+                Some(Slot::Expires) => expires.into(),
+            };
+            let digits = writer::decimal(n, &mut tmp);
+            if matches!(slot, Some(Slot::User12)) {
+                buf.extend_from_slice(&b"000000000000"[digits.len().min(12)..]);
+            }
+            buf.extend_from_slice(digits);
+        }
+        buf.split().freeze()
+    }
 }
 
 #[cfg(test)]
@@ -530,6 +603,33 @@ mod tests {
             "another socket's"
         );
         assert_eq!(ue_index(&cfg, local, "x105-4000"), None);
+    }
+
+    #[test]
+    fn register_template_splices_the_per_request_parts() {
+        let local: SocketAddr = "127.0.1.1:4000".parse().unwrap();
+        let cfg = SwarmConfig::default();
+        let tpl = RegisterTemplate::new(&cfg, local);
+        let mut buf = BytesMut::new();
+        let a = tpl.render(&mut buf, 42, 7, 600);
+        let b = tpl.render(&mut buf, 1234567, 8, 0);
+        assert_eq!(
+            std::str::from_utf8(&a).unwrap(),
+            "REGISTER sip:ims.example.net SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.1.1:4000;branch=z9hG4bKue42x7;rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:ue42@ims.example.net>;tag=t42\r\n\
+             To: <sip:ue42@ims.example.net>\r\n\
+             Call-ID: ue42-4000\r\n\
+             CSeq: 7 REGISTER\r\n\
+             Contact: <sip:ue42@127.0.1.1:4000>;expires=600;+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-000000000042>\";reg-id=1\r\n\
+             Supported: path, gruu, outbound\r\n\
+             User-Agent: regevent-gw-lab\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        let b = std::str::from_utf8(&b).unwrap();
+        assert!(b.contains("branch=z9hG4bKue1234567x8;") && b.contains("CSeq: 8 REGISTER"));
+        assert!(b.contains(";expires=0;") && b.contains("0000-000001234567>"));
     }
 
     #[test]

@@ -32,8 +32,12 @@ fn push_clean(buf: &mut Vec<u8>, s: &str) {
     );
 }
 
-fn push_num(buf: &mut Vec<u8>, mut n: u64) {
-    let mut tmp = [0u8; 20];
+fn push_num(buf: &mut Vec<u8>, n: u64) {
+    buf.extend_from_slice(decimal(n, &mut [0u8; 20]));
+}
+
+/// `n` in decimal, written at the end of `tmp` (no formatting machinery).
+pub fn decimal(mut n: u64, tmp: &mut [u8; 20]) -> &[u8] {
     let mut i = tmp.len();
     loop {
         i -= 1;
@@ -43,7 +47,7 @@ fn push_num(buf: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    buf.extend_from_slice(&tmp[i..]);
+    &tmp[i..]
 }
 
 /// `name: <what value writes>\r\n`.

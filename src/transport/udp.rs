@@ -178,7 +178,7 @@ pub const SEND_BATCH: usize = 64;
 /// Send `msgs` in order with as few `sendmmsg` calls as possible. Returns how many were sent
 /// (or failed for good and were counted in `errors`); the rest would block and are the caller's
 /// to queue.
-pub fn send_all(sock: &UdpSocket, msgs: &[(SocketAddr, Bytes)], errors: &mut usize) -> usize {
+pub fn send_all<D: Datagram>(sock: &UdpSocket, msgs: &[D], errors: &mut usize) -> usize {
     let fd = sock.as_raw_fd();
     let mut done = 0;
     let _ = sock.try_io(Interest::WRITABLE, || {
@@ -197,7 +197,7 @@ pub fn send_all(sock: &UdpSocket, msgs: &[(SocketAddr, Bytes)], errors: &mut usi
 /// all are done or the socket is full. A datagram the kernel refuses (e.g. a peer's ICMP error
 /// reported on this socket) is skipped and counted so the ones behind it still go. Returns
 /// (done, the socket was full).
-pub fn send_chunks(fd: RawFd, msgs: &[(SocketAddr, Bytes)], errors: &mut usize) -> (usize, bool) {
+pub fn send_chunks<D: Datagram>(fd: RawFd, msgs: &[D], errors: &mut usize) -> (usize, bool) {
     let mut done = 0;
     while done < msgs.len() {
         let chunk = &msgs[done..msgs.len().min(done + SEND_BATCH)];
@@ -206,7 +206,7 @@ pub fn send_chunks(fd: RawFd, msgs: &[(SocketAddr, Bytes)], errors: &mut usize) 
             Ok(n) => done += n.min(chunk.len()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (done, true),
             Err(e) => {
-                tracing::debug!(peer = %chunk[0].0, error = %e, "UDP send failed");
+                tracing::debug!(peer = ?chunk[0].to(), error = %e, "UDP send failed");
                 *errors += 1;
                 done += 1;
             }
@@ -217,11 +217,14 @@ pub fn send_chunks(fd: RawFd, msgs: &[(SocketAddr, Bytes)], errors: &mut usize) 
 
 /// Send and empty `out`, waiting for socket space instead of handing the rest to a task: for
 /// peers whose own loop may wait (the lab's UEs and core). Send errors are dropped datagrams.
-pub async fn send_all_wait(sock: &UdpSocket, out: &mut Vec<(SocketAddr, Bytes)>) {
+pub async fn send_all_wait<D: Datagram>(sock: &UdpSocket, out: &mut Vec<D>) {
     let mut errors = 0;
     let sent = send_all(sock, out, &mut errors);
-    for (to, b) in &out[sent..] {
-        let _ = sock.send_to(b, *to).await;
+    for d in &out[sent..] {
+        let _ = match d.to() {
+            Some(to) => sock.send_to(d.bytes(), to).await,
+            None => sock.send(d.bytes()).await,
+        };
     }
     out.clear();
 }
@@ -299,12 +302,38 @@ fn send_blocking(sock: &impl AsFd, msgs: &[(SocketAddr, Bytes)]) -> usize {
     errors
 }
 
-fn send_chunk(fd: RawFd, chunk: &[(SocketAddr, Bytes)]) -> io::Result<usize> {
+/// A datagram for [`send_chunks`]: its bytes and, unless the socket is connected, where to.
+pub trait Datagram {
+    fn to(&self) -> Option<SocketAddr>;
+    fn bytes(&self) -> &[u8];
+}
+
+impl Datagram for (SocketAddr, Bytes) {
+    fn to(&self) -> Option<SocketAddr> {
+        Some(self.0)
+    }
+    fn bytes(&self) -> &[u8] {
+        &self.1
+    }
+}
+
+/// For a connected socket (`connect(2)`): no address per datagram, so the kernel uses the
+/// socket's cached route instead of looking one up for each.
+impl Datagram for Bytes {
+    fn to(&self) -> Option<SocketAddr> {
+        None
+    }
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+fn send_chunk<D: Datagram>(fd: RawFd, chunk: &[D]) -> io::Result<usize> {
     let mut hdrs = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
-    let iovs: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|(_, b)| [IoSlice::new(b)]).collect();
+    let iovs: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|d| [IoSlice::new(d.bytes())]).collect();
     let addrs: Vec<Option<SockaddrStorage>> = chunk
         .iter()
-        .map(|(a, _)| Some(SockaddrStorage::from(*a)))
+        .map(|d| d.to().map(SockaddrStorage::from))
         .collect();
     let res = sendmmsg(fd, &mut hdrs, &iovs, &addrs, [], MsgFlags::MSG_DONTWAIT)
         .map_err(io::Error::from)?;
