@@ -13,7 +13,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::peer::{response_key, ResponseKey};
-use super::reginfo_doc::{render, DocRegistration};
+use super::reginfo_doc::{push_num, render, render_into, DocContact, DocRegistration};
 use crate::sip::{writer, Contacts, Limits, Message, Method};
 use crate::transport::udp::{send_all_wait, RecvBatch};
 
@@ -124,7 +124,6 @@ struct CoreSub {
 struct State {
     cfg: CoreConfig,
     sock: Arc<UdpSocket>,
-    addr: SocketAddr,
     stats: Arc<CoreStats>,
     regs: HashMap<String, Vec<(String, u32)>>,
     subs: HashMap<String, CoreSub>,
@@ -137,6 +136,11 @@ struct State {
     /// Our Contact (notifier) and Service-Route (registrar) values: fixed by the address.
     contact: String,
     service_route: String,
+    /// The NOTIFYs' Via up to the branch's per-request part.
+    via_prefix: String,
+    /// Scratch for the text of the message being built (header values, NOTIFY bodies).
+    scratch: String,
+    body: String,
 }
 
 impl ImsCore {
@@ -150,7 +154,6 @@ impl ImsCore {
         let mut st = State {
             cfg,
             sock: sock.clone(),
-            addr,
             stats: stats.clone(),
             regs: HashMap::with_capacity(n),
             subs: HashMap::with_capacity(n),
@@ -160,6 +163,9 @@ impl ImsCore {
             out: Vec::new(),
             contact: format!("<sip:scscf@{addr}>"),
             service_route: format!("<sip:orig@{addr};lr>"),
+            via_prefix: format!("SIP/2.0/UDP {addr};branch=z9hG4bKcore"),
+            scratch: String::new(),
+            body: String::new(),
         };
         tokio::spawn(async move {
             let mut rb = RecvBatch::new(32, 65_536);
@@ -323,28 +329,44 @@ impl State {
             }
             Err(_) => {}
         }
-        let contacts: Vec<String> = entry
-            .iter()
-            .map(|(u, e)| format!("<{u}>;expires={e}"))
-            .collect();
-        let mut extra: Vec<(String, String)> = Vec::new();
-        if !contacts.is_empty() {
-            extra.push(("Contact".into(), contacts.join(", ")));
+        // Header values written one after another into one buffer: Contact, then
+        // P-Associated-URI.
+        let s = &mut self.scratch;
+        s.clear();
+        for (k, (u, e)) in entry.iter().enumerate() {
+            if k > 0 {
+                s.push_str(", ");
+            }
+            s.push('<');
+            s.push_str(u);
+            s.push_str(">;expires=");
+            push_num(s, (*e).into());
         }
-        let mut assoc = vec![format!("<{pui}>")];
+        let contact_end = s.len();
+        s.push('<');
+        s.push_str(&pui);
+        s.push('>');
         for k in 0..self.cfg.implicit {
-            assoc.push(format!("<{}>", implicit_pui(&pui, k)));
+            s.push_str(", <");
+            push_implicit_pui(s, &pui, k);
+            s.push('>');
         }
-        extra.push(("P-Associated-URI".into(), assoc.join(", ")));
-        extra.push(("Service-Route".into(), self.service_route.clone()));
+        let (contacts, assoc) = s.split_at(contact_end);
+        let extra = [
+            ("Contact", contacts),
+            ("P-Associated-URI", assoc),
+            ("Service-Route", &self.service_route),
+        ];
+        // No Contact header when no binding is left.
+        let extra = if contacts.is_empty() {
+            &extra[1..]
+        } else {
+            &extra[..]
+        };
+        let r = writer::response(m, 200, "OK", Some("reg"), extra);
         if entry.is_empty() {
             self.regs.remove(&pui);
         }
-        let extra_ref: Vec<(&str, &str)> = extra
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
-        let r = writer::response(m, 200, "OK", Some("reg"), &extra_ref);
         self.send(&r, peer);
     }
 
@@ -437,57 +459,26 @@ impl State {
     ) -> Option<Bytes> {
         let regs = &self.regs;
         let implicit = self.cfg.implicit;
-        let (addr, contact) = (self.addr, &self.contact);
+        let (contact, via, doc) = (&self.contact, &mut self.scratch, &mut self.body);
+        let via_prefix = &self.via_prefix;
         let s = self.subs.get_mut(call_id)?;
         s.cseq += 1;
         let version = s.version;
         s.version += 1;
-        let (ct, body) = body.unwrap_or_else(|| {
-            let contacts: &[(String, u32)] = regs.get(&s.pui).map_or(&[], Vec::as_slice);
-            let cs: Vec<(&str, &str, &str, &str, Option<u32>)> = contacts
-                .iter()
-                .enumerate()
-                .map(|(i, (u, e))| {
-                    (
-                        CONTACT_IDS[i.min(7)],
-                        "active",
-                        "registered",
-                        u.as_str(),
-                        Some(*e),
-                    )
-                })
-                .collect();
-            let state = if contacts.is_empty() {
-                "terminated"
-            } else {
-                "active"
-            };
-            let mut rs = vec![DocRegistration {
-                aor: &s.pui,
-                id: "r0",
-                state,
-                contacts: cs.clone(),
-            }];
-            let imps: Vec<String> = (0..implicit).map(|k| implicit_pui(&s.pui, k)).collect();
-            for (k, p) in imps.iter().enumerate() {
-                rs.push(DocRegistration {
-                    aor: p,
-                    id: IMPLICIT_IDS[k.min(7)],
-                    state,
-                    contacts: cs.clone(),
-                });
+        let (ct, body) = match &body {
+            Some((ct, body)) => (ct.as_str(), body.as_str()),
+            None => {
+                full_state(doc, version, &s.pui, regs, implicit);
+                ("application/reginfo+xml", doc.as_str())
             }
-            ("application/reginfo+xml".into(), render(version, true, &rs))
-        });
+        };
+        via.clear();
+        via.push_str(via_prefix);
+        push_num(via, s.cseq.into());
+        via.push('x');
+        push_num(via, fastrand::u64(..));
         let mut b = writer::RequestBuilder::new("NOTIFY", &s.gw_uri);
-        b.header(
-            "Via",
-            &format!(
-                "SIP/2.0/UDP {addr};branch=z9hG4bKcore{}x{}",
-                s.cseq,
-                fastrand::u64(..)
-            ),
-        );
+        b.header("Via", via);
         b.header("Max-Forwards", "70");
         b.header_parts("From", &["<", &s.pui, ">;tag=", &s.our_tag]);
         b.header_parts("To", &["<", &s.gw_uri, ">;tag=", &s.gw_tag]);
@@ -497,7 +488,7 @@ impl State {
         b.header("Event", "reg");
         b.header("Subscription-State", sub_state);
         self.stats.notifies_sent.fetch_add(1, Relaxed);
-        Some(b.finish(Some((&ct, body.as_bytes()))))
+        Some(b.finish(Some((ct, body.as_bytes()))))
     }
 
     fn command(&mut self, c: CoreCmd) {
@@ -519,7 +510,7 @@ impl State {
                         aor: &pui,
                         id: "r0",
                         state: "terminated",
-                        contacts: vec![],
+                        contacts: &[],
                     }],
                 );
                 self.regs.remove(&pui);
@@ -576,10 +567,76 @@ const IMPLICIT_IDS: [&str; 8] = ["r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8"]
 
 /// The k-th implicit PUI of a user: `sip:alice@d` → `sip:alice-k@d`.
 pub fn implicit_pui(pui: &str, k: usize) -> String {
-    match pui.split_once('@') {
-        Some((u, d)) => format!("{u}-{}@{d}", k + 1),
-        None => format!("{pui}-{}", k + 1),
+    let mut s = String::with_capacity(pui.len() + 4);
+    push_implicit_pui(&mut s, pui, k);
+    s
+}
+
+/// [`implicit_pui`] appended to `s`.
+fn push_implicit_pui(s: &mut String, pui: &str, k: usize) {
+    let (u, d) = match pui.split_once('@') {
+        Some((u, d)) => (u, Some(d)),
+        None => (pui, None),
+    };
+    s.push_str(u);
+    s.push('-');
+    push_num(s, k as u64 + 1);
+    if let Some(d) = d {
+        s.push('@');
+        s.push_str(d);
     }
+}
+
+/// The full-state document of `pui` and its implicit PUIs (each with the user's contacts), in
+/// `doc` (cleared first).
+fn full_state(
+    doc: &mut String,
+    version: u64,
+    pui: &str,
+    regs: &HashMap<String, Vec<(String, u32)>>,
+    implicit: usize,
+) {
+    let contacts: &[(String, u32)] = regs.get(pui).map_or(&[], Vec::as_slice);
+    let cs: Vec<DocContact<'_>> = contacts
+        .iter()
+        .enumerate()
+        .map(|(i, (u, e))| {
+            let id = CONTACT_IDS[i.min(7)];
+            (id, "active", "registered", u.as_str(), Some(*e))
+        })
+        .collect();
+    let state = if contacts.is_empty() {
+        "terminated"
+    } else {
+        "active"
+    };
+    // The implicit PUIs' text, one after another in one buffer.
+    let mut names = String::with_capacity(implicit * (pui.len() + 4));
+    let ends: Vec<usize> = (0..implicit)
+        .map(|k| {
+            push_implicit_pui(&mut names, pui, k);
+            names.len()
+        })
+        .collect();
+    let mut rs = Vec::with_capacity(1 + implicit);
+    rs.push(DocRegistration {
+        aor: pui,
+        id: "r0",
+        state,
+        contacts: &cs,
+    });
+    let mut start = 0;
+    for (k, &end) in ends.iter().enumerate() {
+        rs.push(DocRegistration {
+            aor: &names[start..end],
+            id: IMPLICIT_IDS[k.min(7)],
+            state,
+            contacts: &cs,
+        });
+        start = end;
+    }
+    doc.clear();
+    render_into(doc, version, true, &rs);
 }
 
 /// Wait helper for tests: poll `f` until true or `wait` passes.

@@ -1,6 +1,6 @@
 //! Writing reginfo documents (the emulated notifier's bodies, test fixtures).
 
-use std::fmt::Write;
+use crate::sip::writer::decimal;
 
 /// One registration of a document.
 #[derive(Debug, Clone)]
@@ -9,40 +9,64 @@ pub struct DocRegistration<'a> {
     pub id: &'a str,
     pub state: &'a str,
     /// (id, state, event, uri, expires)
-    pub contacts: Vec<(&'a str, &'a str, &'a str, &'a str, Option<u32>)>,
+    pub contacts: &'a [DocContact<'a>],
 }
+
+/// (id, state, event, uri, expires)
+pub type DocContact<'a> = (&'a str, &'a str, &'a str, &'a str, Option<u32>);
 
 /// Render a reginfo document.
 pub fn render(version: u64, full: bool, regs: &[DocRegistration<'_>]) -> String {
     let mut s = String::with_capacity(256 + regs.len() * 256);
-    let _ = write!(
-        s,
-        "<?xml version=\"1.0\"?>\n<reginfo xmlns=\"urn:ietf:params:xml:ns:reginfo\" version=\"{version}\" state=\"{}\">\n",
-        if full { "full" } else { "partial" }
+    render_into(&mut s, version, full, regs);
+    s
+}
+
+/// `n` in decimal, appended (no formatting machinery).
+pub fn push_num(s: &mut String, n: u64) {
+    let mut tmp = [0u8; 20];
+    s.extend(decimal(n, &mut tmp).iter().map(|&d| char::from(d)));
+}
+
+/// [`render`] appended to `s` (a buffer kept between documents).
+pub fn render_into(s: &mut String, version: u64, full: bool, regs: &[DocRegistration<'_>]) {
+    s.push_str(
+        "<?xml version=\"1.0\"?>\n<reginfo xmlns=\"urn:ietf:params:xml:ns:reginfo\" version=\"",
     );
+    push_num(s, version);
+    s.push_str(if full {
+        "\" state=\"full\">\n"
+    } else {
+        "\" state=\"partial\">\n"
+    });
     for r in regs {
         s.push_str(" <registration aor=\"");
-        push_esc(&mut s, r.aor);
+        push_esc(s, r.aor);
         s.push_str("\" id=\"");
-        push_esc(&mut s, r.id);
+        push_esc(s, r.id);
         s.push_str("\" state=\"");
         s.push_str(r.state);
         s.push_str("\">\n");
-        for (id, st, ev, uri, exp) in &r.contacts {
+        for (id, st, ev, uri, exp) in r.contacts {
             s.push_str("  <contact id=\"");
-            push_esc(&mut s, id);
-            let _ = write!(s, "\" state=\"{st}\" event=\"{ev}\"");
+            push_esc(s, id);
+            s.push_str("\" state=\"");
+            s.push_str(st);
+            s.push_str("\" event=\"");
+            s.push_str(ev);
+            s.push('"');
             if let Some(e) = exp {
-                let _ = write!(s, " expires=\"{e}\"");
+                s.push_str(" expires=\"");
+                push_num(s, u64::from(*e));
+                s.push('"');
             }
             s.push_str("><uri>");
-            push_esc(&mut s, uri);
+            push_esc(s, uri);
             s.push_str("</uri></contact>\n");
         }
         s.push_str(" </registration>\n");
     }
     s.push_str("</reginfo>\n");
-    s
 }
 
 /// `v` with the XML specials (`& < > "`) escaped, appended to `out`.
@@ -77,8 +101,18 @@ mod tests {
                 aor: "sip:a&b@x",
                 id: "r0",
                 state: "active",
-                contacts: vec![("c0", "active", "registered", "sip:u@h;p=<1>", Some(60))],
+                contacts: &[("c0", "active", "registered", "sip:u@h;p=<1>", Some(60))],
             }],
+        );
+        assert_eq!(
+            doc,
+            "<?xml version=\"1.0\"?>\n\
+             <reginfo xmlns=\"urn:ietf:params:xml:ns:reginfo\" version=\"3\" state=\"full\">\n \
+             <registration aor=\"sip:a&amp;b@x\" id=\"r0\" state=\"active\">\n  \
+             <contact id=\"c0\" state=\"active\" event=\"registered\" expires=\"60\">\
+             <uri>sip:u@h;p=&lt;1&gt;</uri></contact>\n \
+             </registration>\n\
+             </reginfo>\n"
         );
         let parsed = crate::reginfo::parse(doc.as_bytes(), &Default::default()).unwrap();
         assert_eq!(parsed.version, 3);
