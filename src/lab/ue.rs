@@ -259,6 +259,11 @@ struct Swarm {
     stats: Arc<SwarmStats>,
     ues: Vec<Ue>,
     heap: BinaryHeap<Reverse<Timer>>,
+    /// Initial registrations are due at `start + step × i`, in UE order: the next one not yet
+    /// sent is `next_initial` (kept out of the heap, which then holds only what is in flight).
+    start: Instant,
+    step: Duration,
+    next_initial: usize,
     /// UEs not yet done.
     active: usize,
     register: RegisterTemplate,
@@ -303,17 +308,17 @@ impl Swarm {
         } else {
             Duration::ZERO
         };
-        let heap = (0..cfg.users)
-            .map(|i| Reverse((start + step * i as u32, i, Action::Register, 0)))
-            .collect();
         Swarm {
+            start,
+            step,
+            next_initial: 0,
             active: cfg.users,
             register: RegisterTemplate::new(&cfg, local),
             cfg,
             local,
             stats,
             ues,
-            heap,
+            heap: BinaryHeap::new(),
             wbuf: BytesMut::new(),
             latencies: Vec::new(),
         }
@@ -324,11 +329,7 @@ impl Swarm {
             let now = Instant::now();
             self.send_due(now, link);
             link.flush().await?;
-            let next = self
-                .heap
-                .peek()
-                .map(|Reverse((t, ..))| *t)
-                .unwrap_or(now + Duration::from_millis(200));
+            let next = self.next_due().unwrap_or(now + Duration::from_millis(200));
             let wait = next
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(200));
@@ -343,15 +344,39 @@ impl Swarm {
         Ok(())
     }
 
+    /// When the next initial registration is due, if any is left.
+    fn next_initial_at(&self) -> Option<Instant> {
+        (self.next_initial < self.cfg.users)
+            .then(|| self.start + self.step * self.next_initial as u32)
+    }
+
+    /// The earliest timer, initial registrations included.
+    fn next_due(&self) -> Option<Instant> {
+        let heap = self.heap.peek().map(|Reverse((t, ..))| *t);
+        match (self.next_initial_at(), heap) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Take the earliest timer due by `now`.
+    fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+        let heap = self.heap.peek().map(|Reverse((t, ..))| *t);
+        match self.next_initial_at() {
+            Some(t) if t <= now && heap.is_none_or(|h| t <= h) => {
+                self.next_initial += 1;
+                Some((t, self.next_initial - 1, Action::Register, 0))
+            }
+            _ if heap.is_some_and(|h| h <= now) => self.heap.pop().map(|Reverse(t)| t),
+            _ => None,
+        }
+    }
+
     /// Queue on `link` every REGISTER due by `now`.
     fn send_due(&mut self, now: Instant, link: &mut Link) {
-        let (cfg, stats, tpl, wbuf) = (&self.cfg, &self.stats, &self.register, &mut self.wbuf);
-        let reliable = cfg.transport == Transport::Tcp;
-        while let Some(Reverse((t, i, a, timer_cseq))) = self.heap.peek().copied() {
-            if t > now {
-                break;
-            }
-            self.heap.pop();
+        let reliable = self.cfg.transport == Transport::Tcp;
+        while let Some((_, i, a, timer_cseq)) = self.pop_due(now) {
+            let (cfg, stats, tpl, wbuf) = (&self.cfg, &self.stats, &self.register, &mut self.wbuf);
             let ue = &mut self.ues[i];
             let user = cfg.first_user + i;
             if a == Action::Retransmit {
