@@ -7,7 +7,7 @@ use super::subscribe::{first_contact, record_route};
 use super::{Gateway, Inbound};
 use crate::config::Transport;
 use crate::reginfo;
-use crate::sip::writer::push_hex;
+use crate::sip::writer::push_decimal;
 use crate::sip::{HeaderName, Message, SubscriptionState};
 use crate::stats::names;
 use crate::subscription::NotifyInput;
@@ -30,7 +30,7 @@ impl Gateway {
             key.push_str(part);
         }
         if let Some(p) = via.port {
-            push_hex(&mut key, p.into(), 0);
+            push_decimal(&mut key, p.into());
         }
         key.push_str("|NOTIFY");
         match self

@@ -13,7 +13,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::peer::{response_key, ResponseKey};
-use super::reginfo_doc::{push_num, render, render_into, DocContact, DocRegistration};
+use super::reginfo_doc::{render, render_into, DocContact, DocRegistration};
+use crate::sip::writer::push_decimal;
 use crate::sip::{writer, Contacts, Limits, Message, Method};
 use crate::transport::udp::{send_all_wait, RecvBatch};
 
@@ -340,7 +341,7 @@ impl State {
             s.push('<');
             s.push_str(u);
             s.push_str(">;expires=");
-            push_num(s, (*e).into());
+            push_decimal(s, (*e).into());
         }
         let contact_end = s.len();
         s.push('<');
@@ -474,9 +475,9 @@ impl State {
         };
         via.clear();
         via.push_str(via_prefix);
-        push_num(via, s.cseq.into());
+        push_decimal(via, s.cseq.into());
         via.push('x');
-        push_num(via, fastrand::u64(..));
+        push_decimal(via, fastrand::u64(..));
         let mut b = writer::RequestBuilder::new("NOTIFY", &s.gw_uri);
         b.header("Via", via);
         b.header("Max-Forwards", "70");
@@ -580,7 +581,7 @@ fn push_implicit_pui(s: &mut String, pui: &str, k: usize) {
     };
     s.push_str(u);
     s.push('-');
-    push_num(s, k as u64 + 1);
+    push_decimal(s, k as u64 + 1);
     if let Some(d) = d {
         s.push('@');
         s.push_str(d);

@@ -1,6 +1,6 @@
 //! Writing reginfo documents (the emulated notifier's bodies, test fixtures).
 
-use crate::sip::writer::decimal;
+use crate::sip::writer::push_decimal;
 
 /// One registration of a document.
 #[derive(Debug, Clone)]
@@ -22,18 +22,12 @@ pub fn render(version: u64, full: bool, regs: &[DocRegistration<'_>]) -> String 
     s
 }
 
-/// `n` in decimal, appended (no formatting machinery).
-pub fn push_num(s: &mut String, n: u64) {
-    let mut tmp = [0u8; 20];
-    s.extend(decimal(n, &mut tmp).iter().map(|&d| char::from(d)));
-}
-
 /// [`render`] appended to `s` (a buffer kept between documents).
 pub fn render_into(s: &mut String, version: u64, full: bool, regs: &[DocRegistration<'_>]) {
     s.push_str(
         "<?xml version=\"1.0\"?>\n<reginfo xmlns=\"urn:ietf:params:xml:ns:reginfo\" version=\"",
     );
-    push_num(s, version);
+    push_decimal(s, version);
     s.push_str(if full {
         "\" state=\"full\">\n"
     } else {
@@ -57,7 +51,7 @@ pub fn render_into(s: &mut String, version: u64, full: bool, regs: &[DocRegistra
             s.push('"');
             if let Some(e) = exp {
                 s.push_str(" expires=\"");
-                push_num(s, u64::from(*e));
+                push_decimal(s, u64::from(*e));
                 s.push('"');
             }
             s.push_str("><uri>");

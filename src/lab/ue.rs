@@ -115,6 +115,17 @@ enum Action {
     Retransmit,
 }
 
+impl Action {
+    /// The Expires a REGISTER for this action asks for: 0 deregisters.
+    fn expires(self, registered_for: u32) -> u32 {
+        if self == Action::Deregister {
+            0
+        } else {
+            registered_for
+        }
+    }
+}
+
 /// A scheduled action: when, which UE, what, and for `Retransmit` the CSeq of the transaction
 /// it belongs to (a timer left over from an answered transaction must not touch the next one).
 type Timer = (Instant, usize, Action, u32);
@@ -394,12 +405,7 @@ impl Swarm {
                 }
                 ue.tries += 1;
                 stats.retransmissions.fetch_add(1, Relaxed);
-                let exp = if action == Action::Deregister {
-                    0
-                } else {
-                    cfg.expires
-                };
-                link.queue(tpl.render(wbuf, user, cseq, exp));
+                link.queue(tpl.render(wbuf, user, cseq, action.expires(cfg.expires)));
                 let next = (T1 * 2u32.saturating_pow(ue.tries)).min(T2);
                 self.heap
                     .push(Reverse((now + next, i, Action::Retransmit, cseq)));
@@ -415,12 +421,7 @@ impl Swarm {
             }
             ue.cseq += 1;
             ue.tries = 0;
-            let exp = if a == Action::Deregister {
-                0
-            } else {
-                cfg.expires
-            };
-            let msg = tpl.render(wbuf, user, ue.cseq, exp);
+            let msg = tpl.render(wbuf, user, ue.cseq, a.expires(cfg.expires));
             ue.pending = Some((now, a, ue.cseq));
             let first = if reliable { TIMER_F } else { T1 };
             self.heap

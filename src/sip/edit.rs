@@ -14,6 +14,7 @@ use bytes::Bytes;
 
 use super::header::{ParamSpans, Via};
 use super::message::{HeaderName, Message, Span};
+use super::writer::push_decimal;
 
 #[derive(Debug, Clone, Copy)]
 struct Op {
@@ -30,21 +31,6 @@ pub struct Editor<'m> {
     /// Sorted by `(start, is_replacement)`, stable.
     ops: Vec<Op>,
     text: String,
-}
-
-fn push_num(out: &mut String, n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(buf[i..].iter().map(|&b| b as char));
 }
 
 fn push_clean(out: &mut String, s: &str) {
@@ -141,13 +127,13 @@ impl<'m> Editor<'m> {
     pub fn set_max_forwards(&mut self, n: u32) -> &mut Self {
         match self.first_entry(HeaderName::MaxForwards) {
             Some(e) => self.splice(e.value.0 as usize, e.value.1 as usize, |t| {
-                push_num(t, n.into())
+                push_decimal(t, n.into())
             }),
             None => {
                 let pos = self.msg.header_end();
                 self.splice(pos, pos, |t| {
                     t.push_str("Max-Forwards: ");
-                    push_num(t, n.into());
+                    push_decimal(t, n.into());
                     t.push_str("\r\n");
                 })
             }
@@ -191,7 +177,7 @@ impl<'m> Editor<'m> {
             let (a, b) = rp.unwrap_or((end, end));
             self.splice(a, b, |t| {
                 t.push_str(";rport=");
-                push_num(t, port.into());
+                push_decimal(t, port.into());
             });
         }
         self
@@ -208,12 +194,14 @@ impl<'m> Editor<'m> {
         let len = self.msg.body().len() as u64;
         match self.first_entry(HeaderName::ContentLength) {
             Some(e) if super::scan::parse_u64(self.msg.span_str(e.value)) == Some(len) => self,
-            Some(e) => self.splice(e.value.0 as usize, e.value.1 as usize, |t| push_num(t, len)),
+            Some(e) => self.splice(e.value.0 as usize, e.value.1 as usize, |t| {
+                push_decimal(t, len)
+            }),
             None => {
                 let pos = self.msg.header_end();
                 self.splice(pos, pos, |t| {
                     t.push_str("Content-Length: ");
-                    push_num(t, len);
+                    push_decimal(t, len);
                     t.push_str("\r\n");
                 })
             }

@@ -25,6 +25,12 @@ pub fn push_hex(out: &mut String, v: u64, width: usize) {
     }
 }
 
+/// Append `n` in decimal (what `format!("{n}")` writes, without the formatting machinery).
+pub fn push_decimal(out: &mut String, n: u64) {
+    let mut tmp = [0u8; 20];
+    out.extend(decimal(n, &mut tmp).iter().map(|&d| char::from(d)));
+}
+
 fn push_clean(buf: &mut Vec<u8>, s: &str) {
     buf.extend(
         s.bytes()

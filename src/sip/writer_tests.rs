@@ -83,3 +83,12 @@ fn push_hex_writes_what_format_writes() {
         }
     }
 }
+
+#[test]
+fn push_decimal_writes_what_format_writes() {
+    for n in [0u64, 7, 10, 99, 5060, 65_535, 1 << 32, u64::MAX] {
+        let mut s = String::from("x");
+        push_decimal(&mut s, n);
+        assert_eq!(s, format!("x{n}"));
+    }
+}

@@ -250,8 +250,9 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
             io.flush();
             if let Some((began, drained)) = udp_turn.take() {
                 let pause = batching.after_turn(began, Instant::now(), drained);
-                // Idle time left in the window: the kernel's send path is cheaper inline than
-                // a wake-up of the send thread. None left: large turns go to the send thread.
+                // For the next turn's output: while turns pause, the thread has idle time and
+                // the kernel's send path is cheaper inline than a wake-up of the send thread.
+                // Without pauses, large turns go to the send thread.
                 io.offload_at = if pause.is_some() {
                     usize::MAX
                 } else {
@@ -274,8 +275,8 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
 /// `sendmmsg`. Waiting until `window` after a turn began lets the datagrams that arrive meanwhile
 /// queue in the socket, to be read, handled and answered by one turn: at 1,500 registrations/s
 /// (6,000 datagrams/s in) the default 2 ms window took the system calls per registration from
-/// 4.7 to about 2.5 and the CPU per registration down by about 30 % (docs/performance.md). The cost is at most
-/// `window` of added latency per message. It applies only while turns come less than 2×`window`
+/// 4.7 to about 2.5 and the CPU per registration down by about 30 % (docs/performance.md). The
+/// cost is at most `window` of added latency per message. It applies only while turns come less than 2×`window`
 /// apart: at lower rates a pause would be one more wake-up, not one fewer. When a turn takes the
 /// whole window there is no pause: under full load nothing waits.
 #[derive(Debug)]
