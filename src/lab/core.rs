@@ -110,10 +110,13 @@ pub struct ImsCore {
 struct CoreSub {
     /// When the initial SUBSCRIBE arrived, until the first NOTIFY is answered.
     first_seen: Option<std::time::Instant>,
-    pui: String,
-    gw_uri: String,
-    gw_tag: String,
-    our_tag: String,
+    /// The subscribed PUI, the gateway's URI and tag, and our tag, one after another
+    /// (`ends` marks where each of the first three ends): one allocation per subscription.
+    text: String,
+    ends: [usize; 3],
+    /// The core's SUBSCRIBE count when this subscription last received one: a command naming a
+    /// PUI acts on the subscription that was subscribed most recently.
+    touched: u64,
     cseq: u32,
     version: u64,
     peer: SocketAddr,
@@ -122,16 +125,56 @@ struct CoreSub {
     last: Option<(u32, Bytes)>,
 }
 
+impl CoreSub {
+    fn new(parts: [&str; 4], peer: SocketAddr, touched: u64) -> CoreSub {
+        let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut ends = [0; 3];
+        for (k, p) in parts.into_iter().enumerate() {
+            text.push_str(p);
+            if let Some(e) = ends.get_mut(k) {
+                *e = text.len();
+            }
+        }
+        CoreSub {
+            first_seen: Some(std::time::Instant::now()),
+            text,
+            ends,
+            touched,
+            cseq: 0,
+            version: 0,
+            peer,
+            last: None,
+        }
+    }
+    fn pui(&self) -> &str {
+        &self.text[..self.ends[0]]
+    }
+    fn gw_uri(&self) -> &str {
+        &self.text[self.ends[0]..self.ends[1]]
+    }
+    fn gw_tag(&self) -> &str {
+        &self.text[self.ends[1]..self.ends[2]]
+    }
+    fn our_tag(&self) -> &str {
+        &self.text[self.ends[2]..]
+    }
+}
+
+/// An unanswered NOTIFY: its bytes, where it went, when it was first sent, when it is sent
+/// again (RFC 3261 Timer E/F).
+type Unanswered = (Bytes, SocketAddr, std::time::Instant, std::time::Instant);
+
 struct State {
     cfg: CoreConfig,
     sock: Arc<UdpSocket>,
     stats: Arc<CoreStats>,
     regs: HashMap<String, Vec<(String, u32)>>,
-    subs: HashMap<String, CoreSub>,
-    by_pui: HashMap<String, String>,
+    /// By Call-ID; the key is shared with `unanswered`'s.
+    subs: HashMap<Arc<str>, CoreSub>,
+    /// SUBSCRIBEs handled (our tags and `CoreSub::touched` come from it).
     seq: u64,
-    /// NOTIFYs not answered yet: (Call-ID, CSeq) → (bytes, peer, first sent, next retransmission).
-    unanswered: HashMap<(String, u32), (Bytes, SocketAddr, std::time::Instant, std::time::Instant)>,
+    /// NOTIFYs not answered yet, by (Call-ID, CSeq).
+    unanswered: HashMap<(Arc<str>, u32), Unanswered>,
     /// Datagrams of this turn, sent together with one `sendmmsg`.
     out: Vec<(SocketAddr, Bytes)>,
     /// Our Contact (notifier) and Service-Route (registrar) values: fixed by the address.
@@ -158,7 +201,6 @@ impl ImsCore {
             stats: stats.clone(),
             regs: HashMap::with_capacity(n),
             subs: HashMap::with_capacity(n),
-            by_pui: HashMap::with_capacity(n),
             seq: 0,
             unanswered: HashMap::new(),
             out: Vec::new(),
@@ -219,11 +261,14 @@ impl State {
 
     /// Send a NOTIFY and keep it for retransmission until answered (RFC 3261 Timer E/F).
     fn send_notify(&mut self, call_id: &str, n: Bytes, peer: SocketAddr) {
-        let cseq = self.subs.get(call_id).map(|s| s.cseq).unwrap_or(0);
+        let (key, cseq) = match self.subs.get_key_value(call_id) {
+            Some((k, s)) => (k.clone(), s.cseq),
+            None => (Arc::from(call_id), 0),
+        };
         self.send(&n, peer);
         let now = std::time::Instant::now();
         self.unanswered.insert(
-            (call_id.to_string(), cseq),
+            (key, cseq),
             (n, peer, now, now + Duration::from_millis(500)),
         );
     }
@@ -372,7 +417,7 @@ impl State {
     }
 
     fn subscribe(&mut self, m: &Message, peer: SocketAddr) {
-        let call_id = m.call_id().to_string();
+        let call_id = m.call_id();
         let requested = m.expires().ok().flatten().unwrap_or(3600);
         let in_dialog = m.to().tag().is_some();
         let counter = match (in_dialog, requested) {
@@ -382,7 +427,7 @@ impl State {
         };
         if let Some((_, ok)) = self
             .subs
-            .get(&call_id)
+            .get(call_id)
             .and_then(|s| s.last.as_ref())
             .filter(|(cseq, _)| *cseq == m.cseq().seq)
         {
@@ -400,54 +445,57 @@ impl State {
         }
         let granted = requested.min(self.cfg.sub_expires_max);
         self.seq += 1;
-        let our_tag = match m.to().tag() {
-            Some(t) => t.to_string(),
-            None => format!("n{}", self.seq),
-        };
-        let pui = m.to().uri.to_string();
-        let sub = self.subs.entry(call_id.clone()).or_insert_with(|| CoreSub {
-            first_seen: Some(std::time::Instant::now()),
-            pui: pui.clone(),
-            gw_uri: m.from().uri.to_string(),
-            gw_tag: m.from().tag().unwrap_or("").to_string(),
-            our_tag: our_tag.clone(),
-            cseq: 0,
-            version: 0,
-            peer,
-            last: None,
+        let touched = self.seq;
+        // Our tag: the request's To tag in a dialog, else `n` and the SUBSCRIBE count.
+        let mut tag = std::mem::take(&mut self.scratch);
+        tag.clear();
+        match m.to().tag() {
+            Some(t) => tag.push_str(t),
+            None => {
+                tag.push('n');
+                push_decimal(&mut tag, touched);
+            }
+        }
+        let (to, from) = (m.to(), m.from());
+        let sub = self.subs.entry_ref(call_id).or_insert_with(|| {
+            let parts = [to.uri, from.uri, from.tag().unwrap_or(""), tag.as_str()];
+            CoreSub::new(parts, peer, touched)
         });
         sub.peer = peer;
-        self.by_pui.insert(pui, call_id.clone());
-        let exp = granted.to_string();
+        sub.touched = touched;
+        let mut exp = String::new();
+        push_decimal(&mut exp, granted.into());
         let ok = writer::response(
             m,
             200,
             "OK",
-            Some(&our_tag),
+            Some(&tag),
             &[("Expires", &exp), ("Contact", &self.contact)],
         );
-        if let Some(s) = self.subs.get_mut(&call_id) {
+        self.scratch = tag;
+        if let Some(s) = self.subs.get_mut(call_id) {
             s.last = Some((m.cseq().seq, ok.clone()));
         }
         let state = if granted == 0 {
             "terminated;reason=timeout".to_string()
         } else {
-            format!("active;expires={granted}")
+            exp.insert_str(0, "active;expires=");
+            exp
         };
-        let notify = self.notify(&call_id, &state, None);
+        let notify = self.notify(call_id, &state, None);
         if self.cfg.notify_before_ok {
             if let Some(n) = notify {
-                self.send_notify(&call_id, n, peer);
+                self.send_notify(call_id, n, peer);
             }
             self.send(&ok, peer);
         } else {
             self.send(&ok, peer);
             if let Some(n) = notify {
-                self.send_notify(&call_id, n, peer);
+                self.send_notify(call_id, n, peer);
             }
         }
         if granted == 0 {
-            self.subs.remove(&call_id);
+            self.subs.remove(call_id);
         }
     }
 
@@ -469,7 +517,7 @@ impl State {
         let (ct, body) = match &body {
             Some((ct, body)) => (ct.as_str(), body.as_str()),
             None => {
-                full_state(doc, version, &s.pui, regs, implicit);
+                full_state(doc, version, s.pui(), regs, implicit);
                 ("application/reginfo+xml", doc.as_str())
             }
         };
@@ -478,11 +526,11 @@ impl State {
         push_decimal(via, s.cseq.into());
         via.push('x');
         push_decimal(via, fastrand::u64(..));
-        let mut b = writer::RequestBuilder::new("NOTIFY", &s.gw_uri);
+        let mut b = writer::RequestBuilder::new("NOTIFY", s.gw_uri());
         b.header("Via", via);
         b.header("Max-Forwards", "70");
-        b.header_parts("From", &["<", &s.pui, ">;tag=", &s.our_tag]);
-        b.header_parts("To", &["<", &s.gw_uri, ">;tag=", &s.gw_tag]);
+        b.header_parts("From", &["<", s.pui(), ">;tag=", s.our_tag()]);
+        b.header_parts("To", &["<", s.gw_uri(), ">;tag=", s.gw_tag()]);
         b.header("Call-ID", call_id);
         b.header_num("CSeq", s.cseq.into(), " NOTIFY");
         b.header("Contact", contact);
@@ -492,13 +540,23 @@ impl State {
         Some(b.finish(Some((ct, body.as_bytes()))))
     }
 
+    /// The Call-ID of the subscription to `pui` that received a SUBSCRIBE last (commands are
+    /// rare, so a scan; no index is kept per SUBSCRIBE).
+    fn subscription_of(&self, pui: &str) -> Option<Arc<str>> {
+        self.subs
+            .iter()
+            .filter(|(_, s)| s.pui() == pui)
+            .max_by_key(|(_, s)| s.touched)
+            .map(|(k, _)| k.clone())
+    }
+
     fn command(&mut self, c: CoreCmd) {
         match c {
             CoreCmd::NetworkDeregister {
                 pui,
                 terminate_subscription,
             } => {
-                let Some(call_id) = self.by_pui.get(&pui).cloned() else {
+                let Some(call_id) = self.subscription_of(&pui) else {
                     return;
                 };
                 let Some(version) = self.subs.get(&call_id).map(|s| s.version) else {
@@ -537,7 +595,7 @@ impl State {
                 content_type,
                 body,
             } => {
-                let Some(call_id) = self.by_pui.get(&pui).cloned() else {
+                let Some(call_id) = self.subscription_of(&pui) else {
                     return;
                 };
                 let peer = self.subs.get(&call_id).map(|s| s.peer);
@@ -552,14 +610,14 @@ impl State {
     }
 }
 
-/// `(Call-ID, CSeq)` of an unanswered NOTIFY, borrowed: looks up `(String, u32)` keys without
+/// `(Call-ID, CSeq)` of an unanswered NOTIFY, borrowed: looks up `(Arc<str>, u32)` keys without
 /// allocating (hashes as the owned tuple does).
 #[derive(Hash)]
 struct NotifyKey<'a>(&'a str, u32);
 
-impl hashbrown::Equivalent<(String, u32)> for NotifyKey<'_> {
-    fn equivalent(&self, k: &(String, u32)) -> bool {
-        self.0 == k.0 && self.1 == k.1
+impl hashbrown::Equivalent<(Arc<str>, u32)> for NotifyKey<'_> {
+    fn equivalent(&self, k: &(Arc<str>, u32)) -> bool {
+        self.0 == &*k.0 && self.1 == k.1
     }
 }
 
@@ -679,8 +737,8 @@ mod tests {
 
     #[test]
     fn borrowed_notify_key_finds_the_owned_one() {
-        let mut m: HashMap<(String, u32), u8> = HashMap::new();
-        m.insert(("call-1".into(), 7), 1);
+        let mut m: HashMap<(Arc<str>, u32), u8> = HashMap::new();
+        m.insert((Arc::from("call-1"), 7), 1);
         assert_eq!(m.get(&NotifyKey("call-1", 7)), Some(&1));
         assert_eq!(m.get(&NotifyKey("call-1", 8)), None);
         assert_eq!(m.remove(&NotifyKey("call-1", 7)), Some(1));

@@ -70,14 +70,48 @@ pub fn rss_bytes(pid: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Process CPU time (user+system, seconds) and RSS (bytes) from /proc.
-pub fn proc_usage(pid: &str) -> Option<(f64, u64)> {
+/// CPU time a process used, seconds: in its own code (user) and in the kernel on its behalf
+/// (system calls, and for loopback UDP the delivery of what it sends).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuTime {
+    pub user: f64,
+    pub system: f64,
+}
+
+impl CpuTime {
+    pub fn total(self) -> f64 {
+        self.user + self.system
+    }
+    fn since(self, before: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user - before.user,
+            system: self.system - before.system,
+        }
+    }
+    /// `"4.60 s (30.7 µs per registration: 12.1 user + 18.6 kernel)"`.
+    fn per_registration(self, registrations: u64) -> String {
+        let us = |s: f64| s * 1e6 / registrations.max(1) as f64;
+        format!(
+            "{:.2} s ({:.1} µs per registration: {:.1} user + {:.1} kernel)",
+            self.total(),
+            us(self.total()),
+            us(self.user),
+            us(self.system)
+        )
+    }
+}
+
+/// Process CPU time and RSS (bytes) from /proc (`utime`, `stime`: clock ticks of 1/100 s).
+pub fn proc_usage(pid: &str) -> Option<(CpuTime, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = stat.rsplit_once(')')?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    let rss = rss_bytes(pid)?;
-    Some((ticks / 100.0, rss))
+    let ticks = |i: usize| Some(f.get(i)?.parse::<f64>().ok()? / 100.0);
+    let cpu = CpuTime {
+        user: ticks(11)?,
+        system: ticks(12)?,
+    };
+    Some((cpu, rss_bytes(pid)?))
 }
 
 /// `RcvbufErrors` of `/proc/net/snmp`'s `Udp:` lines: datagrams dropped machine-wide because a
@@ -280,17 +314,12 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     );
     println!("latency:    REGISTER→200 p50 {} µs p99 {} µs; SUBSCRIBE→NOTIFY answered p50 {} µs p99 {} µs", pct(&reg_lat, 0.5), pct(&reg_lat, 0.99), pct(&sub_lat, 0.5), pct(&sub_lat, 0.99));
     if let (Some((c0, _)), Some((c1, _))) = (self_before, proc_usage("self")) {
-        println!(
-            "loadgen cpu: {:.2} s ({:.1} µs per registration)",
-            c1 - c0,
-            (c1 - c0) * 1e6 / ok.max(1) as f64
-        );
+        println!("loadgen cpu: {}", c1.since(c0).per_registration(ok));
     }
     if let (Some((c0, _)), Some((c1, rss))) = (gw_before, gw_pid.as_deref().and_then(proc_usage)) {
         println!(
-            "gateway cpu: {:.2} s ({:.1} µs per registration), rss {:.1} MiB",
-            c1 - c0,
-            (c1 - c0) * 1e6 / ok.max(1) as f64,
+            "gateway cpu: {}, rss {:.1} MiB",
+            c1.since(c0).per_registration(ok),
             rss as f64 / 1048576.0
         );
     }
@@ -311,6 +340,24 @@ mod tests {
         assert_eq!(sustained_rate(&ticks[..3], 10), Some(2000.0));
         assert_eq!(sustained_rate(&ticks[..1], 10), None);
         assert_eq!(sustained_rate(&ticks, 1), None);
+    }
+
+    #[test]
+    fn cpu_time_is_split_into_user_and_kernel_per_registration() {
+        let before = CpuTime {
+            user: 1.0,
+            system: 2.0,
+        };
+        let after = CpuTime {
+            user: 1.5,
+            system: 3.5,
+        };
+        assert_eq!(
+            after.since(before).per_registration(100_000),
+            "2.00 s (20.0 µs per registration: 5.0 user + 15.0 kernel)"
+        );
+        let (own, _) = proc_usage("self").expect("this process's /proc/self/stat");
+        assert!(own.user >= 0.0 && own.system >= 0.0 && own.total() >= own.user);
     }
 
     #[test]

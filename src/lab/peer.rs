@@ -121,31 +121,46 @@ pub struct ResponseKey<'a> {
 /// match answers to their own requests with it. `None` for a request or anything it cannot
 /// read (the full parser is for messages whose content matters). Uses the parser's line
 /// scanner, header-name table (compact `i` included) and CSeq grammar; folded lines are not
-/// joined.
+/// joined. It reads header lines only until it has both keys (the first of each counts), so
+/// the rest of the header section and the body are never looked at; without both by the empty
+/// line it is `None`.
 pub fn response_key(b: &[u8]) -> Option<ResponseKey<'_>> {
-    let (end, _) = scan::find_header_end(b)?;
-    let head = std::str::from_utf8(&b[..end]).ok()?;
-    let status = head.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()?;
+    let (first_end, mut pos) = scan::line_at(b, 0);
+    let status = std::str::from_utf8(b.get(..first_end)?)
+        .ok()?
+        .strip_prefix("SIP/2.0 ")?
+        .get(..3)?
+        .parse()
+        .ok()?;
     let (mut call_id, mut cseq) = (None, None);
-    let (_, mut pos) = scan::line_at(head.as_bytes(), 0);
-    while pos < end {
-        let (line_end, next) = scan::line_at(head.as_bytes(), pos);
-        if let Some((name, value)) = head[pos..line_end].split_once(':') {
-            match HeaderName::from_name(name.trim()) {
-                HeaderName::CallId => call_id = Some(value.trim()),
-                HeaderName::CSeq => cseq = CSeq::parse(value.trim()).ok(),
+    while pos < b.len() {
+        let (line_end, next) = scan::line_at(b, pos);
+        if line_end == pos {
+            return None; // the empty line: the header section ended without both keys
+        }
+        let line = &b[pos..line_end];
+        if let Some(colon) = memchr::memchr(b':', line) {
+            let value = || std::str::from_utf8(&line[colon + 1..]).ok().map(str::trim);
+            let name = std::str::from_utf8(&line[..colon]).ok()?.trim();
+            match HeaderName::from_name(name) {
+                HeaderName::CallId if call_id.is_none() => {
+                    call_id = Some(value().filter(|c| !c.is_empty())?)
+                }
+                HeaderName::CSeq if cseq.is_none() => cseq = Some(CSeq::parse(value()?).ok()?),
                 _ => {}
+            }
+            if let (Some(call_id), Some(cseq)) = (call_id, cseq) {
+                return Some(ResponseKey {
+                    status,
+                    call_id,
+                    cseq: cseq.seq,
+                    method: cseq.method,
+                });
             }
         }
         pos = next;
     }
-    let cseq = cseq?;
-    Some(ResponseKey {
-        status,
-        call_id: call_id.filter(|c| !c.is_empty())?,
-        cseq: cseq.seq,
-        method: cseq.method,
-    })
+    None
 }
 
 #[cfg(test)]
@@ -171,6 +186,13 @@ mod tests {
             response_key(no_cseq),
             None,
             "CSeq in the body does not count"
+        );
+        let mut tail = r[..r.len() - 2].to_vec();
+        tail.extend_from_slice(b"X-Later: \xff\xfe\r\n\r\n");
+        assert_eq!(
+            response_key(&tail),
+            Some(k),
+            "lines after both keys are not read (here: not UTF-8)"
         );
     }
 }

@@ -16,7 +16,7 @@
 //!   error, §17.1.4) and the swarm ends.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -129,6 +129,15 @@ impl Action {
 /// A scheduled action: when, which UE, what, and for `Retransmit` the CSeq of the transaction
 /// it belongs to (a timer left over from an answered transaction must not touch the next one).
 type Timer = (Instant, usize, Action, u32);
+
+/// Which of the swarm's timer stores holds its earliest timer.
+#[derive(Debug, Clone, Copy)]
+enum TimerSource {
+    Initial,
+    FirstRetransmit,
+    Reregister,
+    Heap,
+}
 
 #[derive(Debug)]
 struct Ue {
@@ -269,7 +278,14 @@ struct Swarm {
     local: SocketAddr,
     stats: Arc<SwarmStats>,
     ues: Vec<Ue>,
+    /// Timers whose delays vary (later retransmissions, deregistrations, retries of a busy UE).
     heap: BinaryHeap<Reverse<Timer>>,
+    /// Timers set at "now + a fixed delay" come due in the order they were set, so each kind
+    /// is a queue (no heap work): a transaction's first Timer E (Timer F over TCP), which
+    /// every REGISTER sets and most find already answered, and the re-registration at half
+    /// the expiry.
+    first_retransmit: VecDeque<Timer>,
+    reregister: VecDeque<Timer>,
     /// Initial registrations are due at `start + step × i`, in UE order: the next one not yet
     /// sent is `next_initial` (kept out of the heap, which then holds only what is in flight).
     start: Instant,
@@ -330,6 +346,8 @@ impl Swarm {
             stats,
             ues,
             heap: BinaryHeap::new(),
+            first_retransmit: VecDeque::new(),
+            reregister: VecDeque::new(),
             wbuf: BytesMut::new(),
             latencies: Vec::new(),
         }
@@ -361,25 +379,41 @@ impl Swarm {
             .then(|| self.start + self.step * self.next_initial as u32)
     }
 
+    /// Where the earliest timer is, initial registrations included, and when it is due.
+    fn earliest(&self) -> Option<(Instant, TimerSource)> {
+        let initial = self.next_initial_at().map(|t| (t, TimerSource::Initial));
+        let first = self
+            .first_retransmit
+            .front()
+            .map(|t| (t.0, TimerSource::FirstRetransmit));
+        let rereg = self
+            .reregister
+            .front()
+            .map(|t| (t.0, TimerSource::Reregister));
+        let heap = self.heap.peek().map(|Reverse(t)| (t.0, TimerSource::Heap));
+        // On a tie the earlier source in this order goes first.
+        [initial, first, rereg, heap]
+            .into_iter()
+            .flatten()
+            .min_by_key(|(t, _)| *t)
+    }
+
     /// The earliest timer, initial registrations included.
     fn next_due(&self) -> Option<Instant> {
-        let heap = self.heap.peek().map(|Reverse((t, ..))| *t);
-        match (self.next_initial_at(), heap) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.earliest().map(|(t, _)| t)
     }
 
     /// Take the earliest timer due by `now`.
     fn pop_due(&mut self, now: Instant) -> Option<Timer> {
-        let heap = self.heap.peek().map(|Reverse((t, ..))| *t);
-        match self.next_initial_at() {
-            Some(t) if t <= now && heap.is_none_or(|h| t <= h) => {
+        let (t, source) = self.earliest().filter(|(t, _)| *t <= now)?;
+        match source {
+            TimerSource::Initial => {
                 self.next_initial += 1;
                 Some((t, self.next_initial - 1, Action::Register, 0))
             }
-            _ if heap.is_some_and(|h| h <= now) => self.heap.pop().map(|Reverse(t)| t),
-            _ => None,
+            TimerSource::FirstRetransmit => self.first_retransmit.pop_front(),
+            TimerSource::Reregister => self.reregister.pop_front(),
+            TimerSource::Heap => self.heap.pop().map(|Reverse(t)| t),
         }
     }
 
@@ -424,8 +458,8 @@ impl Swarm {
             let msg = tpl.render(wbuf, user, ue.cseq, a.expires(cfg.expires));
             ue.pending = Some((now, a, ue.cseq));
             let first = if reliable { TIMER_F } else { T1 };
-            self.heap
-                .push(Reverse((now + first, i, Action::Retransmit, ue.cseq)));
+            self.first_retransmit
+                .push_back((now + first, i, Action::Retransmit, ue.cseq));
             ue.started.get_or_insert(now);
             stats.registers_sent.fetch_add(1, Relaxed);
             link.queue(msg);
@@ -487,8 +521,8 @@ impl Swarm {
                             .push(Reverse((started + life, i, Action::Deregister, 0)))
                     }
                     _ if cfg.reregister => {
-                        self.heap
-                            .push(Reverse((now + half, i, Action::Register, 0)))
+                        self.reregister
+                            .push_back((now + half, i, Action::Register, 0))
                     }
                     _ => self.active -= 1,
                 }
