@@ -5,7 +5,7 @@
 //! inside a value count as white space. Never unescapes (quoted display names and escaped URI
 //! parts are returned as written).
 
-use super::scan::{is_lws, is_token, is_token_str, parse_u32, quoted_end, trim_lws};
+use super::scan::{any_byte, is_lws, is_token, is_token_str, parse_u32, quoted_end, trim_lws};
 use super::uri::Uri;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,8 +119,13 @@ impl<'a> Params<'a> {
                     quoted_end(v.as_bytes(), 0) == Some(v.len())
                 } else {
                     !v.is_empty()
-                        && v.bytes().all(|b| {
-                            b > b' ' && b != 0x7f && !matches!(b, b'"' | b',' | b'<' | b'>')
+                        && !any_byte(v.as_bytes(), |b| {
+                            (b <= b' ')
+                                | (b == 0x7f)
+                                | (b == b'"')
+                                | (b == b',')
+                                | (b == b'<')
+                                | (b == b'>')
                         })
                 };
                 if !ok {
@@ -192,7 +197,8 @@ impl<'a> NameAddr<'a> {
                 .position(|c| c == b';' || is_lws(c))
                 .unwrap_or(s.len());
             let uri = &s[..end];
-            if uri.is_empty() || uri.contains(['?', ',', '"', '>']) {
+            let forbidden = |c| (c == b'?') | (c == b',') | (c == b'"') | (c == b'>');
+            if uri.is_empty() || any_byte(uri.as_bytes(), forbidden) {
                 return Err(bad);
             }
             Uri::parse(uri).map_err(|_| bad.clone())?;
@@ -206,7 +212,7 @@ impl<'a> NameAddr<'a> {
         // rest starts with '<'
         let gt = super::scan::byte_at(rest, b'>').ok_or(bad.clone())?;
         let uri = &rest[1..gt];
-        if uri.is_empty() || uri.bytes().any(is_lws) {
+        if uri.is_empty() || any_byte(uri.as_bytes(), is_lws) {
             return Err(bad);
         }
         Uri::parse(uri).map_err(|_| bad.clone())?;

@@ -190,3 +190,32 @@ fn subscription_state() {
     assert!(SubscriptionState::parse("active;expires=abc").is_err());
     assert!(SubscriptionState::parse("active;;").is_err());
 }
+
+/// The character-class checks written as branch-free folds give what the early-exit forms
+/// they replaced gave.
+mod class_check_equivalence {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        #[test]
+        fn class_checks_match_the_early_exit_forms(
+            v in proptest::collection::vec(prop_oneof![
+                Just(b'.'), Just(b'-'), Just(b'_'), Just(b'a'), Just(b'Z'), Just(b'7'),
+                Just(b' '), Just(b'\t'), Just(b'\r'), Just(b'\n'), Just(b'@'), any::<u8>(),
+            ], 0..48),
+        ) {
+            let host_ok = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_');
+            let dots = v.windows(2).any(|w| w == b"..");
+            let want_host = !v.is_empty() && v.iter().all(host_ok) && !matches!(v[0], b'.' | b'-') && !dots;
+            let got_host = std::str::from_utf8(&v).is_ok_and(|h| !h.starts_with('[') && crate::sip::uri::check_host(h).is_ok());
+            if std::str::from_utf8(&v).is_ok_and(|h| !h.starts_with('[')) {
+                prop_assert_eq!(got_host, want_host);
+            }
+            if let Ok(t) = std::str::from_utf8(&v) {
+                prop_assert_eq!(crate::sip::scan::is_token_str(t), !t.is_empty() && t.bytes().all(crate::sip::scan::is_token));
+                prop_assert_eq!(crate::sip::scan::trim_lws(t), t.trim_matches(|c: char| c.is_ascii() && crate::sip::scan::is_lws(c as u8)));
+            }
+        }
+    }
+}

@@ -35,12 +35,22 @@ pub(crate) fn is_token(b: u8) -> bool {
 }
 
 pub(crate) fn is_token_str(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(is_token)
+    // Every byte is looked at (no early exit): names and parameters are short, and the loop
+    // has no branch per byte.
+    !s.is_empty() && s.bytes().fold(true, |ok, b| ok & is_token(b))
+}
+
+/// Whether `f` holds for any byte of `s`, looking at every byte: for character-class tests,
+/// which the compiler turns into vector compares (an early-exit loop stays one byte at a time).
+pub(crate) fn any_byte(s: &[u8], f: impl Fn(u8) -> bool) -> bool {
+    s.iter().fold(false, |any, &b| any | f(b))
 }
 
 /// Trim LWS (including folded line ends) on both sides.
 pub(crate) fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    let (a, z) = trim_range(s.as_bytes(), 0, s.len());
+    // LWS bytes are ASCII, so both ends are character boundaries.
+    s.get(a..z).unwrap_or("")
 }
 
 /// `(start, end)` of `s` after trimming LWS, relative to `s`.

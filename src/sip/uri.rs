@@ -5,7 +5,7 @@
 //! resolves hosts.
 
 use super::header::Params;
-use super::scan::{byte_at, parse_u32};
+use super::scan::{any_byte, byte_at, parse_u32};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -43,8 +43,17 @@ pub struct Uri<'a> {
 }
 
 /// Characters never allowed anywhere in a URI we accept: controls, white space, `"`, `<`, `>`.
+/// Written without short-circuits so [`any_byte`] can test many bytes at once.
 fn bad_char(b: u8) -> bool {
-    b <= b' ' || b == 0x7f || matches!(b, b'"' | b'<' | b'>')
+    (b <= b' ') | (b == 0x7f) | (b == b'"') | (b == b'<') | (b == b'>')
+}
+
+/// Not allowed in a hostname: anything but letters, digits, `-`, `.`, `_`.
+fn bad_host_char(b: u8) -> bool {
+    let lower = b | 0x20;
+    let letter = lower.wrapping_sub(b'a') < 26;
+    let digit = b.wrapping_sub(b'0') < 10;
+    !(letter | digit | (b == b'-') | (b == b'.') | (b == b'_'))
 }
 
 /// Host syntax: `[IPv6]`, IPv4 or a hostname (letters, digits, `-`, `.`, `_` tolerated).
@@ -59,10 +68,12 @@ pub(crate) fn check_host(h: &str) -> Result<(), UriError> {
         return if ok { Ok(()) } else { Err(UriError::Host) };
     }
     let ok = !b.is_empty()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+        && !any_byte(b, bad_host_char)
         && !matches!(b[0], b'.' | b'-')
-        && !b.windows(2).any(|w| w == b"..");
+        && !b
+            .iter()
+            .zip(b.iter().skip(1))
+            .fold(false, |dots, (&x, &y)| dots | ((x == b'.') & (y == b'.')));
     if ok {
         Ok(())
     } else {
@@ -86,7 +97,7 @@ impl<'a> Uri<'a> {
             return Err(UriError::Malformed);
         }
         let rest = &s[colon + 1..];
-        if rest.is_empty() || rest.bytes().any(bad_char) {
+        if rest.is_empty() || any_byte(rest.as_bytes(), bad_char) {
             return Err(UriError::Malformed);
         }
         let scheme = if scheme_txt.eq_ignore_ascii_case("sip") {
@@ -133,9 +144,7 @@ impl<'a> Uri<'a> {
                 let host_end = if hp.starts_with('[') {
                     byte_at(hp, b']').map(|p| p + 1).ok_or(UriError::Host)?
                 } else {
-                    hp.bytes()
-                        .position(|c| matches!(c, b':' | b';' | b'?'))
-                        .unwrap_or(hp.len())
+                    memchr::memchr3(b':', b';', b'?', hp.as_bytes()).unwrap_or(hp.len())
                 };
                 uri.host = &hp[..host_end];
                 check_host(uri.host)?;
