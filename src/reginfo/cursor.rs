@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::events::{BytesRef, BytesStart, BytesText, Event};
 use quick_xml::name::{Namespace, ResolveResult};
 use quick_xml::reader::NsReader;
 
@@ -68,6 +68,10 @@ pub(super) enum Item<'i> {
     /// Character data inside an element, with references resolved (one chunk; an element's
     /// text may come in several).
     Text(Cow<'i, str>),
+    /// A chunk of character data that is only white space, as written: between elements
+    /// nobody reads it, so its line ends are normalized (which allocates when the document
+    /// has CR LF line ends) only by [`Cursor::text`], where it is part of a value.
+    Space(BytesText<'i>),
     /// The end tag of the innermost open element.
     Close,
     /// End of input, with every element closed.
@@ -145,6 +149,15 @@ impl<'i> Cursor<'i> {
                     return Ok(Item::Close);
                 }
                 Event::Text(text) => {
+                    if text
+                        .bytes()
+                        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                    {
+                        if self.depth == 0 {
+                            continue;
+                        }
+                        return Ok(Item::Space(text));
+                    }
                     let text = text.xml10_content();
                     if self.depth == 0 {
                         if !text.trim_ascii().is_empty() {
@@ -200,7 +213,7 @@ impl<'i> Cursor<'i> {
             match self.next()? {
                 Item::Open { start, .. } => super::value::check_attrs(&start)?,
                 Item::Eof => return Err(ReginfoError::Xml),
-                Item::Text(_) | Item::Close => {}
+                Item::Text(_) | Item::Space(_) | Item::Close => {}
             }
         }
         Ok(())
@@ -216,6 +229,13 @@ impl<'i> Cursor<'i> {
                     None => out = Some(chunk),
                     Some(acc) => acc.to_mut().push_str(&chunk),
                 },
+                Item::Space(space) => {
+                    let chunk = space.xml10_content();
+                    match &mut out {
+                        None => out = Some(chunk),
+                        Some(acc) => acc.to_mut().push_str(&chunk),
+                    }
+                }
                 Item::Open { start, empty, .. } => {
                     super::value::check_attrs(&start)?;
                     if !empty {

@@ -33,7 +33,7 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Reginfo, ReginfoError> {
             empty,
         } => root(&mut cur, &start, empty)?,
         Item::Open { .. } => return Err(ReginfoError::Root),
-        Item::Text(_) | Item::Close | Item::Eof => return Err(ReginfoError::Xml),
+        Item::Text(_) | Item::Space(_) | Item::Close | Item::Eof => return Err(ReginfoError::Xml),
     };
     // Only comments, processing instructions and whitespace may follow the root.
     match cur.next()? {
@@ -62,7 +62,7 @@ fn children<'i>(
                     }
                 }
             }
-            Item::Text(_) => {}
+            Item::Text(_) | Item::Space(_) => {}
             Item::Close => return Ok(()),
             Item::Eof => return Err(ReginfoError::Xml),
         }
@@ -273,6 +273,22 @@ mod tests {
         assert_eq!(
             (c.state, c.expires, c.uri.as_str()),
             (ContactState::Active, Some(600), "sip:a@1.2.3.4")
+        );
+    }
+
+    #[test]
+    fn crlf_line_ends_parse_as_lf_and_white_space_inside_values_is_normalized() {
+        let crlf = MIN.replace('\n', "\r\n");
+        assert_eq!(p(&crlf), p(MIN));
+        // A white-space-only chunk between references is part of the value: CR LF becomes LF.
+        let doc = MIN.replace(
+            "</uri>",
+            "</uri><display-name>a&amp;\r\n\t&amp;b</display-name>",
+        );
+        let d = p(&doc).unwrap();
+        assert_eq!(
+            d.registrations[0].contacts[0].display_name.as_deref(),
+            Some("a&\n\t&b")
         );
     }
 

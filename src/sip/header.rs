@@ -104,13 +104,24 @@ impl<'a> Params<'a> {
     }
 
     pub(crate) fn validate(s: &'a str, what: &'static str) -> Result<Params<'a>, HeaderError> {
+        Params::validate_with(s, what, |_, _| true)
+    }
+
+    /// [`Params::validate`], also handing each parameter (name, value) to `check`, in order, in
+    /// the same pass; `check` returning false makes the list malformed.
+    pub(crate) fn validate_with(
+        s: &'a str,
+        what: &'static str,
+        mut check: impl FnMut(&'a str, Option<&'a str>) -> bool,
+    ) -> Result<Params<'a>, HeaderError> {
         let bad = HeaderError::Malformed(what);
         let first = next_semi(s.as_bytes(), 0);
         if !trim_lws(&s[..first]).is_empty() {
             return Err(bad);
         }
         for sp in ParamSpans::new(s) {
-            if !is_token_str(sub(s, sp.name)) {
+            let name = sub(s, sp.name);
+            if !is_token_str(name) || !check(name, sp.value.map(|v| sub(s, v))) {
                 return Err(bad);
             }
             if let Some(v) = sp.value {
@@ -326,12 +337,15 @@ impl<'a> Via<'a> {
             );
             i = e;
         }
-        let params = Params::validate(&s[i..], "Via")?;
-        if let Some(Some(v)) = params.get("rport") {
-            parse_u32(v)
-                .and_then(|v| u16::try_from(v).ok())
-                .ok_or(bad)?;
-        }
+        // The first `rport` with a value must hold a port; checked in the validating pass.
+        let mut rport_seen = false;
+        let params = Params::validate_with(&s[i..], "Via", |name, value| {
+            if rport_seen || !name.eq_ignore_ascii_case("rport") {
+                return true;
+            }
+            rport_seen = true;
+            value.is_none_or(|v| parse_u32(v).is_some_and(|v| u16::try_from(v).is_ok()))
+        })?;
         Ok(Via {
             transport,
             host,
