@@ -75,11 +75,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // The reader went away (`regevent-gw stats | head`): the output it wanted was written.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("regevent-gw: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether the error is (or was caused by) a write to a closed pipe.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn fmt(f: Format) -> client::OutputFormat {
@@ -201,4 +211,21 @@ async fn serve(cfg: Arc<Config>, file: Option<PathBuf>) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     running.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_pipe_is_recognised_through_context() {
+        let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert!(broken_pipe(&anyhow::Error::from(pipe)));
+        let wrapped = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            .context("writing the stats table");
+        assert!(broken_pipe(&wrapped));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(!broken_pipe(&anyhow::Error::from(refused)));
+        assert!(!broken_pipe(&anyhow::anyhow!("cannot reach the admin API")));
+    }
 }
