@@ -20,6 +20,7 @@ pub mod config;
 pub mod demo;
 pub mod gateway;
 pub mod lab;
+mod memory;
 pub mod reginfo;
 pub mod registrar;
 pub mod sip;

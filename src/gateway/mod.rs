@@ -135,8 +135,17 @@ impl Gateway {
             linger: cfg.sip.t1 * 64,
         });
         let mut registrar = Registrar::new();
-        registrar.reserve(cfg.limits.expected_registrations);
-        engine.reserve(cfg.limits.expected_registrations);
+        let expected = cfg.limits.expected_registrations;
+        registrar.reserve(expected);
+        engine.reserve(expected);
+        // A registration burst at R per second keeps ≈ 64·R server transactions (the UE's
+        // REGISTER and the NOTIFY, each until Timer J = 64×T1) and ≈ 10·R client ones (the
+        // REGISTER to the core and the SUBSCRIBE, until Timer K = T4 after the answer). Sized
+        // for a burst of N/128 per second (7,800/s at 1M); beyond it the tables grow.
+        let mut client_tx = ClientTransactions::new(timers);
+        client_tx.reserve(expected / 12);
+        let mut server_tx = ServerTransactions::new(timers);
+        server_tx.reserve(expected / 2);
         let mut gw = Gateway {
             counters: MessageCounters::default(),
             limits: sip::Limits {
@@ -153,8 +162,8 @@ impl Gateway {
             route_policy: Arc::new(StaticRoutePolicy),
             registrar,
             engine,
-            client_tx: ClientTransactions::new(timers),
-            server_tx: ServerTransactions::new(timers),
+            client_tx,
+            server_tx,
             pending: HashMap::new(),
             pending_order: VecDeque::new(),
             pending_ttl: cfg.sip.t1 * 64,

@@ -348,6 +348,10 @@ impl Registrar {
         });
         by_contact.one.reserve(n, |x| mix(x.h));
         by_flow.one.reserve(n, |x| mix(x.h));
+        crate::memory::prefault(by_pui, || 0);
+        for index in [&mut by_contact.one, &mut by_flow.one] {
+            crate::memory::prefault(index, || Entry { slot: 0, h: 0 });
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -297,6 +297,7 @@ impl Store {
         let (subs, h) = (&self.subs, &self.hasher);
         self.by_pui
             .reserve(n, |i| subs.get(i).map_or(0, |s| Self::pui_hash(h, &s.pui)));
+        crate::memory::prefault(&mut self.by_pui, || SubId(0));
     }
     /// Insert a new live subscription and index it.
     pub fn insert(&mut self, id: SubId, sub: Sub) {

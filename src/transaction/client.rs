@@ -10,8 +10,8 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::table::TxTable;
 use bytes::Bytes;
-use hashbrown::HashMap;
 
 use super::Timers;
 
@@ -60,7 +60,7 @@ impl<D, U> Tx<D, U> {
 #[derive(Debug)]
 pub struct ClientTransactions<D, U> {
     timers: Timers,
-    txs: HashMap<Arc<str>, Tx<D, U>>,
+    txs: TxTable<Tx<D, U>>,
     heap: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>,
     serial: u64,
 }
@@ -69,10 +69,16 @@ impl<D: Clone, U: Clone> ClientTransactions<D, U> {
     pub fn new(timers: Timers) -> Self {
         ClientTransactions {
             timers,
-            txs: HashMap::new(),
+            txs: TxTable::default(),
             heap: BinaryHeap::new(),
             serial: 0,
         }
+    }
+
+    /// Room for `n` transactions in flight (see [`super::ServerTransactions::reserve`]).
+    pub fn reserve(&mut self, n: usize) {
+        self.txs.reserve(n);
+        self.heap.reserve(n);
     }
 
     /// Start a transaction for a request we sent (first transmission done by the caller).

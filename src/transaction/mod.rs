@@ -8,6 +8,7 @@
 
 mod client;
 mod server;
+mod table;
 
 pub use client::{ClientEvent, ClientTransactions};
 pub use server::{ServerLookup, ServerTransactions};

@@ -10,8 +10,8 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::table::TxTable;
 use bytes::Bytes;
-use hashbrown::HashMap;
 
 use super::Timers;
 
@@ -37,7 +37,7 @@ struct Tx {
 #[derive(Debug)]
 pub struct ServerTransactions {
     timers: Timers,
-    txs: HashMap<Arc<str>, Tx>,
+    txs: TxTable<Tx>,
     heap: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>,
     serial: u64,
 }
@@ -46,10 +46,17 @@ impl ServerTransactions {
     pub fn new(timers: Timers) -> Self {
         ServerTransactions {
             timers,
-            txs: HashMap::new(),
+            txs: TxTable::default(),
             heap: BinaryHeap::new(),
             serial: 0,
         }
+    }
+
+    /// Room for `n` transactions in flight (table and timer heap), so that a burst does not
+    /// pause SIP processing while they grow.
+    pub fn reserve(&mut self, n: usize) {
+        self.txs.reserve(n);
+        self.heap.reserve(n);
     }
 
     /// Key: branch + sent-by + method (RFC 3261 §17.2.3).
