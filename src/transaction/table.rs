@@ -97,7 +97,8 @@ impl<V> TxTable<V> {
             }
             None => {
                 self.slots.push(Some((key, value)));
-                // More than 4 G transactions at once cannot be held; saturating keeps this total.
+                // Slot numbers are 32-bit: 4 G live transactions would need hundreds of GB, so
+                // the conversion does not fail in practice (and cannot panic).
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
             }
         };
