@@ -611,10 +611,10 @@ impl Gateway {
             &self.me.hostport,
             ";branch=",
             branch,
+            ";rport",
         ] {
             v.push_str(part);
         }
-        v.push_str(";rport");
         v
     }
 

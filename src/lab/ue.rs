@@ -547,19 +547,6 @@ fn ue_index(cfg: &SwarmConfig, local: SocketAddr, call_id: &str) -> Option<usize
     (port.parse() == Ok(local.port()) && i < cfg.users).then_some(i)
 }
 
-/// A UE's REGISTER over `cfg.transport`; its Call-ID is `ue{user}-{local port}`.
-pub fn register(
-    cfg: &SwarmConfig,
-    local: SocketAddr,
-    user: usize,
-    cseq: u32,
-    expires: u32,
-) -> Vec<u8> {
-    RegisterTemplate::new(cfg, local)
-        .render(&mut BytesMut::new(), user, cseq, expires)
-        .to_vec()
-}
-
 /// What a REGISTER template leaves open, spliced in per request.
 #[derive(Debug, Clone, Copy)]
 enum Slot {
@@ -644,6 +631,20 @@ impl RegisterTemplate {
 mod tests {
     use super::*;
 
+    /// A UE's REGISTER over `cfg.transport`, as a swarm renders it; its Call-ID is
+    /// `ue{user}-{local port}`.
+    fn register(
+        cfg: &SwarmConfig,
+        local: SocketAddr,
+        user: usize,
+        cseq: u32,
+        expires: u32,
+    ) -> Vec<u8> {
+        RegisterTemplate::new(cfg, local)
+            .render(&mut BytesMut::new(), user, cseq, expires)
+            .to_vec()
+    }
+
     #[test]
     fn call_id_maps_back_to_the_ue() {
         let cfg = SwarmConfig {
@@ -717,15 +718,26 @@ mod tests {
         }
     }
 
-    fn tcp_swarm(gateway: SocketAddr, users: usize) -> SwarmConfig {
-        SwarmConfig {
-            gateway,
+    /// A TCP swarm of `users` UEs started against a fresh listener (the gateway stand-in).
+    async fn start_tcp_swarm(
+        users: usize,
+    ) -> (
+        tokio::net::TcpListener,
+        Arc<SwarmStats>,
+        tokio::task::JoinHandle<io::Result<()>>,
+    ) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let cfg = SwarmConfig {
+            gateway: l.local_addr().unwrap(),
             transport: Transport::Tcp,
             users,
             rate: 1000.0,
             reregister: false,
             ..SwarmConfig::default()
-        }
+        };
+        let stats = Arc::new(SwarmStats::default());
+        let swarm = tokio::spawn(run(cfg, stats.clone(), Arc::new(AtomicBool::new(false))));
+        (l, stats, swarm)
     }
 
     /// A gateway stand-in that reads `n` REGISTERs from its one connection.
@@ -744,10 +756,7 @@ mod tests {
 
     #[tokio::test]
     async fn tcp_responses_cut_across_reads_and_packed_into_one_are_all_matched() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let cfg = tcp_swarm(l.local_addr().unwrap(), 3);
-        let stats = Arc::new(SwarmStats::default());
-        let swarm = tokio::spawn(run(cfg, stats.clone(), Arc::new(AtomicBool::new(false))));
+        let (l, stats, swarm) = start_tcp_swarm(3).await;
         let (mut gw, regs) = accept_registers(&l, 3).await;
         assert!(regs.iter().all(|m| m.top_via().transport == "TCP"));
         let mut all = Vec::new();
@@ -782,10 +791,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_tcp_connection_fails_its_pending_transactions_at_once() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let cfg = tcp_swarm(l.local_addr().unwrap(), 2);
-        let stats = Arc::new(SwarmStats::default());
-        let swarm = tokio::spawn(run(cfg, stats.clone(), Arc::new(AtomicBool::new(false))));
+        let (l, stats, swarm) = start_tcp_swarm(2).await;
         let (gw, _) = accept_registers(&l, 2).await;
         drop(gw);
         let r = tokio::time::timeout(Duration::from_secs(2), swarm)

@@ -208,11 +208,10 @@ mod class_check_equivalence {
             let host_ok = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_');
             let dots = v.windows(2).any(|w| w == b"..");
             let want_host = !v.is_empty() && v.iter().all(host_ok) && !matches!(v[0], b'.' | b'-') && !dots;
-            let got_host = std::str::from_utf8(&v).is_ok_and(|h| !h.starts_with('[') && crate::sip::uri::check_host(h).is_ok());
-            if std::str::from_utf8(&v).is_ok_and(|h| !h.starts_with('[')) {
-                prop_assert_eq!(got_host, want_host);
-            }
             if let Ok(t) = std::str::from_utf8(&v) {
+                if !t.starts_with('[') {
+                    prop_assert_eq!(crate::sip::uri::check_host(t).is_ok(), want_host);
+                }
                 prop_assert_eq!(crate::sip::scan::is_token_str(t), !t.is_empty() && t.bytes().all(crate::sip::scan::is_token));
                 prop_assert_eq!(crate::sip::scan::trim_lws(t), t.trim_matches(|c: char| c.is_ascii() && crate::sip::scan::is_lws(c as u8)));
             }

@@ -62,15 +62,15 @@ impl<V> TxTable<V> {
         slots.reserve(n.saturating_sub(slots.len()));
     }
 
-    fn slot(&self, key: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one(key);
+    /// The slot of `key`, whose hash is `hash`.
+    fn slot(&self, hash: u64, key: &str) -> Option<u32> {
         self.index
             .find(hash, |&s| key_of(&self.slots, s) == key)
             .copied()
     }
 
     pub(crate) fn get_key_value(&self, key: &str) -> Option<(&Arc<str>, &V)> {
-        let s = self.slot(key)?;
+        let s = self.slot(self.hasher.hash_one(key), key)?;
         self.slots[s as usize].as_ref().map(|(k, v)| (k, v))
     }
 
@@ -79,17 +79,17 @@ impl<V> TxTable<V> {
     }
 
     pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut V> {
-        let s = self.slot(key)?;
+        let s = self.slot(self.hasher.hash_one(key), key)?;
         self.slots[s as usize].as_mut().map(|(_, v)| v)
     }
 
     /// Insert or replace; returns the value it replaced.
     pub(crate) fn insert(&mut self, key: Arc<str>, value: V) -> Option<V> {
-        if let Some(s) = self.slot(&key) {
+        let hash = self.hasher.hash_one(&*key);
+        if let Some(s) = self.slot(hash, &key) {
             let entry = self.slots[s as usize].as_mut()?;
             return Some(std::mem::replace(&mut entry.1, value));
         }
-        let hash = self.hasher.hash_one(&*key);
         let s = match self.free.pop() {
             Some(s) => {
                 self.slots[s as usize] = Some((key, value));

@@ -22,7 +22,6 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use hashbrown::HashMap;
 use tokio::net::{TcpListener, UdpSocket};
-
 use tokio::sync::mpsc;
 use udp::Watched;
 

@@ -110,17 +110,6 @@ impl RecvBatch {
             Err(e) => Err(e),
         }
     }
-
-    /// Read every queued datagram (up to the number of slots) from a non-blocking socket that
-    /// no runtime watches (the load generator's tick-driven loop). `Ok(0)`: none was queued.
-    pub fn recv_fd(&mut self, fd: RawFd) -> io::Result<usize> {
-        self.got.clear();
-        match recv_into(fd, &mut self.bufs, &mut self.got) {
-            Ok(n) => Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
-            Err(e) => Err(e),
-        }
-    }
 }
 
 /// One `recvmmsg`; a batch shorter than the slots has drained the socket and reports
@@ -381,6 +370,15 @@ mod tests {
         assert_eq!(batch.recv(&b).unwrap(), 0);
     }
 
+    /// One `recvmmsg` on a non-blocking socket no runtime watches; `0` when none was queued.
+    fn recv_fd(rb: &mut RecvBatch, fd: RawFd) -> io::Result<usize> {
+        rb.got.clear();
+        match recv_into(fd, &mut rb.bufs, &mut rb.got) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            r => r,
+        }
+    }
+
     #[test]
     fn fd_level_send_and_receive_without_a_runtime() {
         let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -388,7 +386,11 @@ mod tests {
         b.set_nonblocking(true).unwrap();
         let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
         let mut rb = RecvBatch::new(4, 64);
-        assert_eq!(rb.recv_fd(b.as_raw_fd()).unwrap(), 0, "nothing queued");
+        assert_eq!(
+            recv_fd(&mut rb, b.as_raw_fd()).unwrap(),
+            0,
+            "nothing queued"
+        );
         let msgs: Vec<(SocketAddr, Bytes)> =
             (0..6).map(|i| (ba, Bytes::from(format!("d{i}")))).collect();
         let mut errors = 0;
@@ -397,7 +399,7 @@ mod tests {
         let mut seen = Vec::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while seen.len() < 6 && std::time::Instant::now() < deadline {
-            let n = rb.recv_fd(b.as_raw_fd()).unwrap();
+            let n = recv_fd(&mut rb, b.as_raw_fd()).unwrap();
             assert!(n <= 4, "at most one slot per datagram");
             for i in 0..n {
                 assert_eq!(rb.got[i].peer, aa);
@@ -405,7 +407,7 @@ mod tests {
             }
         }
         assert_eq!(seen, ["d0", "d1", "d2", "d3", "d4", "d5"]);
-        assert_eq!(rb.recv_fd(b.as_raw_fd()).unwrap(), 0, "drained");
+        assert_eq!(recv_fd(&mut rb, b.as_raw_fd()).unwrap(), 0, "drained");
     }
 
     #[tokio::test]
