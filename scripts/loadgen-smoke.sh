@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Smoke run of the load generator against a real gateway process (a few seconds, small rate):
-# proves `regevent-gw loadgen` works end to end, once with UDP UEs and once with TCP UEs (each
-# against a fresh gateway, so both runs start with no registrations). Timings are reported,
-# never asserted.
+# proves `regevent-gw loadgen` works end to end: with UDP UEs, with TCP UEs, and with TCP UEs
+# and the gateway's core link on TCP too (each against a fresh gateway, so every run starts
+# with no registrations). Timings are reported, never asserted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${REGEVENT_GW_BIN:-target/release/regevent-gw}
@@ -27,10 +27,14 @@ profile = "default"
 sources = ["127.0.0.0/8"]
 TOML
 
-# One run: a fresh gateway, 600 UEs over $1, every registration completed and notified.
+sed 's|^core = .*|core = "sip:127.0.0.1:25070;transport=tcp"|' "$TMP/gw.toml" > "$TMP/gw-tcp-core.toml"
+
+# One run: a fresh gateway with config $2, 600 UEs over $1, every registration completed and
+# notified, and $3 messages reaching the core over TCP (REGISTER, SUBSCRIBE and the NOTIFY's
+# 200 OK of each user when the core link is TCP).
 smoke() {
-  local transport=$1 out="$TMP/out-$1.txt"
-  REGEVENT_GW_LOG=warn "$BIN" run --config "$TMP/gw.toml" > "$TMP/gw-$transport.log" 2>&1 &
+  local transport=$1 config=$2 core_tcp=$3 out="$TMP/out-$1-$(basename "$2")"
+  REGEVENT_GW_LOG=warn "$BIN" run --config "$config" > "$TMP/gw-$transport.log" 2>&1 &
   GW=$!
   sleep 1
   timeout 60 "$BIN" loadgen --transport "$transport" --gateway 127.0.0.1:25060 \
@@ -38,10 +42,12 @@ smoke() {
   grep -q '^completed:  600 registrations' "$out" || { echo "loadgen smoke ($transport): not all 600 registrations completed"; exit 1; }
   grep -q '600 subscribed+notified' "$out" || { echo "loadgen smoke ($transport): not all 600 subscriptions notified"; exit 1; }
   grep -q '^failures:   0 non-2xx, 0 timeouts, 0 never answered' "$out" || { echo "loadgen smoke ($transport): failures"; exit 1; }
+  grep -q "; $core_tcp messages over TCP\$" "$out" || { echo "loadgen smoke ($transport, $config): not $core_tcp messages to the core over TCP"; exit 1; }
   kill "$GW"
   wait "$GW" 2>/dev/null || true
   GW=
 }
-smoke udp
-smoke tcp
-echo "loadgen smoke: ok (udp and tcp)"
+smoke udp "$TMP/gw.toml" 0
+smoke tcp "$TMP/gw.toml" 0
+smoke tcp "$TMP/gw-tcp-core.toml" 1800
+echo "loadgen smoke: ok (udp, tcp, tcp with the core link on tcp)"

@@ -1,7 +1,8 @@
 //! The load generator's TCP UEs against the real gateway: an in-process gateway with UDP and
 //! TCP listeners, the emulated IMS core as its `sip.core`, and one swarm of UEs sharing one TCP
 //! connection. Every registration must complete, and the core must see every subscription
-//! through to an answered NOTIFY.
+//! through to an answered NOTIFY. The second test puts the gateway's side toward the core on
+//! TCP too (`sip.core` with `;transport=tcp`).
 
 mod common;
 
@@ -27,6 +28,42 @@ async fn a_tcp_swarm_of_50_registers_and_every_subscription_is_notified() {
         cfg.sip.core = format!("sip:{core_addr}");
     })
     .await;
+    register_50_over_tcp(&h, &core).await;
+    assert_eq!(
+        CoreStats::get(&core.stats.tcp_messages),
+        0,
+        "core link on UDP"
+    );
+}
+
+#[tokio::test]
+async fn with_the_core_link_on_tcp_too_every_subscription_is_notified() {
+    let cfg = CoreConfig {
+        tcp: true,
+        ..CoreConfig::default()
+    };
+    let core = ImsCore::start("127.0.0.1:0".parse().unwrap(), cfg)
+        .await
+        .expect("core");
+    let core_addr = core.addr;
+    let h = Harness::start_with(profile(true), |cfg| {
+        cfg.sip.core = format!("sip:{core_addr};transport=tcp");
+    })
+    .await;
+    register_50_over_tcp(&h, &core).await;
+    // Per user, on the gateway's one connection: the REGISTER, the SUBSCRIBE and the 200 OK to
+    // the NOTIFY.
+    assert_eq!(
+        CoreStats::get(&core.stats.tcp_messages),
+        3 * USERS as u64,
+        "everything reached the core over TCP"
+    );
+    assert_eq!(CoreStats::get(&core.stats.notify_retransmissions), 0);
+}
+
+/// One swarm of [`USERS`] UEs over TCP: every registration completes, every subscription is
+/// notified, and the UEs are bound to their TCP flow.
+async fn register_50_over_tcp(h: &Harness, core: &ImsCore) {
     assert_eq!(
         h.gw.sip_addr(Transport::Tcp),
         Some(h.gw_tcp),

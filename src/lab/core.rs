@@ -1,22 +1,29 @@
-//! An emulated IMS core on one UDP socket: a registrar (200 OK with Service-Route and
-//! P-Associated-URI) and a reg-event notifier (200 OK to SUBSCRIBE, full-state NOTIFY, a
-//! terminated NOTIFY on unsubscribe), with error injection. Counts everything it sees.
+//! An emulated IMS core on one UDP socket (and, with `CoreConfig::tcp`, a TCP listener on the
+//! same port): a registrar (200 OK with Service-Route and P-Associated-URI) and a reg-event
+//! notifier (200 OK to SUBSCRIBE, full-state NOTIFY, a terminated NOTIFY on unsubscribe), with
+//! error injection. Counts everything it sees. What arrives on a TCP connection is answered on
+//! it, and the NOTIFYs of a subscription that came over TCP go on that connection (no Timer E
+//! retransmission on a reliable transport, RFC 3261 §17.1.2.2).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hashbrown::HashMap;
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
+use tokio_util::codec::Decoder;
 
 use super::peer::{response_key, ResponseKey};
 use super::reginfo_doc::{render, render_into, DocContact, DocRegistration};
 use crate::sip::writer::push_decimal;
 use crate::sip::{writer, Contacts, Limits, Message, Method};
 use crate::transport::udp::{send_all_wait, RecvBatch};
+use crate::transport::SipCodec;
 
 /// How the notifier answers SUBSCRIBEs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +49,9 @@ pub struct CoreConfig {
     pub notify_before_ok: bool,
     /// Users the tables are sized for at start (a load run does not pause to grow them).
     pub expected_users: usize,
+    /// Also listen for TCP on the UDP socket's port (a gateway whose `sip.core` says
+    /// `;transport=tcp`).
+    pub tcp: bool,
 }
 
 impl Default for CoreConfig {
@@ -53,6 +63,7 @@ impl Default for CoreConfig {
             subscribe_mode: SubscribeMode::Accept,
             notify_before_ok: false,
             expected_users: 0,
+            tcp: false,
         }
     }
 }
@@ -71,6 +82,8 @@ pub struct CoreStats {
     pub notify_responses_other: AtomicU64,
     pub notify_retransmissions: AtomicU64,
     pub other: AtomicU64,
+    /// Messages received over TCP (all kinds).
+    pub tcp_messages: AtomicU64,
     /// Initial SUBSCRIBE received → 200 OK to the first NOTIFY received, microseconds.
     pub subscribe_to_notified_us: std::sync::Mutex<Vec<u32>>,
 }
@@ -177,11 +190,14 @@ struct State {
     unanswered: HashMap<(Arc<str>, u32), Unanswered>,
     /// Datagrams of this turn, sent together with one `sendmmsg`.
     out: Vec<(SocketAddr, Bytes)>,
-    /// Our Contact (notifier) and Service-Route (registrar) values: fixed by the address.
-    contact: String,
-    service_route: String,
-    /// The NOTIFYs' Via up to the branch's per-request part.
-    via_prefix: String,
+    /// Open TCP connections by peer: the write half and this turn's bytes for it (one write).
+    conns: HashMap<SocketAddr, (OwnedWriteHalf, Vec<u8>)>,
+    /// Our Contact (notifier) and Service-Route (registrar) values and the NOTIFYs' Via up to
+    /// the branch's per-request part: fixed by the address, one of each per transport (index
+    /// `usize::from(over_tcp)`).
+    contact: [String; 2],
+    service_route: [String; 2],
+    via_prefix: [String; 2],
     /// Scratch for the text of the message being built (header values, NOTIFY bodies).
     scratch: String,
     body: String,
@@ -192,6 +208,11 @@ impl ImsCore {
     pub async fn start(addr: SocketAddr, cfg: CoreConfig) -> std::io::Result<ImsCore> {
         let sock = Arc::new(crate::transport::bind_udp(addr)?);
         let addr = sock.local_addr()?;
+        let (tcp_tx, mut tcp_rx) = mpsc::channel(256);
+        if cfg.tcp {
+            let l = TcpListener::bind(addr).await?;
+            tokio::spawn(accept_loop(l, tcp_tx));
+        }
         let stats = Arc::new(CoreStats::default());
         let (tx, mut rx) = mpsc::channel(64);
         let n = cfg.expected_users;
@@ -204,9 +225,19 @@ impl ImsCore {
             seq: 0,
             unanswered: HashMap::new(),
             out: Vec::new(),
-            contact: format!("<sip:scscf@{addr}>"),
-            service_route: format!("<sip:orig@{addr};lr>"),
-            via_prefix: format!("SIP/2.0/UDP {addr};branch=z9hG4bKcore"),
+            conns: HashMap::new(),
+            contact: [
+                format!("<sip:scscf@{addr}>"),
+                format!("<sip:scscf@{addr};transport=tcp>"),
+            ],
+            service_route: [
+                format!("<sip:orig@{addr};lr>"),
+                format!("<sip:orig@{addr};transport=tcp;lr>"),
+            ],
+            via_prefix: [
+                format!("SIP/2.0/UDP {addr};branch=z9hG4bKcore"),
+                format!("SIP/2.0/TCP {addr};branch=z9hG4bKcore"),
+            ],
             scratch: String::new(),
             body: String::new(),
         };
@@ -236,7 +267,8 @@ impl ImsCore {
                     c = rx.recv() => match c {
                         Some(c) => st.command(c),
                         None => return,
-                    }
+                    },
+                    Some(ev) = tcp_rx.recv() => st.tcp_event(ev),
                 }
                 st.flush().await;
             }
@@ -249,14 +281,114 @@ impl ImsCore {
     }
 }
 
+/// Bytes asked for per TCP read.
+const TCP_READ: usize = 64 * 1024;
+
+/// What the TCP side tells the core's task.
+enum TcpEvent {
+    Open(SocketAddr, OwnedWriteHalf),
+    /// The whole messages of one read.
+    Messages(SocketAddr, Vec<Bytes>),
+    Closed(SocketAddr),
+}
+
+/// Accept connections; each gets a reader task that frames what arrives.
+async fn accept_loop(l: TcpListener, tx: mpsc::Sender<TcpEvent>) {
+    while let Ok((stream, peer)) = l.accept().await {
+        // A turn's answers go out in one write; do not hold them back for more.
+        let _ = stream.set_nodelay(true);
+        let (r, w) = stream.into_split();
+        if tx.send(TcpEvent::Open(peer, w)).await.is_err() {
+            return;
+        }
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut r = r;
+            let mut codec = SipCodec {
+                limits: Limits::default(),
+            };
+            let mut rbuf = BytesMut::new();
+            loop {
+                rbuf.reserve(TCP_READ);
+                if !matches!(r.read_buf(&mut rbuf).await, Ok(n) if n > 0) {
+                    break;
+                }
+                // The whole messages of this read go to the core together.
+                let mut batch = Vec::new();
+                let framed = loop {
+                    match codec.decode(&mut rbuf) {
+                        // Copied out, so that the read buffer is free again for the next
+                        // read (frames split off it would pin it while the core works).
+                        Ok(Some(m)) => batch.push(Bytes::copy_from_slice(&m)),
+                        Ok(None) => break true,
+                        Err(_) => break false,
+                    }
+                };
+                if !batch.is_empty() && tx.send(TcpEvent::Messages(peer, batch)).await.is_err() {
+                    return;
+                }
+                if !framed {
+                    break;
+                }
+            }
+            let _ = tx.send(TcpEvent::Closed(peer)).await;
+        });
+    }
+}
+
 impl State {
+    /// Queue `b` for `to`: on its TCP connection if it has one, else as a datagram.
     fn send(&mut self, b: &Bytes, to: SocketAddr) {
-        self.out.push((to, b.clone()));
+        match self.conns.get_mut(&to) {
+            Some((_, buf)) => buf.extend_from_slice(b),
+            None => self.out.push((to, b.clone())),
+        }
     }
 
-    /// Send this turn's datagrams: one `sendmmsg`, the rest (if the socket is full) one by one.
+    /// Send this turn's datagrams (one `sendmmsg`, the rest, if the socket is full, one by one)
+    /// and each connection's bytes (one write each). A connection that fails is dropped.
     async fn flush(&mut self) {
         send_all_wait(&self.sock, &mut self.out).await;
+        let mut failed = Vec::new();
+        for (peer, (w, buf)) in self.conns.iter_mut() {
+            if !buf.is_empty() {
+                if w.write_all(buf).await.is_err() {
+                    failed.push(*peer);
+                }
+                buf.clear();
+            }
+        }
+        for peer in failed {
+            self.conns.remove(&peer);
+        }
+    }
+
+    fn tcp_event(&mut self, ev: TcpEvent) {
+        match ev {
+            TcpEvent::Open(peer, w) => {
+                self.conns.insert(peer, (w, Vec::new()));
+            }
+            TcpEvent::Messages(peer, batch) => {
+                self.stats
+                    .tcp_messages
+                    .fetch_add(batch.len() as u64, Relaxed);
+                for b in batch {
+                    if let Some(r) = response_key(&b) {
+                        self.response(r);
+                    } else if let Ok(m) = Message::parse(b, &Limits::default()) {
+                        self.handle(m, peer);
+                    }
+                }
+            }
+            TcpEvent::Closed(peer) => {
+                self.conns.remove(&peer);
+            }
+        }
+    }
+
+    /// Whether `peer` is a TCP connection (what the Contact and Via of a message to it say).
+    fn over_tcp(&self, peer: SocketAddr) -> usize {
+        usize::from(self.conns.contains_key(&peer))
     }
 
     /// Send a NOTIFY and keep it for retransmission until answered (RFC 3261 Timer E/F).
@@ -267,10 +399,14 @@ impl State {
         };
         self.send(&n, peer);
         let now = std::time::Instant::now();
-        self.unanswered.insert(
-            (key, cseq),
-            (n, peer, now, now + Duration::from_millis(500)),
-        );
+        // Over TCP only Timer F: the NOTIFY is kept (its answer is awaited) but not sent again.
+        let again = if self.conns.contains_key(&peer) {
+            Duration::from_secs(32)
+        } else {
+            Duration::from_millis(500)
+        };
+        self.unanswered
+            .insert((key, cseq), (n, peer, now, now + again));
     }
 
     fn retransmit(&mut self) {
@@ -352,6 +488,7 @@ impl State {
 
     fn register(&mut self, m: &Message, peer: SocketAddr) {
         self.stats.registers.fetch_add(1, Relaxed);
+        let t = self.over_tcp(peer);
         let pui = m.to().uri.to_string();
         let hdr_exp = m.expires().ok().flatten();
         let entry = self.regs.entry(pui.clone()).or_default();
@@ -401,7 +538,7 @@ impl State {
         let extra = [
             ("Contact", contacts),
             ("P-Associated-URI", assoc),
-            ("Service-Route", &self.service_route),
+            ("Service-Route", &self.service_route[t]),
         ];
         // No Contact header when no binding is left.
         let extra = if contacts.is_empty() {
@@ -470,7 +607,10 @@ impl State {
             200,
             "OK",
             Some(&tag),
-            &[("Expires", &exp), ("Contact", &self.contact)],
+            &[
+                ("Expires", &exp),
+                ("Contact", &self.contact[self.over_tcp(peer)]),
+            ],
         );
         self.scratch = tag;
         if let Some(s) = self.subs.get_mut(call_id) {
@@ -506,10 +646,11 @@ impl State {
         sub_state: &str,
         body: Option<(String, String)>,
     ) -> Option<Bytes> {
+        let t = self.over_tcp(self.subs.get(call_id)?.peer);
         let regs = &self.regs;
         let implicit = self.cfg.implicit;
-        let (contact, via, doc) = (&self.contact, &mut self.scratch, &mut self.body);
-        let via_prefix = &self.via_prefix;
+        let (contact, via, doc) = (&self.contact[t], &mut self.scratch, &mut self.body);
+        let via_prefix = &self.via_prefix[t];
         let s = self.subs.get_mut(call_id)?;
         s.cseq += 1;
         let version = s.version;
@@ -787,5 +928,43 @@ mod tests {
         }
         assert!(methods.contains(&(None, Some(Method::Notify))));
         assert_eq!(CoreStats::get(&core.stats.notifies_sent), 2);
+    }
+
+    #[tokio::test]
+    async fn over_tcp_the_notify_comes_on_the_connection_and_is_not_sent_again() {
+        let cfg = CoreConfig {
+            tcp: true,
+            ..CoreConfig::default()
+        };
+        let core = ImsCore::start("127.0.0.1:0".parse().unwrap(), cfg)
+            .await
+            .unwrap();
+        let mut gw = crate::lab::peer::TcpPeer::connect(core.addr).await.unwrap();
+        let req = String::from_utf8(subscribe(core.addr, gw.local, 1))
+            .unwrap()
+            .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+        gw.send(req.as_bytes()).await.unwrap();
+        let wait = Duration::from_secs(2);
+        let ok = gw.recv(wait).await.expect("200 on the connection");
+        assert_eq!(ok.status(), Some(200));
+        let contact = ok.header(crate::sip::HeaderName::Contact);
+        assert!(
+            contact.is_some_and(|c| c.ends_with(";transport=tcp>")),
+            "{contact:?}"
+        );
+        let n = gw.recv(wait).await.expect("NOTIFY on the connection");
+        assert_eq!(n.method(), Some(Method::Notify));
+        assert_eq!(n.vias().unwrap()[0].transport, "TCP");
+        // Unanswered past UDP's first Timer E (500 ms): nothing is sent again over TCP.
+        assert!(gw.recv(Duration::from_millis(800)).await.is_none());
+        let answer = writer::response(&n, 200, "OK", None, &[]);
+        gw.send(&answer).await.unwrap();
+        assert!(
+            wait_until(wait, || CoreStats::get(&core.stats.subscriptions_notified)
+                == 1)
+            .await
+        );
+        assert_eq!(CoreStats::get(&core.stats.notify_retransmissions), 0);
+        assert_eq!(CoreStats::get(&core.stats.tcp_messages), 2);
     }
 }

@@ -8,7 +8,9 @@
 //!
 //! `--transport tcp` sends the UEs' REGISTERs over TCP: each swarm is one connection to the
 //! gateway's TCP listener at `--gateway` carrying all its UEs (see [`super::ue`]), so
-//! `--swarms` sets the number of connections. The gateway still talks to the core over UDP.
+//! `--swarms` sets the number of connections. The core listens for UDP and TCP on `--core`;
+//! the gateway's `sip.core` chooses (`sip:127.0.0.1:5070;transport=tcp` puts the gateway's
+//! side toward the core on one TCP connection).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -27,7 +29,7 @@ pub struct LoadgenArgs {
     /// How the UEs reach the gateway. With tcp, each swarm is one connection.
     #[arg(long, value_enum, default_value_t = Transport::Udp)]
     pub transport: Transport,
-    /// Where the emulated core listens (the gateway's `sip.core`).
+    /// Where the emulated core listens, UDP and TCP (the gateway's `sip.core`).
     #[arg(long, default_value = "127.0.0.1:5070")]
     pub core: SocketAddr,
     /// Offered initial registrations per second (all swarms together).
@@ -150,6 +152,8 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
             reg_expires_max: args.expires,
             sub_expires_max: args.expires + 60,
             expected_users: users,
+            // A gateway whose `sip.core` says `;transport=tcp` connects to the same port.
+            tcp: true,
             ..CoreConfig::default()
         },
     )
@@ -306,11 +310,12 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         retx as f64 * 100.0 / stats.registers_sent.load(Relaxed).max(1) as f64
     );
     println!(
-        "core saw:   {} REGISTER, {} initial SUBSCRIBE, {} refresh, {} unsubscribe",
+        "core saw:   {} REGISTER, {} initial SUBSCRIBE, {} refresh, {} unsubscribe; {} messages over TCP",
         CoreStats::get(&core.stats.registers),
         CoreStats::get(&core.stats.subscribes_initial),
         CoreStats::get(&core.stats.subscribes_refresh),
-        CoreStats::get(&core.stats.unsubscribes)
+        CoreStats::get(&core.stats.unsubscribes),
+        CoreStats::get(&core.stats.tcp_messages)
     );
     println!("latency:    REGISTER→200 p50 {} µs p99 {} µs; SUBSCRIBE→NOTIFY answered p50 {} µs p99 {} µs", pct(&reg_lat, 0.5), pct(&reg_lat, 0.99), pct(&sub_lat, 0.5), pct(&sub_lat, 0.99));
     if let (Some((c0, _)), Some((c1, _))) = (self_before, proc_usage("self")) {

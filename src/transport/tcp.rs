@@ -4,10 +4,11 @@
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_util::codec::{BytesCodec, Decoder, FramedRead, FramedWrite};
+use tokio_util::codec::{Decoder, FramedRead};
 
 use super::Event;
 use crate::config::Transport;
@@ -102,6 +103,17 @@ pub(super) async fn connect_and_send(
     }
 }
 
+/// Messages taken from a connection's queue per write.
+const WRITE_BATCH: usize = 256;
+
+/// `msgs` one after another in `buf` (cleared first).
+fn join_into(buf: &mut Vec<u8>, msgs: impl Iterator<Item = Bytes>) {
+    buf.clear();
+    for m in msgs {
+        buf.extend_from_slice(&m);
+    }
+}
+
 async fn run_conn(
     stream: TcpStream,
     peer: SocketAddr,
@@ -116,10 +128,15 @@ async fn run_conn(
         ..Limits::default()
     };
     let mut reader = FramedRead::new(r, SipCodec { limits });
-    let mut writer = FramedWrite::new(w, BytesCodec::new());
+    let mut w = w;
     let write_task = async {
-        while let Some(b) = wrx.recv().await {
-            if writer.send(b).await.is_err() {
+        // What was queued by the time this task runs goes out in one write: toward a core,
+        // one connection carries every REGISTER, SUBSCRIBE and NOTIFY answer of a turn.
+        let mut queued = Vec::with_capacity(WRITE_BATCH);
+        let mut buf = Vec::new();
+        while wrx.recv_many(&mut queued, WRITE_BATCH).await > 0 {
+            join_into(&mut buf, queued.drain(..));
+            if w.write_all(&buf).await.is_err() {
                 break;
             }
         }
