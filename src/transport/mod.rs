@@ -33,7 +33,7 @@ use crate::stats::{names, AdminQuery};
 pub enum Event {
     Inbound(Inbound),
 
-    TcpOpen(SocketAddr, mpsc::Sender<Bytes>),
+    TcpOpen(SocketAddr, tcp::ConnTx),
     TcpClosed(SocketAddr),
     Admin(AdminQuery),
     Reload(Arc<Config>),
@@ -348,7 +348,7 @@ struct Io {
     /// Takes large turns' output (and what would block) off the gateway's thread.
     sender: Option<udp::SendThread>,
     offload_at: usize,
-    conns: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    conns: HashMap<SocketAddr, tcp::ConnTx>,
     events: mpsc::Sender<Event>,
     max: usize,
 }
@@ -450,12 +450,12 @@ impl Io {
                 if let Some(c) = self.conns.get(&addr) {
                     match c.try_send(bytes) {
                         Ok(()) => return,
-                        Err(mpsc::error::TrySendError::Full(_)) => {
+                        Err(tcp::QueueError::Full) => {
                             metrics::counter!(names::SIP_DROPS, "reason" => "tcp_backlog")
                                 .increment(1);
                             return;
                         }
-                        Err(mpsc::error::TrySendError::Closed(b)) => {
+                        Err(tcp::QueueError::Closed(b)) => {
                             self.conns.remove(&addr);
                             return self.connect(addr, b);
                         }
@@ -467,7 +467,7 @@ impl Io {
     }
 
     fn connect(&mut self, addr: SocketAddr, first: Bytes) {
-        let (tx, rx) = mpsc::channel(1024);
+        let (tx, rx) = tcp::write_queue(tcp::OPENED_QUEUE);
         let _ = tx.try_send(first);
         self.conns.insert(addr, tx);
         tokio::spawn(tcp::connect_with_queue(
