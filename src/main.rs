@@ -191,6 +191,8 @@ fn init_tracing(default: &str) {
 }
 
 async fn serve(cfg: Arc<Config>, file: Option<PathBuf>) -> anyhow::Result<()> {
+    let files = regevent_gw::transport::raise_fd_limit();
+    tracing::debug!(?files, "open-file limit");
     let prom = regevent_gw::stats::recorder::global_handle()?;
     let running = regevent_gw::app::start(cfg, prom, None).await?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;

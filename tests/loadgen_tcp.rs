@@ -28,12 +28,35 @@ async fn a_tcp_swarm_of_50_registers_and_every_subscription_is_notified() {
         cfg.sip.core = format!("sip:{core_addr}");
     })
     .await;
-    register_50_over_tcp(&h, &core).await;
+    register_50_over_tcp(&h, &core, false).await;
     assert_eq!(
         CoreStats::get(&core.stats.tcp_messages),
         0,
         "core link on UDP"
     );
+}
+
+#[tokio::test]
+async fn with_a_connection_per_ue_each_ue_is_bound_to_its_own_flow() {
+    let core = ImsCore::start("127.0.0.1:0".parse().unwrap(), CoreConfig::default())
+        .await
+        .expect("core");
+    let core_addr = core.addr;
+    let h = Harness::start_with(profile(true), |cfg| {
+        cfg.sip.core = format!("sip:{core_addr}");
+    })
+    .await;
+    let stats = register_50_over_tcp(&h, &core, true).await;
+    assert_eq!(stats.connections_opened.load(Relaxed), USERS as u64);
+    let mut flows = std::collections::HashSet::new();
+    for i in 0..USERS {
+        let reg = h
+            .registered(&format!("sip:ue{i}@ims.example.net"))
+            .await
+            .expect("registered");
+        flows.insert(reg.bindings[0].flow.peer);
+    }
+    assert_eq!(flows.len(), USERS, "one connection (source port) per UE");
 }
 
 #[tokio::test]
@@ -50,7 +73,7 @@ async fn with_the_core_link_on_tcp_too_every_subscription_is_notified() {
         cfg.sip.core = format!("sip:{core_addr};transport=tcp");
     })
     .await;
-    register_50_over_tcp(&h, &core).await;
+    register_50_over_tcp(&h, &core, false).await;
     // Per user, on the gateway's one connection: the REGISTER, the SUBSCRIBE and the 200 OK to
     // the NOTIFY.
     assert_eq!(
@@ -61,9 +84,14 @@ async fn with_the_core_link_on_tcp_too_every_subscription_is_notified() {
     assert_eq!(CoreStats::get(&core.stats.notify_retransmissions), 0);
 }
 
-/// One swarm of [`USERS`] UEs over TCP: every registration completes, every subscription is
-/// notified, and the UEs are bound to their TCP flow.
-async fn register_50_over_tcp(h: &Harness, core: &ImsCore) {
+/// One swarm of [`USERS`] UEs over TCP (sharing one connection, or each with its own): every
+/// registration completes, every subscription is notified, and the UEs are bound to their TCP
+/// flow.
+async fn register_50_over_tcp(
+    h: &Harness,
+    core: &ImsCore,
+    connection_per_ue: bool,
+) -> Arc<SwarmStats> {
     assert_eq!(
         h.gw.sip_addr(Transport::Tcp),
         Some(h.gw_tcp),
@@ -78,6 +106,7 @@ async fn register_50_over_tcp(h: &Harness, core: &ImsCore) {
         users: USERS,
         rate: 500.0,
         reregister: false,
+        connection_per_ue,
         ..SwarmConfig::default()
     };
     tokio::time::timeout(
@@ -117,4 +146,5 @@ async fn register_50_over_tcp(h: &Harness, core: &ImsCore) {
     assert_eq!(b.flow.transport, Transport::Tcp);
     assert_eq!(b.flow.peer.ip(), std::net::IpAddr::from([127, 0, 1, 9]));
     assert!(b.uri.ends_with(";transport=tcp"), "{}", b.uri);
+    stats
 }

@@ -29,6 +29,11 @@ pub struct LoadgenArgs {
     /// How the UEs reach the gateway. With tcp, each swarm is one connection.
     #[arg(long, value_enum, default_value_t = Transport::Udp)]
     pub transport: Transport,
+    /// With `--transport tcp`: every UE opens its own connection at its first REGISTER and
+    /// keeps it (as phones do), instead of sharing its swarm's. One file descriptor per UE in
+    /// both processes, and at most 28,000 UEs per swarm (the ephemeral ports of one address).
+    #[arg(long)]
+    pub connection_per_ue: bool,
     /// Where the emulated core listens, UDP and TCP (the gateway's `sip.core`).
     #[arg(long, default_value = "127.0.0.1:5070")]
     pub core: SocketAddr,
@@ -58,6 +63,10 @@ pub struct LoadgenArgs {
     #[arg(long)]
     pub gateway_pid: Option<u32>,
 }
+
+/// Local ports one address has for connections to one listener (Linux's default ephemeral
+/// range, 32768–60999, with some to spare).
+const PORTS_PER_ADDRESS: usize = 28_000;
 
 /// Resident set size of a process (`"self"` or a PID), bytes, from /proc.
 pub fn rss_bytes(pid: &str) -> Option<u64> {
@@ -162,6 +171,24 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     let stats = Arc::new(SwarmStats::default());
     let stop = Arc::new(AtomicBool::new(false));
     let per = users.div_ceil(swarms);
+    if args.connection_per_ue {
+        anyhow::ensure!(
+            args.transport == Transport::Tcp,
+            "--connection-per-ue needs --transport tcp"
+        );
+        anyhow::ensure!(
+            per <= PORTS_PER_ADDRESS,
+            "--connection-per-ue: {per} UEs per swarm, but one loopback address has about \
+             {PORTS_PER_ADDRESS} ephemeral ports; use more --swarms"
+        );
+        let files = crate::transport::raise_fd_limit().unwrap_or(0);
+        if users as u64 + 64 > files {
+            eprintln!(
+                "loadgen: {users} connections but an open-file limit of {files}: the rest will \
+                 fail (raise `ulimit -n`, for the gateway too)"
+            );
+        }
+    }
     let gw_pid = args.gateway_pid.map(|p| p.to_string());
     let self_before = proc_usage("self");
     let drops_before = udp_rcvbuf_errors();
@@ -184,6 +211,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
             rate: args.rate / swarms as f64,
             lifetime: None,
             reregister: args.hold,
+            connection_per_ue: args.connection_per_ue,
             ..SwarmConfig::default()
         };
         let swarm = ue::run(cfg, stats.clone(), stop.clone());
@@ -221,11 +249,17 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         }
         let ok = stats.initial_ok.load(Relaxed);
         let notified = CoreStats::get(&core.stats.subscriptions_notified);
-        let gw = gw_pid
+        let mut gw = gw_pid
             .as_deref()
             .and_then(proc_usage)
             .map(|(_, rss)| format!(" gw_rss={:.1}MiB", rss as f64 / 1048576.0))
             .unwrap_or_default();
+        if args.connection_per_ue {
+            gw.push_str(&format!(
+                " conns_opened={}",
+                stats.connections_opened.load(Relaxed)
+            ));
+        }
         println!(
             "t={:>3}s sent={} registered={} (+{}/s) subscribed+notified={} (+{}/s) failures={} timeouts={}{gw}",
             started.elapsed().as_secs(),
@@ -317,6 +351,12 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         CoreStats::get(&core.stats.unsubscribes),
         CoreStats::get(&core.stats.tcp_messages)
     );
+    if args.connection_per_ue {
+        println!(
+            "connections: {} opened (one per UE)",
+            stats.connections_opened.load(Relaxed)
+        );
+    }
     println!("latency:    REGISTER→200 p50 {} µs p99 {} µs; SUBSCRIBE→NOTIFY answered p50 {} µs p99 {} µs", pct(&reg_lat, 0.5), pct(&reg_lat, 0.99), pct(&sub_lat, 0.5), pct(&sub_lat, 0.99));
     if let (Some((c0, _)), Some((c1, _))) = (self_before, proc_usage("self")) {
         println!("loadgen cpu: {}", c1.since(c0).per_registration(ok));

@@ -14,6 +14,9 @@
 //!   ([`crate::transport::SipCodec`]): a read may end inside a message or hold several. If the
 //!   connection closes or cannot be framed, the transactions in progress fail (a transport
 //!   error, §17.1.4) and the swarm ends.
+//! - TCP with [`SwarmConfig::connection_per_ue`]: each UE opens its own connection (from the
+//!   swarm's address, its own port) at its first REGISTER and keeps it, as a phone does; if it
+//!   closes, the UE's transaction in progress fails and its next REGISTER opens a new one.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -52,6 +55,9 @@ pub struct SwarmConfig {
     /// Deregister after this long (None: stay registered, re-registering).
     pub lifetime: Option<Duration>,
     pub reregister: bool,
+    /// TCP only: each UE opens its own connection at its first REGISTER and keeps it, as a
+    /// phone does, instead of the swarm's UEs sharing one.
+    pub connection_per_ue: bool,
 }
 
 impl Default for SwarmConfig {
@@ -67,6 +73,7 @@ impl Default for SwarmConfig {
             rate: 100.0,
             lifetime: None,
             reregister: true,
+            connection_per_ue: false,
         }
     }
 }
@@ -91,6 +98,8 @@ pub struct SwarmStats {
     /// REGISTER → final response, microseconds.
     pub latencies_us: Mutex<Vec<u32>>,
     pub done: AtomicBool,
+    /// Per-UE TCP connections opened so far.
+    pub connections_opened: Arc<AtomicU64>,
 }
 
 impl SwarmStats {
@@ -168,12 +177,193 @@ enum Link {
         /// REGISTERs of this turn, written with one `write_all`.
         out: Vec<u8>,
     },
+    /// A connection per UE ([`SwarmConfig::connection_per_ue`]).
+    PerUe(PerUe),
+}
+
+/// One TCP connection per UE. Connecting and reading run in a task per connection (a swarm's
+/// thousands of sockets cannot be awaited one by one); they report to the swarm on one
+/// channel. Writes are the swarm's: a UE's REGISTER waits in its slot until its connection is
+/// up.
+struct PerUe {
+    gateway: SocketAddr,
+    /// The swarm's loopback address; each connection gets its own port on it.
+    ip: std::net::IpAddr,
+    conns: Vec<UeConn>,
+    /// UEs with bytes to write this turn.
+    dirty: Vec<usize>,
+    tx: tokio::sync::mpsc::UnboundedSender<ConnEvent>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<ConnEvent>,
+    /// UEs whose connection closed or failed since the swarm last asked.
+    closed: Vec<usize>,
+    /// Connections opened so far (for the report).
+    open: Arc<AtomicU64>,
+}
+
+enum UeConn {
+    /// Not connected: the next REGISTER opens a connection.
+    Idle,
+    /// Connecting; what to write once connected.
+    Connecting(Vec<u8>),
+    Open(OwnedWriteHalf, Vec<u8>),
+}
+
+enum ConnEvent {
+    Connected(usize, OwnedWriteHalf),
+    /// A whole message from the gateway.
+    Message(Bytes),
+    Closed(usize),
+}
+
+/// Bytes asked for per read on a UE's own connection (its answers are a few hundred bytes).
+const UE_READ: usize = 4096;
+
+impl PerUe {
+    fn queue(&mut self, ue: usize, msg: &[u8]) {
+        let Some(c) = self.conns.get_mut(ue) else {
+            return;
+        };
+        match c {
+            UeConn::Idle => {
+                *c = UeConn::Connecting(msg.to_vec());
+                self.connect(ue);
+            }
+            UeConn::Connecting(buf) => buf.extend_from_slice(msg),
+            UeConn::Open(_, buf) => {
+                if buf.is_empty() {
+                    self.dirty.push(ue);
+                }
+                buf.extend_from_slice(msg);
+            }
+        }
+    }
+
+    fn connect(&self, ue: usize) {
+        let (tx, ip, gateway) = (self.tx.clone(), self.ip, self.gateway);
+        tokio::spawn(async move {
+            let stream = async {
+                let sock = if ip.is_ipv4() {
+                    TcpSocket::new_v4()?
+                } else {
+                    TcpSocket::new_v6()?
+                };
+                sock.bind(SocketAddr::new(ip, 0))?;
+                let stream = sock.connect(gateway).await?;
+                stream.set_nodelay(true)?;
+                io::Result::Ok(stream)
+            };
+            let Ok(stream) = stream.await else {
+                let _ = tx.send(ConnEvent::Closed(ue));
+                return;
+            };
+            let (mut read, write) = stream.into_split();
+            if tx.send(ConnEvent::Connected(ue, write)).is_err() {
+                return;
+            }
+            let mut codec = SipCodec {
+                limits: Limits::default(),
+            };
+            let mut rbuf = BytesMut::new();
+            'conn: loop {
+                rbuf.reserve(UE_READ);
+                if !matches!(read.read_buf(&mut rbuf).await, Ok(n) if n > 0) {
+                    break;
+                }
+                loop {
+                    match codec.decode(&mut rbuf) {
+                        // Copied, so that the next read reuses the buffer.
+                        Ok(Some(m)) => {
+                            let m = Bytes::copy_from_slice(&m);
+                            if tx.send(ConnEvent::Message(m)).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(_) => break 'conn,
+                    }
+                }
+            }
+            let _ = tx.send(ConnEvent::Closed(ue));
+        });
+    }
+
+    async fn flush(&mut self) {
+        for ue in std::mem::take(&mut self.dirty) {
+            if let Some(UeConn::Open(w, buf)) = self.conns.get_mut(ue) {
+                // On failure the reader sees the connection end and reports it.
+                let _ = w.write_all(buf).await;
+                buf.clear();
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: ConnEvent, on_message: &mut impl FnMut(&[u8])) {
+        match ev {
+            ConnEvent::Message(m) => on_message(&m),
+            ConnEvent::Connected(ue, w) => {
+                let Some(c) = self.conns.get_mut(ue) else {
+                    return;
+                };
+                let buf = match std::mem::replace(c, UeConn::Idle) {
+                    UeConn::Connecting(buf) => buf,
+                    _ => Vec::new(),
+                };
+                if !buf.is_empty() {
+                    self.dirty.push(ue);
+                }
+                *c = UeConn::Open(w, buf);
+                self.open.fetch_add(1, Relaxed);
+            }
+            ConnEvent::Closed(ue) => {
+                if let Some(c) = self.conns.get_mut(ue) {
+                    *c = UeConn::Idle;
+                }
+                self.closed.push(ue);
+            }
+        }
+    }
+
+    /// Wait up to `wait` for the first event, then take every one already there.
+    async fn recv(&mut self, wait: Duration, mut on_message: impl FnMut(&[u8])) {
+        let first = match self.rx.try_recv() {
+            Ok(ev) => ev,
+            Err(_) => match tokio::time::timeout(wait, self.rx.recv()).await {
+                Ok(Some(ev)) => ev,
+                _ => return,
+            },
+        };
+        self.on_event(first, &mut on_message);
+        while let Ok(ev) = self.rx.try_recv() {
+            self.on_event(ev, &mut on_message);
+        }
+    }
 }
 
 impl Link {
     /// Bind `cfg.local` and, for TCP, connect from it to the gateway. Returns the local address.
-    async fn open(cfg: &SwarmConfig) -> io::Result<(Link, SocketAddr)> {
+    async fn open(cfg: &SwarmConfig, open: Arc<AtomicU64>) -> io::Result<(Link, SocketAddr)> {
         match cfg.transport {
+            Transport::Tcp if cfg.connection_per_ue => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                let link = PerUe {
+                    gateway: cfg.gateway,
+                    ip: cfg.local.ip(),
+                    conns: (0..cfg.users).map(|_| UeConn::Idle).collect(),
+                    dirty: Vec::new(),
+                    tx,
+                    rx,
+                    closed: Vec::new(),
+                    open,
+                };
+                // Every connection has its own port: the UEs name the port they would listen
+                // on (5060), as phones do, and their Call-IDs carry it.
+                let port = if cfg.local.port() == 0 {
+                    5060
+                } else {
+                    cfg.local.port()
+                };
+                Ok((Link::PerUe(link), SocketAddr::new(cfg.local.ip(), port)))
+            }
             Transport::Udp => {
                 let sock = crate::transport::bind_udp(cfg.local)?;
                 sock.connect(cfg.gateway).await?;
@@ -211,10 +401,12 @@ impl Link {
         }
     }
 
-    fn queue(&mut self, msg: Bytes) {
+    /// Queue UE `ue`'s message.
+    fn queue(&mut self, ue: usize, msg: Bytes) {
         match self {
             Link::Udp { out, .. } => out.push(msg),
             Link::Tcp { out, .. } => out.extend_from_slice(&msg),
+            Link::PerUe(p) => p.queue(ue, &msg),
         }
     }
 
@@ -228,6 +420,7 @@ impl Link {
                     out.clear();
                 }
             }
+            Link::PerUe(p) => p.flush().await,
         }
         Ok(())
     }
@@ -267,8 +460,17 @@ impl Link {
                     on_message(&m);
                 }
             }
+            Link::PerUe(p) => p.recv(wait, on_message).await,
         }
         Ok(())
+    }
+
+    /// UEs whose own connection ended since the last call (per-UE connections only).
+    fn take_closed(&mut self) -> Vec<usize> {
+        match self {
+            Link::PerUe(p) => std::mem::take(&mut p.closed),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -308,7 +510,7 @@ pub async fn run(
     stats: Arc<SwarmStats>,
     stop: Arc<AtomicBool>,
 ) -> io::Result<()> {
-    let (mut link, local) = Link::open(&cfg).await?;
+    let (mut link, local) = Link::open(&cfg, stats.connections_opened.clone()).await?;
     let mut swarm = Swarm::new(cfg, local, stats.clone());
     let result = swarm.drive(&mut link, &stop).await;
     if result.is_err() {
@@ -363,6 +565,9 @@ impl Swarm {
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(200));
             link.recv(wait, |b| self.on_response(b)).await?;
+            for ue in link.take_closed() {
+                self.fail_ue(ue);
+            }
             if !self.latencies.is_empty() {
                 if let Ok(mut l) = self.stats.latencies_us.lock() {
                     l.extend_from_slice(&self.latencies);
@@ -439,7 +644,7 @@ impl Swarm {
                 }
                 ue.tries += 1;
                 stats.retransmissions.fetch_add(1, Relaxed);
-                link.queue(tpl.render(wbuf, user, cseq, action.expires(cfg.expires)));
+                link.queue(i, tpl.render(wbuf, user, cseq, action.expires(cfg.expires)));
                 let next = (T1 * 2u32.saturating_pow(ue.tries)).min(T2);
                 self.heap
                     .push(Reverse((now + next, i, Action::Retransmit, cseq)));
@@ -462,7 +667,7 @@ impl Swarm {
                 .push_back((now + first, i, Action::Retransmit, ue.cseq));
             ue.started.get_or_insert(now);
             stats.registers_sent.fetch_add(1, Relaxed);
-            link.queue(msg);
+            link.queue(i, msg);
         }
     }
 
@@ -526,6 +731,17 @@ impl Swarm {
                     }
                     _ => self.active -= 1,
                 }
+            }
+        }
+    }
+
+    /// UE `i`'s own connection is gone (or could not be opened): its transaction in progress
+    /// failed (a transport error, RFC 3261 §17.1.4), and the UE is done.
+    fn fail_ue(&mut self, i: usize) {
+        if let Some(ue) = self.ues.get_mut(i) {
+            if ue.pending.take().is_some() {
+                self.stats.failures.fetch_add(1, Relaxed);
+                self.active -= 1;
             }
         }
     }

@@ -500,6 +500,18 @@ fn datagram(b: &[u8], listener: u16, peer: SocketAddr, max: usize) -> Option<Inb
     })
 }
 
+/// Raise this process's open-file limit to its hard limit: each TCP connection is a file
+/// descriptor, and the usual soft limit (1,024) would cap a gateway (or the load generator's
+/// per-UE connections) far below what the machine allows. Returns the limit now in force.
+pub fn raise_fd_limit() -> Option<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return Some(hard);
+    }
+    Some(soft)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
