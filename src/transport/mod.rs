@@ -79,15 +79,31 @@ pub async fn bind(cfg: &Config) -> std::io::Result<Bound> {
                 b.udp.push((idx, Arc::new(udp::watch(s)?)));
             }
             Transport::Tcp => {
-                let s = TcpListener::bind(l.addr)
-                    .await
-                    .map_err(|e| annotate(e, &l.name))?;
+                let s = listen_tcp(l.addr).map_err(|e| annotate(e, &l.name))?;
                 b.local_addrs.push((Transport::Tcp, s.local_addr()?));
                 b.tcp.push((idx, s));
             }
         }
     }
     Ok(b)
+}
+
+/// Connections a TCP listener lets wait for `accept` (the kernel caps it at
+/// `net.core.somaxconn`). Tokio's default of 1,024 overflowed when UEs with a connection each
+/// arrived at 5,000/s: the kernel then drops the SYN and the UE tries again a second later.
+const TCP_BACKLOG: u32 = 4096;
+
+/// A TCP listener on `addr` (address reuse on, as `TcpListener::bind` does) with a deep
+/// accept queue.
+fn listen_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(TCP_BACKLOG)
 }
 
 /// Socket buffer size asked for on UDP listeners (the kernel caps it at `net.core.rmem_max`).

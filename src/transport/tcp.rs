@@ -6,16 +6,15 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_util::codec::{Decoder, FramedRead};
+use tokio_util::codec::Decoder;
 
 use super::Event;
 use crate::config::Transport;
 use crate::gateway::Inbound;
-use crate::sip::{framer, Frame, Limits};
+use crate::sip::{framer, Frame, FrameError, Limits};
 use crate::stats::names;
 
 /// SIP stream framing as a tokio-util codec.
@@ -112,22 +111,101 @@ impl ConnTx {
     }
 }
 
+/// Bytes asked for per read, into the thread's one read buffer.
+const READ_CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    /// Every connection on this thread reads into this buffer: a read is framed at once and
+    /// its messages copied out, so a connection keeps no read buffer of its own. With a
+    /// connection per UE, a buffer each (8 KiB with tokio-util's `FramedRead`) was most of
+    /// the gateway's memory per connection.
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
+}
+
+/// A connection's framing state between reads: only the start of a message that a read cut
+/// off. A connection between messages holds no memory here.
+#[derive(Debug)]
+struct StreamFramer {
+    partial: Vec<u8>,
+    limits: Limits,
+}
+
+impl StreamFramer {
+    fn new(limits: Limits) -> Self {
+        StreamFramer {
+            partial: Vec::new(),
+            limits,
+        }
+    }
+
+    /// Frame `data`, just read, after what was kept: each whole message is copied to `out`,
+    /// and the start of an incomplete one is kept. An error is a stream that cannot be framed
+    /// (the connection must close); the messages before it are in `out`.
+    fn push(&mut self, data: &[u8], out: &mut Vec<Bytes>) -> Result<(), FrameError> {
+        if self.partial.is_empty() {
+            let used = split_frames(data, &self.limits, out)?;
+            self.partial.extend_from_slice(&data[used..]);
+        } else {
+            self.partial.extend_from_slice(data);
+            let used = split_frames(&self.partial, &self.limits, out)?;
+            self.partial.drain(..used);
+            if self.partial.is_empty() {
+                self.partial = Vec::new(); // give the memory back
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Split the whole messages (and keep-alives) off the front of `buf`; returns the bytes used.
+fn split_frames(buf: &[u8], limits: &Limits, out: &mut Vec<Bytes>) -> Result<usize, FrameError> {
+    let mut pos = 0;
+    loop {
+        match framer::check_stream(&buf[pos..], limits)? {
+            Frame::Incomplete => return Ok(pos),
+            Frame::KeepAlive(n) => pos += n,
+            Frame::Message(n) => {
+                out.push(Bytes::copy_from_slice(&buf[pos..pos + n]));
+                pos += n;
+            }
+        }
+    }
+}
+
+/// A connection whose batches stay under this size gives its write buffer back when idle;
+/// a busier one (toward the core) keeps it, so as not to allocate it again every turn.
+const SMALL_WRITE: usize = 16 * 1024;
+
 /// Messages taken from a connection's queue per write.
 const WRITE_BATCH: usize = 256;
 
 /// Write what is queued, until the queue closes or a write fails. What was queued by the time
 /// this task runs goes out in one write (one turn's messages to the core, typically).
 async fn write_loop(w: &mut (impl AsyncWrite + Unpin), q: &mut ConnRx) {
-    let mut taken = Vec::with_capacity(WRITE_BATCH);
+    let mut taken = Vec::new();
     let mut buf = Vec::new();
     while q.rx.recv_many(&mut taken, WRITE_BATCH).await > 0 {
-        buf.clear();
-        for m in taken.drain(..) {
-            buf.extend_from_slice(&m);
-        }
-        q.queued.fetch_sub(buf.len(), Relaxed);
-        if w.write_all(&buf).await.is_err() {
+        // One message (a UE's connection, usually) is written as it is: no copy, and the
+        // connection keeps no write buffer.
+        let out: &[u8] = if let [one] = taken.as_slice() {
+            one
+        } else {
+            buf.clear();
+            for m in &taken {
+                buf.extend_from_slice(m);
+            }
+            &buf
+        };
+        q.queued.fetch_sub(out.len(), Relaxed);
+        let failed = w.write_all(out).await.is_err();
+        taken.clear();
+        if failed {
             break;
+        }
+        if q.rx.is_empty() && buf.capacity() <= SMALL_WRITE {
+            // Idle: an idle connection (a UE's, between its registrations) holds no buffers.
+            taken = Vec::new();
+            buf = Vec::new();
         }
     }
 }
@@ -203,23 +281,36 @@ async fn run_conn(
         max_message: max,
         ..Limits::default()
     };
-    let mut reader = FramedRead::new(r, SipCodec { limits });
     let write_task = write_loop(&mut w, &mut wrx);
     let read_task = async {
-        while let Some(frame) = reader.next().await {
-            match frame {
-                Ok(bytes) => {
-                    let inb = Inbound {
-                        transport: Transport::Tcp,
-                        listener,
-                        peer,
-                        bytes,
-                    };
-                    if tx.send(Event::Inbound(inb)).await.is_err() {
-                        break;
-                    }
+        let mut framer = StreamFramer::new(limits);
+        let mut frames = Vec::new();
+        loop {
+            if r.readable().await.is_err() {
+                break;
+            }
+            let read = READ_BUF.with_borrow_mut(|buf| match r.try_read(buf) {
+                Ok(0) => Err(None),
+                Ok(n) => framer.push(&buf[..n], &mut frames).map_err(Some),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+                Err(_) => Err(None),
+            });
+            // The messages before a framing error are still delivered.
+            for bytes in frames.drain(..) {
+                let inb = Inbound {
+                    transport: Transport::Tcp,
+                    listener,
+                    peer,
+                    bytes,
+                };
+                if tx.send(Event::Inbound(inb)).await.is_err() {
+                    return;
                 }
-                Err(e) => {
+            }
+            match read {
+                Ok(()) => {}
+                Err(None) => break,
+                Err(Some(e)) => {
                     metrics::counter!(names::SIP_DROPS, "reason" => "tcp_framing").increment(1);
                     tracing::debug!(%peer, error = %e, "TCP framing error, closing");
                     break;
@@ -270,5 +361,50 @@ mod tests {
         write_loop(&mut out, &mut rx).await;
         assert_eq!(out, msgs.concat());
         assert_eq!(rx.queued.load(Relaxed), 0, "written bytes leave the bound");
+    }
+
+    fn msg(i: usize) -> Vec<u8> {
+        let body = "x".repeat(i % 7);
+        format!(
+            "OPTIONS sip:a@b SIP/2.0\r\nCall-ID: c{i}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn the_framer_gets_every_message_whatever_the_reads_and_keeps_nothing_between_them() {
+        let msgs: Vec<Vec<u8>> = (0..20).map(msg).collect();
+        let mut stream = Vec::new();
+        for m in &msgs {
+            stream.extend_from_slice(m);
+            stream.extend_from_slice(b"\r\n\r\n"); // a keep-alive between messages
+        }
+        for chunk in [1, 7, 64, 1000, stream.len()] {
+            let mut f = StreamFramer::new(Limits::default());
+            let mut out = Vec::new();
+            for part in stream.chunks(chunk) {
+                f.push(part, &mut out).unwrap();
+            }
+            let got: Vec<&[u8]> = out.iter().map(|b| &b[..]).collect();
+            let want: Vec<&[u8]> = msgs.iter().map(|m| &m[..]).collect();
+            assert_eq!(got, want, "reads of {chunk} bytes");
+            assert_eq!(
+                f.partial.capacity(),
+                0,
+                "nothing held once the stream is whole"
+            );
+        }
+    }
+
+    #[test]
+    fn the_framer_delivers_what_came_before_a_stream_it_cannot_frame() {
+        let mut f = StreamFramer::new(Limits::default());
+        let mut out = Vec::new();
+        let mut data = msg(1);
+        data.extend_from_slice(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: nope\r\n\r\n");
+        assert!(f.push(&data, &mut out).is_err());
+        assert_eq!(out.len(), 1);
+        assert_eq!(&out[0][..], &msg(1)[..]);
     }
 }
