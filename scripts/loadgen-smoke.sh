@@ -31,14 +31,14 @@ sed 's|^core = .*|core = "sip:127.0.0.1:25070;transport=tcp"|' "$TMP/gw.toml" > 
 
 # One run: a fresh gateway with config $2, 600 UEs over $1, every registration completed and
 # notified, and $3 messages reaching the core over TCP (REGISTER, SUBSCRIBE and the NOTIFY's
-# 200 OK of each user when the core link is TCP).
+# 200 OK of each user when the core link is TCP). $4, if given, is passed to loadgen.
 smoke() {
-  local transport=$1 config=$2 core_tcp=$3 out="$TMP/out-$1-$(basename "$2")"
+  local transport=$1 config=$2 core_tcp=$3 extra=${4:-} out="$TMP/out-$1-$(basename "$2")${4:-}"
   REGEVENT_GW_LOG=warn "$BIN" run --config "$config" > "$TMP/gw-$transport.log" 2>&1 &
   GW=$!
   sleep 1
   timeout 60 "$BIN" loadgen --transport "$transport" --gateway 127.0.0.1:25060 \
-    --core 127.0.0.1:25070 --rate 200 --seconds 3 --gateway-pid "$GW" | tee "$out"
+    --core 127.0.0.1:25070 --rate 200 --seconds 3 --gateway-pid "$GW" $extra | tee "$out"
   grep -q '^completed:  600 registrations' "$out" || { echo "loadgen smoke ($transport): not all 600 registrations completed"; exit 1; }
   grep -q '600 subscribed+notified' "$out" || { echo "loadgen smoke ($transport): not all 600 subscriptions notified"; exit 1; }
   grep -q '^failures:   0 non-2xx, 0 timeouts, 0 never answered' "$out" || { echo "loadgen smoke ($transport): failures"; exit 1; }
@@ -50,4 +50,6 @@ smoke() {
 smoke udp "$TMP/gw.toml" 0
 smoke tcp "$TMP/gw.toml" 0
 smoke tcp "$TMP/gw-tcp-core.toml" 1800
-echo "loadgen smoke: ok (udp, tcp, tcp with the core link on tcp)"
+smoke tcp "$TMP/gw.toml" 0 --connection-per-ue
+grep -q '^connections: 600 opened' "$TMP/out-tcp-gw.toml--connection-per-ue" || { echo "loadgen smoke: not 600 connections, one per UE"; exit 1; }
+echo "loadgen smoke: ok (udp, tcp, tcp with the core link on tcp, tcp with a connection per UE)"

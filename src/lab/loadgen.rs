@@ -11,6 +11,7 @@
 //! `--swarms` sets the number of connections. The core listens for UDP and TCP on `--core`;
 //! the gateway's `sip.core` chooses (`sip:127.0.0.1:5070;transport=tcp` puts the gateway's
 //! side toward the core on one TCP connection).
+//! `--connection-per-ue` gives each TCP UE its own connection instead (as phones have).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
