@@ -61,25 +61,50 @@ impl ServerTransactions {
 
     /// Key: branch + sent-by + method (RFC 3261 §17.2.3).
     pub fn on_request(&mut self, now: Instant, key: &str, reliable: bool) -> ServerLookup {
-        if let Some(tx) = self.txs.get(key) {
+        let serial = self.serial + 1;
+        let deadline = now + self.timers.t1 * 64;
+        let make = || Tx {
+            serial,
+            reliable,
+            response: None,
+            deadline,
+        };
+        let Some((key, tx, inserted)) = self.txs.entry(key, make) else {
+            return ServerLookup::New;
+        };
+        if !inserted {
             return match &tx.response {
                 Some(b) => ServerLookup::Answered(b.clone()),
                 None => ServerLookup::Proceeding,
             };
         }
-        self.insert(key, reliable, None, now + self.timers.t1 * 64);
+        let key = key.clone();
+        self.serial = serial;
+        self.heap.push(Reverse((deadline, serial, key)));
+        self.tidy();
         ServerLookup::New
     }
 
     /// Record the final response for the transaction (starts Timer J).
     pub fn respond(&mut self, now: Instant, key: &str, response: Bytes) {
-        let reliable = self.txs.get(key).is_some_and(|t| t.reliable);
-        if reliable {
+        let deadline = now + self.timers.t1 * 64;
+        let Some((k, tx)) = self.txs.get_key_value_mut(key) else {
+            // Answered without `on_request`: kept as completed all the same.
+            self.insert(key, false, Some(response), deadline);
+            return;
+        };
+        if tx.reliable {
             self.txs.remove(key);
             self.tidy();
             return;
         }
-        self.insert(key, false, Some(response), now + self.timers.t1 * 64);
+        self.serial += 1;
+        tx.serial = self.serial;
+        tx.response = Some(response);
+        tx.deadline = deadline;
+        let k = k.clone();
+        self.heap.push(Reverse((deadline, self.serial, k)));
+        self.tidy();
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {

@@ -83,6 +83,28 @@ impl<V> TxTable<V> {
         self.slots[s as usize].as_mut().map(|(_, v)| v)
     }
 
+    pub(crate) fn get_key_value_mut(&mut self, key: &str) -> Option<(&Arc<str>, &mut V)> {
+        let s = self.slot(self.hasher.hash_one(key), key)?;
+        self.slots[s as usize].as_mut().map(|(k, v)| (&*k, v))
+    }
+
+    /// The entry of `key`, inserted with `make()` (and the key allocated) only if absent: one
+    /// hash and one probe either way. The `bool` is whether it was inserted. (`None` only if
+    /// the index named a vacant slot, which it never does.)
+    pub(crate) fn entry(
+        &mut self,
+        key: &str,
+        make: impl FnOnce() -> V,
+    ) -> Option<(&Arc<str>, &mut V, bool)> {
+        let hash = self.hasher.hash_one(key);
+        let (s, inserted) = match self.slot(hash, key) {
+            Some(s) => (s, false),
+            None => (self.insert_new(hash, Arc::from(key), make()), true),
+        };
+        let (k, v) = self.slots.get_mut(s as usize)?.as_mut()?;
+        Some((&*k, v, inserted))
+    }
+
     /// Insert or replace; returns the value it replaced.
     pub(crate) fn insert(&mut self, key: Arc<str>, value: V) -> Option<V> {
         let hash = self.hasher.hash_one(&*key);
@@ -90,6 +112,12 @@ impl<V> TxTable<V> {
             let entry = self.slots[s as usize].as_mut()?;
             return Some(std::mem::replace(&mut entry.1, value));
         }
+        self.insert_new(hash, key, value);
+        None
+    }
+
+    /// Put a key known to be absent in a slot and index it; returns the slot.
+    fn insert_new(&mut self, hash: u64, key: Arc<str>, value: V) -> u32 {
         let s = match self.free.pop() {
             Some(s) => {
                 self.slots[s as usize] = Some((key, value));
@@ -109,7 +137,7 @@ impl<V> TxTable<V> {
             ..
         } = self;
         index.insert_unique(hash, s, |&s| hasher.hash_one(key_of(slots, s)));
-        None
+        s
     }
 
     pub(crate) fn remove(&mut self, key: &str) -> Option<V> {
@@ -167,6 +195,7 @@ mod tests {
         Remove(u16),
         Get(u16),
         Bump(u16),
+        Entry(u16, u32),
     }
 
     proptest! {
@@ -178,6 +207,7 @@ mod tests {
             (0u16..2000).prop_map(Op::Remove),
             (0u16..2000).prop_map(Op::Get),
             (0u16..2000).prop_map(Op::Bump),
+            (0u16..2000, any::<u32>()).prop_map(|(k, v)| Op::Entry(k, v)),
         ], 0..3000)) {
             let mut t = TxTable::default();
             let mut m: hashbrown::HashMap<String, u32> = hashbrown::HashMap::new();
@@ -199,9 +229,17 @@ mod tests {
                             m.get_key_value(&k).map(|(k, _)| k.clone())
                         );
                     }
+                    Op::Entry(k, v) => {
+                        let k = format!("b{k}");
+                        let absent = !m.contains_key(&k);
+                        let mv = *m.entry(k.clone()).or_insert(v);
+                        let (tk, tv, inserted) = t.entry(&k, || v).unwrap();
+                        prop_assert_eq!((&**tk, *tv, inserted), (k.as_str(), mv, absent));
+                    }
                     Op::Bump(k) => {
                         let k = format!("b{k}");
-                        if let Some(v) = t.get_mut(&k) {
+                        if let Some((key, v)) = t.get_key_value_mut(&k) {
+                            prop_assert_eq!(&**key, k.as_str());
                             *v = v.wrapping_add(1);
                         }
                         if let Some(v) = m.get_mut(&k) {
