@@ -10,20 +10,19 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use hashbrown::HashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
-use tokio_util::codec::Decoder;
 
 use super::peer::{response_key, ResponseKey};
 use super::reginfo_doc::{render, render_into, DocContact, DocRegistration};
 use crate::sip::writer::push_decimal;
 use crate::sip::{writer, Contacts, Limits, Message, Method};
 use crate::transport::udp::{send_all_wait, RecvBatch};
-use crate::transport::SipCodec;
+use crate::transport::StreamFramer;
 
 /// How the notifier answers SUBSCRIBEs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,26 +303,16 @@ async fn accept_loop(l: TcpListener, tx: mpsc::Sender<TcpEvent>) {
         let tx = tx.clone();
         tokio::spawn(async move {
             let mut r = r;
-            let mut codec = SipCodec {
-                limits: Limits::default(),
-            };
-            let mut rbuf = BytesMut::new();
+            let mut framer = StreamFramer::new(Limits::default());
+            let mut buf = vec![0; TCP_READ];
             loop {
-                rbuf.reserve(TCP_READ);
-                if !matches!(r.read_buf(&mut rbuf).await, Ok(n) if n > 0) {
-                    break;
-                }
+                let n = match r.read(&mut buf).await {
+                    Ok(n) if n > 0 => n,
+                    _ => break,
+                };
                 // The whole messages of this read go to the core together.
                 let mut batch = Vec::new();
-                let framed = loop {
-                    match codec.decode(&mut rbuf) {
-                        // Copied out, so that the read buffer is free again for the next
-                        // read (frames split off it would pin it while the core works).
-                        Ok(Some(m)) => batch.push(Bytes::copy_from_slice(&m)),
-                        Ok(None) => break true,
-                        Err(_) => break false,
-                    }
-                };
+                let framed = framer.push(&buf[..n], &mut batch).is_ok();
                 if !batch.is_empty() && tx.send(TcpEvent::Messages(peer, batch)).await.is_err() {
                     return;
                 }
@@ -386,9 +375,11 @@ impl State {
         }
     }
 
-    /// Whether `peer` is a TCP connection (what the Contact and Via of a message to it say).
-    fn over_tcp(&self, peer: SocketAddr) -> usize {
-        usize::from(self.conns.contains_key(&peer))
+    /// Whether `peer` is a TCP connection: what the Contact and Via of a message to it say
+    /// (`usize::from` of it indexes `contact`, `service_route` and `via_prefix`), and whether a
+    /// NOTIFY to it is retransmitted.
+    fn over_tcp(&self, peer: SocketAddr) -> bool {
+        self.conns.contains_key(&peer)
     }
 
     /// Send a NOTIFY and keep it for retransmission until answered (RFC 3261 Timer E/F).
@@ -400,7 +391,7 @@ impl State {
         self.send(&n, peer);
         let now = std::time::Instant::now();
         // Over TCP only Timer F: the NOTIFY is kept (its answer is awaited) but not sent again.
-        let again = if self.conns.contains_key(&peer) {
+        let again = if self.over_tcp(peer) {
             Duration::from_secs(32)
         } else {
             Duration::from_millis(500)
@@ -488,7 +479,7 @@ impl State {
 
     fn register(&mut self, m: &Message, peer: SocketAddr) {
         self.stats.registers.fetch_add(1, Relaxed);
-        let t = self.over_tcp(peer);
+        let t = usize::from(self.over_tcp(peer));
         let pui = m.to().uri.to_string();
         let hdr_exp = m.expires().ok().flatten();
         let entry = self.regs.entry(pui.clone()).or_default();
@@ -609,7 +600,7 @@ impl State {
             Some(&tag),
             &[
                 ("Expires", &exp),
-                ("Contact", &self.contact[self.over_tcp(peer)]),
+                ("Contact", &self.contact[usize::from(self.over_tcp(peer))]),
             ],
         );
         self.scratch = tag;
@@ -646,7 +637,7 @@ impl State {
         sub_state: &str,
         body: Option<(String, String)>,
     ) -> Option<Bytes> {
-        let t = self.over_tcp(self.subs.get(call_id)?.peer);
+        let t = usize::from(self.over_tcp(self.subs.get(call_id)?.peer));
         let regs = &self.regs;
         let implicit = self.cfg.implicit;
         let (contact, via, doc) = (&self.contact[t], &mut self.scratch, &mut self.body);

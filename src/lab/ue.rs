@@ -11,7 +11,7 @@
 //!   and `loadgen --swarms` is the number of connections. TCP is reliable, so nothing is
 //!   retransmitted (Timer E runs only on unreliable transports); Timer F still bounds each
 //!   transaction. Received bytes are framed by the gateway's own codec
-//!   ([`crate::transport::SipCodec`]): a read may end inside a message or hold several. If the
+//!   ([`crate::transport::StreamFramer`]): a read may end inside a message or hold several. If the
 //!   connection closes or cannot be framed, the transactions in progress fail (a transport
 //!   error, §17.1.4) and the swarm ends.
 //! - TCP with [`SwarmConfig::connection_per_ue`]: each UE opens its own connection (from the
@@ -30,13 +30,12 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, UdpSocket};
-use tokio_util::codec::Decoder;
 
 use super::peer::response_key;
 use crate::config::Transport;
 use crate::sip::{writer, Limits};
 use crate::transport::udp::{send_all_wait, RecvBatch};
-use crate::transport::SipCodec;
+use crate::transport::StreamFramer;
 
 #[derive(Debug, Clone)]
 pub struct SwarmConfig {
@@ -171,9 +170,11 @@ enum Link {
     Tcp {
         read: OwnedReadHalf,
         write: OwnedWriteHalf,
-        /// Received bytes not yet framed (the start of a message cut by a read).
-        rbuf: BytesMut,
-        codec: SipCodec,
+        /// What reads land in, and the start of a message a read cut off.
+        rbuf: Vec<u8>,
+        framer: StreamFramer,
+        /// The whole messages of the last read.
+        msgs: Vec<Bytes>,
         /// REGISTERs of this turn, written with one `write_all`.
         out: Vec<u8>,
     },
@@ -260,27 +261,22 @@ impl PerUe {
             if tx.send(ConnEvent::Connected(ue, write)).is_err() {
                 return;
             }
-            let mut codec = SipCodec {
-                limits: Limits::default(),
-            };
-            let mut rbuf = BytesMut::new();
-            'conn: loop {
-                rbuf.reserve(UE_READ);
-                if !matches!(read.read_buf(&mut rbuf).await, Ok(n) if n > 0) {
-                    break;
-                }
-                loop {
-                    match codec.decode(&mut rbuf) {
-                        // Copied, so that the next read reuses the buffer.
-                        Ok(Some(m)) => {
-                            let m = Bytes::copy_from_slice(&m);
-                            if tx.send(ConnEvent::Message(m)).is_err() {
-                                return;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(_) => break 'conn,
+            let mut framer = StreamFramer::new(Limits::default());
+            let mut buf = [0u8; UE_READ];
+            let mut msgs = Vec::new();
+            loop {
+                let n = match read.read(&mut buf).await {
+                    Ok(n) if n > 0 => n,
+                    _ => break,
+                };
+                let framed = framer.push(&buf[..n], &mut msgs).is_ok();
+                for m in msgs.drain(..) {
+                    if tx.send(ConnEvent::Message(m)).is_err() {
+                        return;
                     }
+                }
+                if !framed {
+                    break;
                 }
             }
             let _ = tx.send(ConnEvent::Closed(ue));
@@ -390,10 +386,9 @@ impl Link {
                 let link = Link::Tcp {
                     read,
                     write,
-                    rbuf: BytesMut::with_capacity(TCP_READ),
-                    codec: SipCodec {
-                        limits: Limits::default(),
-                    },
+                    rbuf: vec![0; TCP_READ],
+                    framer: StreamFramer::new(Limits::default()),
+                    msgs: Vec::new(),
                     out: Vec::new(),
                 };
                 Ok((link, local))
@@ -441,11 +436,14 @@ impl Link {
                 }
             }
             Link::Tcp {
-                read, rbuf, codec, ..
+                read,
+                rbuf,
+                framer,
+                msgs,
+                ..
             } => {
-                rbuf.reserve(TCP_READ);
-                // `read_buf` is cancel safe: a timeout loses no bytes.
-                match tokio::time::timeout(wait, read.read_buf(rbuf)).await {
+                // `read` is cancel safe: a timeout loses no bytes.
+                let n = match tokio::time::timeout(wait, read.read(rbuf)).await {
                     Err(_) => return Ok(()),
                     Ok(Err(e)) => return Err(e),
                     Ok(Ok(0)) => {
@@ -454,11 +452,13 @@ impl Link {
                             "the gateway closed the connection",
                         ))
                     }
-                    Ok(Ok(_)) => {}
-                }
-                while let Some(m) = codec.decode(rbuf)? {
+                    Ok(Ok(n)) => n,
+                };
+                let framed = framer.push(&rbuf[..n], msgs);
+                for m in msgs.drain(..) {
                     on_message(&m);
                 }
+                framed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
             }
             Link::PerUe(p) => p.recv(wait, on_message).await,
         }

@@ -12,7 +12,7 @@
 mod tcp;
 pub mod udp;
 
-pub use tcp::SipCodec;
+pub use tcp::StreamFramer;
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;

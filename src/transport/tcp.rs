@@ -1,50 +1,20 @@
-//! TCP: accept, frame by Content-Length (tokio-util codec over `sip::framer`), one writer per
+//! TCP: accept, frame by Content-Length ([`StreamFramer`] over `sip::framer`), one writer per
 //! connection; the gateway task learns connections through `Event::TcpOpen`/`TcpClosed`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_util::codec::Decoder;
 
 use super::Event;
 use crate::config::Transport;
 use crate::gateway::Inbound;
 use crate::sip::{framer, Frame, FrameError, Limits};
 use crate::stats::names;
-
-/// SIP stream framing as a tokio-util codec.
-#[derive(Debug, Clone, Copy)]
-pub struct SipCodec {
-    pub limits: Limits,
-}
-
-impl Decoder for SipCodec {
-    type Item = Bytes;
-    type Error = std::io::Error;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, Self::Error> {
-        loop {
-            match framer::check_stream(src, &self.limits) {
-                Ok(Frame::Incomplete) => return Ok(None),
-                Ok(Frame::KeepAlive(n)) => {
-                    let _ = src.split_to(n);
-                }
-                Ok(Frame::Message(n)) => return Ok(Some(src.split_to(n).freeze())),
-                Err(e) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        e.to_string(),
-                    ))
-                }
-            }
-        }
-    }
-}
 
 /// Bytes a connection we accepted (a UE's, or an access SBC's carrying many UEs) may have
 /// waiting for its writer before further messages to it are dropped.
@@ -122,16 +92,17 @@ thread_local! {
     static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
 }
 
-/// A connection's framing state between reads: only the start of a message that a read cut
-/// off. A connection between messages holds no memory here.
+/// A SIP stream's framing state between reads: only the start of a message that a read cut
+/// off. A connection between messages holds no memory here. (The lab's TCP peers frame with it
+/// too.)
 #[derive(Debug)]
-struct StreamFramer {
+pub struct StreamFramer {
     partial: Vec<u8>,
     limits: Limits,
 }
 
 impl StreamFramer {
-    fn new(limits: Limits) -> Self {
+    pub fn new(limits: Limits) -> Self {
         StreamFramer {
             partial: Vec::new(),
             limits,
@@ -141,7 +112,7 @@ impl StreamFramer {
     /// Frame `data`, just read, after what was kept: each whole message is copied to `out`,
     /// and the start of an incomplete one is kept. An error is a stream that cannot be framed
     /// (the connection must close); the messages before it are in `out`.
-    fn push(&mut self, data: &[u8], out: &mut Vec<Bytes>) -> Result<(), FrameError> {
+    pub fn push(&mut self, data: &[u8], out: &mut Vec<Bytes>) -> Result<(), FrameError> {
         if self.partial.is_empty() {
             let used = split_frames(data, &self.limits, out)?;
             self.partial.extend_from_slice(&data[used..]);
