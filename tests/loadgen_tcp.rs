@@ -18,16 +18,28 @@ use regevent_gw::lab::ue::{self, SwarmConfig, SwarmStats};
 
 const USERS: usize = 50;
 
-#[tokio::test]
-async fn a_tcp_swarm_of_50_registers_and_every_subscription_is_notified() {
-    let core = ImsCore::start("127.0.0.1:0".parse().unwrap(), CoreConfig::default())
+/// The emulated core (also on TCP with `core_on_tcp`) and a gateway with UDP and TCP listeners
+/// whose `sip.core` is that core, over TCP with `core_on_tcp`.
+async fn start(core_on_tcp: bool) -> (Harness, ImsCore) {
+    let cfg = CoreConfig {
+        tcp: core_on_tcp,
+        ..CoreConfig::default()
+    };
+    let core = ImsCore::start("127.0.0.1:0".parse().unwrap(), cfg)
         .await
         .expect("core");
     let core_addr = core.addr;
+    let transport = if core_on_tcp { ";transport=tcp" } else { "" };
     let h = Harness::start_with(profile(true), |cfg| {
-        cfg.sip.core = format!("sip:{core_addr}");
+        cfg.sip.core = format!("sip:{core_addr}{transport}");
     })
     .await;
+    (h, core)
+}
+
+#[tokio::test]
+async fn a_tcp_swarm_of_50_registers_and_every_subscription_is_notified() {
+    let (h, core) = start(false).await;
     register_50_over_tcp(&h, &core, false).await;
     assert_eq!(
         CoreStats::get(&core.stats.tcp_messages),
@@ -38,14 +50,7 @@ async fn a_tcp_swarm_of_50_registers_and_every_subscription_is_notified() {
 
 #[tokio::test]
 async fn with_a_connection_per_ue_each_ue_is_bound_to_its_own_flow() {
-    let core = ImsCore::start("127.0.0.1:0".parse().unwrap(), CoreConfig::default())
-        .await
-        .expect("core");
-    let core_addr = core.addr;
-    let h = Harness::start_with(profile(true), |cfg| {
-        cfg.sip.core = format!("sip:{core_addr}");
-    })
-    .await;
+    let (h, core) = start(false).await;
     let stats = register_50_over_tcp(&h, &core, true).await;
     assert_eq!(stats.connections_opened.load(Relaxed), USERS as u64);
     let mut flows = std::collections::HashSet::new();
@@ -61,18 +66,7 @@ async fn with_a_connection_per_ue_each_ue_is_bound_to_its_own_flow() {
 
 #[tokio::test]
 async fn with_the_core_link_on_tcp_too_every_subscription_is_notified() {
-    let cfg = CoreConfig {
-        tcp: true,
-        ..CoreConfig::default()
-    };
-    let core = ImsCore::start("127.0.0.1:0".parse().unwrap(), cfg)
-        .await
-        .expect("core");
-    let core_addr = core.addr;
-    let h = Harness::start_with(profile(true), |cfg| {
-        cfg.sip.core = format!("sip:{core_addr};transport=tcp");
-    })
-    .await;
+    let (h, core) = start(true).await;
     register_50_over_tcp(&h, &core, false).await;
     // Per user, on the gateway's one connection: the REGISTER, the SUBSCRIBE and the 200 OK to
     // the NOTIFY.

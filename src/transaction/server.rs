@@ -88,9 +88,14 @@ impl ServerTransactions {
     /// Record the final response for the transaction (starts Timer J).
     pub fn respond(&mut self, now: Instant, key: &str, response: Bytes) {
         let deadline = now + self.timers.t1 * 64;
-        let Some((k, tx)) = self.txs.get_key_value_mut(key) else {
-            // Answered without `on_request`: kept as completed all the same.
-            self.insert(key, false, Some(response), deadline);
+        // Answered without `on_request`: completed all the same (over an unreliable transport).
+        let started = || Tx {
+            serial: 0,
+            reliable: false,
+            response: None,
+            deadline,
+        };
+        let Some((k, tx, _)) = self.txs.entry(key, started) else {
             return;
         };
         if tx.reliable {
@@ -129,24 +134,6 @@ impl ServerTransactions {
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    fn insert(&mut self, key: &str, reliable: bool, response: Option<Bytes>, deadline: Instant) {
-        self.serial += 1;
-        let key: Arc<str> = match self.txs.get_key_value(key) {
-            Some((k, _)) => k.clone(),
-            None => key.into(),
-        };
-        let tx = Tx {
-            serial: self.serial,
-            reliable,
-            response,
-            deadline,
-        };
-        self.heap
-            .push(Reverse((tx.deadline, tx.serial, key.clone())));
-        self.txs.insert(key, tx);
-        self.tidy();
     }
 
     fn tidy(&mut self) {

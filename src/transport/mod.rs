@@ -483,8 +483,7 @@ impl Io {
     }
 
     fn connect(&mut self, addr: SocketAddr, first: Bytes) {
-        let (tx, rx) = tcp::write_queue(tcp::OPENED_QUEUE);
-        let _ = tx.try_send(first);
+        let (tx, rx) = tcp::opened_queue(first);
         self.conns.insert(addr, tx);
         tokio::spawn(tcp::connect_with_queue(
             addr,

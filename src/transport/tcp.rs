@@ -62,6 +62,14 @@ pub(super) fn write_queue(cap: usize) -> (ConnTx, ConnRx) {
     (ConnTx { tx, queued, cap }, rx)
 }
 
+/// The write queue of a connection the gateway opens, holding its first message.
+pub(super) fn opened_queue(first: Bytes) -> (ConnTx, ConnRx) {
+    let (tx, rx) = write_queue(OPENED_QUEUE);
+    // An empty queue of 64 MiB takes any message the gateway builds.
+    let _ = tx.try_send(first);
+    (tx, rx)
+}
+
 impl ConnTx {
     pub(super) fn try_send(&self, b: Bytes) -> Result<(), QueueError> {
         if self.tx.is_closed() {
@@ -232,8 +240,7 @@ pub(super) async fn connect_and_send(
     tx: mpsc::Sender<Event>,
     max: usize,
 ) {
-    let (wtx, wrx) = write_queue(OPENED_QUEUE);
-    let _ = wtx.try_send(bytes);
+    let (wtx, wrx) = opened_queue(bytes);
     if tx.send(Event::TcpOpen(addr, wtx)).await.is_ok() {
         connect_with_queue(addr, wrx, tx, max).await;
     }
