@@ -20,11 +20,11 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use regevent_gw::lab::loadgen::rss_bytes;
 use regevent_gw::registrar::{RegEvent, RemovalReason};
 use regevent_gw::subscription::{
     Engine, EngineConfig, Output, ResponseInput, SubId, SubscribeKind, SubscribePolicy,
 };
+use regevent_lab::loadgen::rss_bytes;
 
 /// Registrations arrive evenly over this much virtual time (shorter than the 3060 s to the first
 /// refresh, so the insert phase never has refreshes due).

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use regevent_gw::lab::sim::{register, static_register_ok, Sim};
 use regevent_gw::sip::{HeaderName, Limits, Message};
+use regevent_lab::sim::{register, static_register_ok, Sim};
 
 fn bench_parse(c: &mut Criterion) {
     let limits = Limits::default();

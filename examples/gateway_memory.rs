@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use mimalloc::MiMalloc;
-use regevent_gw::lab::loadgen::rss_bytes;
-use regevent_gw::lab::sim::Sim;
+use regevent_lab::loadgen::rss_bytes;
+use regevent_lab::sim::Sim;
 
 struct Counting;
 static LIVE: AtomicUsize = AtomicUsize::new(0);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use regevent_gw::lab::sim::Sim;
+use regevent_lab::sim::Sim;
 
 const SMALL: usize = 4096;
 struct Counting;

@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use regevent_gw::lab::loadgen::rss_bytes;
 use regevent_gw::registrar::RegEvent;
 use regevent_gw::subscription::{Engine, EngineConfig, Output, ResponseInput, SubscribePolicy};
+use regevent_lab::loadgen::rss_bytes;
 
 fn main() {
     let n: usize = std::env::args()

@@ -23,11 +23,11 @@ fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
-cargo test --all-features
+cargo test --workspace --all-features
 echo "== cargo bench --no-run"
-cargo bench --no-run >/dev/null
+cargo bench --workspace --no-run >/dev/null
 
 cargo build --release --bin regevent-gw
 BIN=target/release/regevent-gw

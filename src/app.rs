@@ -8,8 +8,9 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Config, Transport};
-use crate::gateway::Gateway;
+use crate::config::Config;
+use crate::core::Gateway;
+use crate::sip::Transport;
 use crate::stats::{admin, AdminQuery};
 use crate::transport::{self, Event};
 
@@ -60,10 +61,10 @@ pub async fn start(
     seed: Option<u64>,
 ) -> anyhow::Result<Running> {
     let seed = seed.unwrap_or_else(os_seed);
-    let gw = Gateway::new(cfg.clone(), seed).map_err(anyhow::Error::msg)?;
+    let gw = Gateway::new(cfg.core_settings(), seed).map_err(anyhow::Error::msg)?;
     let bound = transport::bind(&cfg).await?;
     let sip_addrs = bound.local_addrs.clone();
-    let (handle, gateway_task) = transport::start(bound, gw);
+    let (handle, gateway_task) = transport::start(bound, gw, cfg.sip.coalesce);
 
     let (qtx, mut qrx) = mpsc::channel::<AdminQuery>(64);
     let events = handle.events.clone();

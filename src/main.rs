@@ -66,9 +66,11 @@ enum Cmd {
         format: Format,
     },
     /// One-process lab: gateway + emulated IMS core + a swarm of UEs on loopback.
-    Demo(regevent_gw::demo::DemoArgs),
+    #[cfg(feature = "lab")]
+    Demo(regevent_lab::demo::DemoArgs),
     /// Load generator: emulated IMS core + UE swarms against a gateway in another process.
-    Loadgen(regevent_gw::lab::loadgen::LoadgenArgs),
+    #[cfg(feature = "lab")]
+    Loadgen(regevent_lab::loadgen::LoadgenArgs),
 }
 
 fn main() -> ExitCode {
@@ -155,18 +157,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(serve(cfg, config))?;
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(feature = "lab")]
         Cmd::Loadgen(args) => {
             init_tracing("warn");
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
-                .block_on(regevent_gw::lab::loadgen::run(args))?;
+                .block_on(regevent_lab::loadgen::run(args))?;
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(feature = "lab")]
         Cmd::Demo(args) => {
             // The demo prints its own summary; per-registration log lines at warn and above only.
             init_tracing("warn");
-            runtime()?.block_on(regevent_gw::demo::run(args))?;
+            runtime()?.block_on(regevent_lab::demo::run(args, demo_gateway))?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -188,6 +192,40 @@ fn init_tracing(default: &str) {
         .with_env_filter(filter)
         .with_target(false)
         .init();
+}
+
+/// The gateway `regevent-gw demo` runs: built-in defaults, the demo's listeners, core and
+/// profile.
+#[cfg(feature = "lab")]
+async fn demo_gateway(
+    spec: regevent_lab::demo::GatewaySpec,
+) -> anyhow::Result<regevent_lab::demo::DemoGateway> {
+    use regevent_gw::config::{Listener, Transport};
+    let mut cfg = Config::load(None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    cfg.sip.listen = vec![Listener {
+        name: format!("udp:{}", spec.sip),
+        transport: Transport::Udp,
+        addr: spec.sip,
+    }];
+    cfg.sip.core = spec.core;
+    cfg.admin.listen = spec.admin;
+    cfg.subscription.expiry_margin = spec.expiry_margin;
+    for tg in &cfg.trunk_groups {
+        cfg.profiles
+            .by_name
+            .insert(tg.profile.clone(), spec.profile.clone());
+    }
+    let prom = regevent_gw::stats::recorder::global_handle()?;
+    let running = regevent_gw::app::start(Arc::new(cfg), prom.clone(), spec.seed).await?;
+    let sip = running
+        .sip_addr(Transport::Udp)
+        .ok_or_else(|| anyhow::anyhow!("no UDP listener"))?;
+    Ok(regevent_lab::demo::DemoGateway {
+        sip,
+        admin: running.admin_addr,
+        metrics: Box::new(move || prom.render()),
+        stop: Box::new(move || Box::pin(running.stop())),
+    })
 }
 
 async fn serve(cfg: Arc<Config>, file: Option<PathBuf>) -> anyhow::Result<()> {

@@ -509,7 +509,7 @@ fn profiles_load_dir_reports_every_file() {
     )
     .expect("write");
     std::fs::write(dir.path().join("notes.txt"), "not a profile").expect("write");
-    let errs = regevent_gw::config::Profiles::load_dir(dir.path()).expect_err("rejected");
+    let errs = regevent_gw::config::profile::load_dir(dir.path()).expect_err("rejected");
     let got: Vec<_> = errs
         .0
         .iter()
@@ -536,7 +536,7 @@ fn profiles_load_dir_reports_every_file() {
     );
     std::fs::remove_file(dir.path().join("a.toml")).expect("rm");
     std::fs::remove_file(dir.path().join("c.toml")).expect("rm");
-    let ok = regevent_gw::config::Profiles::load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let ok = regevent_gw::config::profile::load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ok.by_name.keys().collect::<Vec<_>>(), ["b"]);
 }
 

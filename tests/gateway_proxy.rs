@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::{next_of, profile, reginfo, Harness, DOMAIN, WAIT};
 use regevent_gw::config::{Profile, Role};
-use regevent_gw::lab::peer::{TcpPeer, UdpPeer};
 use regevent_gw::sip::{writer, HeaderName, Message};
+use regevent_lab::peer::{TcpPeer, UdpPeer};
 
 /// A request from `from` (Via, Contact) with optional Route values and body.
 #[allow(clippy::too_many_arguments)]

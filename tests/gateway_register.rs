@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{profile, Harness, DOMAIN, WAIT};
-use regevent_gw::lab::peer::{TcpPeer, UdpPeer};
 use regevent_gw::sip::HeaderName;
+use regevent_lab::peer::{TcpPeer, UdpPeer};
 
 #[tokio::test]
 async fn udp_register_is_forwarded_with_path_via_and_max_forwards_and_learned() {

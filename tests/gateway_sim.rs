@@ -3,12 +3,11 @@
 //! SPEC §3 refresh rule is checked over an hour of virtual time in microseconds.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use regevent_gw::config::{Config, Profile, Transport};
-use regevent_gw::gateway::{Dest, Gateway, Inbound, Transmit};
+use regevent_gw::core::{Dest, Gateway, Inbound, Transmit};
 use regevent_gw::sip::{writer, HeaderName, Limits, Message};
 
 const UE: &str = "127.0.0.2:5060";
@@ -37,7 +36,7 @@ impl Sim {
         }
         let t0 = Instant::now();
         Sim {
-            gw: Gateway::new(Arc::new(cfg), 1).expect("gateway"),
+            gw: Gateway::new(cfg.core_settings(), 1).expect("gateway"),
             t0,
             now: t0,
         }

@@ -232,7 +232,7 @@ async fn disabled_profile_never_subscribes_and_visited_uses_the_profile_route() 
     assert!(h.scscf.recv(Duration::from_millis(400)).await.is_none());
     h.gw.stop().await;
 
-    let scscf = regevent_gw::lab::peer::UdpPeer::bind().await.unwrap();
+    let scscf = regevent_lab::peer::UdpPeer::bind().await.unwrap();
     let route = format!("sip:policy@{};lr", scscf.addr);
     let h = Harness::start(visited(&route)).await;
     h.register("jim", 1, 600, &[]).await;

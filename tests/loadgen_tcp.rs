@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::{profile, Harness};
 use regevent_gw::config::Transport;
-use regevent_gw::lab::core::{CoreConfig, CoreStats, ImsCore};
-use regevent_gw::lab::ue::{self, SwarmConfig, SwarmStats};
+use regevent_lab::core::{CoreConfig, CoreStats, ImsCore};
+use regevent_lab::ue::{self, SwarmConfig, SwarmStats};
 
 const USERS: usize = 50;
 

@@ -2,68 +2,22 @@
 //! file stem. Strict: unknown keys and values of the wrong type (`"yes"` for a bool) are errors,
 //! reported with file, `line:column` and key, every problem of every file together.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::schema::{self, LineIndex};
 use super::settings::{ConfigError, ConfigErrors};
 use super::values::check_sip_uri;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    #[default]
-    Pcscf,
-    Ibcf,
-    Ipx,
-}
+pub use regevent_proto::settings::{Network, Profile, Profiles, Role};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Network {
-    #[default]
-    Home,
-    Visited,
-}
-
-/// One IPSP. Unknown keys are errors (`deny_unknown_fields`).
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Profile {
-    /// The vendor's supportRegEvent. Default false.
-    #[serde(default)]
-    pub support_reg_event: bool,
-    #[serde(default)]
-    pub role: Role,
-    #[serde(default)]
-    pub network: Network,
-    /// Route (URI list) for SUBSCRIBEs when `network = "visited"`. Required then.
-    #[serde(default)]
-    pub subscribe_route: Vec<String>,
-    /// Beyond the vendor: subscribe again at the next successful re-registration after the
-    /// subscription was removed (error, timeout, terminated). Default false.
-    #[serde(default)]
-    pub resubscribe_on_reregistration: bool,
-}
-
-/// All profiles, by name (file stem).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Profiles {
-    pub by_name: BTreeMap<String, Profile>,
-}
-
-impl Profiles {
-    /// Load every `*.toml` in `dir`. All errors together, each with file, line:column and key.
-    pub fn load_dir(dir: &Path) -> Result<Profiles, ConfigErrors> {
-        let (profiles, errors, _) = load_dir_partial(dir);
-        if errors.is_empty() {
-            Ok(profiles)
-        } else {
-            Err(ConfigErrors(errors))
-        }
-    }
-    pub fn get(&self, name: &str) -> Option<&Profile> {
-        self.by_name.get(name)
+/// Load every `*.toml` in `dir`. All errors together, each with file, line:column and key.
+pub fn load_dir(dir: &Path) -> Result<Profiles, ConfigErrors> {
+    let (profiles, errors, _) = load_dir_partial(dir);
+    if errors.is_empty() {
+        Ok(profiles)
+    } else {
+        Err(ConfigErrors(errors))
     }
 }
 

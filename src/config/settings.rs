@@ -4,32 +4,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::profile::{Profile, Profiles};
-
-/// A SIP transport. Also a command-line value (`--transport udp|tcp` of `regevent-gw loadgen`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
-
-impl Transport {
-    /// The Via sent-protocol's transport token (`SIP/2.0/UDP`).
-    pub fn via_name(self) -> &'static str {
-        match self {
-            Transport::Udp => "UDP",
-            Transport::Tcp => "TCP",
-        }
-    }
-
-    /// Lower case: the URI `transport=` parameter value and the metrics label.
-    pub fn name(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        }
-    }
-}
+use regevent_proto::settings::Settings;
+pub use regevent_proto::settings::{Profile, Profiles, TrunkGroup};
+pub use regevent_proto::sip::Transport;
 
 /// `"udp:0.0.0.0:5060"`, `"tcp:[::]:5060"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,16 +65,6 @@ pub struct LimitsSettings {
     /// sized for this many at start, so growing to it never stops SIP processing to rehash a
     /// large table (about 65 ms at 115,000 registrations, 140 ms at 230,000).
     pub expected_registrations: usize,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrunkGroup {
-    pub name: String,
-    pub profile: String,
-    /// Source CIDRs (`sources`); empty = any source.
-    pub sources: Vec<ipnet::IpNet>,
-    /// Optional listener name to match (`listener`).
-    pub listener: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -193,21 +160,26 @@ impl Config {
             .iter()
             .find(|t| t.matches(listener, source))
     }
-}
 
-impl TrunkGroup {
-    /// Whether a message arriving on `listener` from `source` belongs to this trunk group: the
-    /// listener (when set) is equal and the sources (when any) contain the address. An
-    /// IPv4-mapped IPv6 source (`::ffff:a.b.c.d`) counts as the IPv4 address.
-    pub fn matches(&self, listener: &str, source: IpAddr) -> bool {
-        if self.listener.as_deref().is_some_and(|l| l != listener) {
-            return false;
+    /// What the protocol core is configured with.
+    pub fn core_settings(&self) -> Settings {
+        Settings {
+            identity: self.sip.identity.clone(),
+            core: self.sip.core.clone(),
+            t1: self.sip.t1,
+            t2: self.sip.t2,
+            p_asserted_identity: self.sip.p_asserted_identity.clone(),
+            max_forwards: self.sip.max_forwards,
+            listeners: self.sip.listen.iter().map(|l| l.name.clone()).collect(),
+            trunk_groups: self.trunk_groups.clone(),
+            profiles: self.profiles.clone(),
+            expiry_margin: self.subscription.expiry_margin,
+            max_subscribe_rate: self.subscription.max_subscribe_rate,
+            max_message: self.limits.max_message,
+            reginfo_max_bytes: self.limits.reginfo_max_bytes,
+            reginfo_max_depth: self.limits.reginfo_max_depth,
+            expected_registrations: self.limits.expected_registrations,
         }
-        let source = match source {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(source, IpAddr::V4),
-            v4 => v4,
-        };
-        self.sources.is_empty() || self.sources.iter().any(|net| net.contains(&source))
     }
 }
 

@@ -9,30 +9,6 @@ use tokio::sync::mpsc;
 
 use super::{AdminQuery, SubscriptionFilter, SubscriptionPage, SubscriptionRow};
 
-impl SubscriptionFilter {
-    /// Whether `row` passes the filter. Empty or absent fields match everything.
-    pub fn matches(&self, row: &SubscriptionRow) -> bool {
-        self.matches_fields(&row.default_pui, &row.trunk_group, &row.state)
-    }
-
-    /// The same test on the fields themselves (the gateway filters before building rows).
-    pub fn matches_fields(&self, default_pui: &str, trunk_group: &str, state: &str) -> bool {
-        fn set(v: &Option<String>) -> Option<&str> {
-            v.as_deref().filter(|s| !s.is_empty())
-        }
-        set(&self.trunk_group).is_none_or(|t| trunk_group == t)
-            && set(&self.state).is_none_or(|s| state == s)
-            && set(&self.pui_prefix).is_none_or(|p| default_pui.starts_with(p))
-    }
-
-    /// Whether the filter selects everything.
-    pub fn is_empty(&self) -> bool {
-        [&self.trunk_group, &self.state, &self.pui_prefix]
-            .iter()
-            .all(|f| f.as_deref().is_none_or(str::is_empty))
-    }
-}
-
 /// One page of the rows matching `filter`; `rows` must already be in id order. An empty filter
 /// slices directly; otherwise every row is tested (to count `total`).
 pub fn page_of(

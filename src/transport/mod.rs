@@ -10,9 +10,9 @@
 //! ```
 
 mod tcp;
-pub mod udp;
 
-pub use tcp::StreamFramer;
+use regevent_udp as udp;
+pub use udp::{bind_udp, raise_fd_limit};
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -21,13 +21,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use hashbrown::HashMap;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use udp::Watched;
 
-use crate::config::{Config, Transport};
-use crate::gateway::{Dest, Gateway, Inbound, Transmit};
-use crate::stats::{names, AdminQuery};
+use crate::config::Config;
+use crate::core::{Dest, Gateway, Inbound, Transmit};
+use crate::names;
+use crate::sip::Transport;
+use crate::stats::AdminQuery;
 
 /// What reaches the gateway task.
 pub enum Event {
@@ -74,7 +76,7 @@ pub async fn bind(cfg: &Config) -> std::io::Result<Bound> {
         let idx = u16::try_from(i).unwrap_or(u16::MAX);
         match l.transport {
             Transport::Udp => {
-                let s = bind_udp_std(l.addr).map_err(|e| annotate(e, &l.name))?;
+                let s = udp::bind_udp_std(l.addr).map_err(|e| annotate(e, &l.name))?;
                 b.local_addrs.push((Transport::Udp, s.local_addr()?));
                 b.udp.push((idx, Arc::new(udp::watch(s)?)));
             }
@@ -106,29 +108,6 @@ fn listen_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     sock.listen(TCP_BACKLOG)
 }
 
-/// Socket buffer size asked for on UDP listeners (the kernel caps it at `net.core.rmem_max`).
-const UDP_BUFFER: usize = 8 << 20;
-
-/// A non-blocking UDP socket with large kernel buffers (8 MiB asked, capped by
-/// `net.core.rmem_max`/`wmem_max`), so bursts are queued, not dropped.
-pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    UdpSocket::from_std(bind_udp_std(addr)?)
-}
-
-/// [`bind_udp`] without a runtime: for loops that poll their sockets themselves.
-pub fn bind_udp_std(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
-    let _ = s.set_recv_buffer_size(UDP_BUFFER);
-    let _ = s.set_send_buffer_size(UDP_BUFFER);
-    s.set_nonblocking(true)?;
-    s.bind(&addr.into())?;
-    Ok(s.into())
-}
-
 fn annotate(e: std::io::Error, what: &str) -> std::io::Error {
     std::io::Error::new(e.kind(), format!("cannot bind {what}: {e}"))
 }
@@ -140,9 +119,13 @@ pub struct Handle {
 }
 
 /// Start reader tasks and the gateway task. Returns once the task is spawned.
-pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<()>) {
+pub fn start(
+    bound: Bound,
+    mut gw: Gateway,
+    coalesce_window: Duration,
+) -> (Handle, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Event>(8192);
-    let max = gw.config().limits.max_message;
+    let max = gw.settings().max_message;
     for (idx, l) in bound.tcp {
         tokio::spawn(tcp::accept_loop(l, idx, tx.clone(), max));
     }
@@ -179,8 +162,8 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
         let mut batch = Vec::with_capacity(256);
         let readers: Vec<(u16, Arc<Watched>)> = bound.udp.clone();
         let mut rb = udp::RecvBatch::new(RECV_BATCH, (max + 1).min(65_536));
-        let slack = (gw.config().sip.t1 / 8).min(TIMER_SLACK);
-        let mut batching = Coalesce::new(gw.config().sip.coalesce);
+        let slack = (gw.settings().t1 / 8).min(TIMER_SLACK);
+        let mut batching = Coalesce::new(coalesce_window);
         let mut udp_turn = None;
         loop {
             let deadline = gw.poll_timeout().map(|d| coalesce(d, mono0, slack));
@@ -251,8 +234,8 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
                             Event::TcpClosed(peer) => {
                                 io.conns.remove(&peer);
                             }
-                            Event::Admin(q) => gw.answer_admin(q, t, wall0 + (t - mono0)),
-                            Event::Reload(cfg) => gw.reload_profiles(cfg),
+                            Event::Admin(q) => answer_admin(&gw, q, t, wall0 + (t - mono0)),
+                            Event::Reload(cfg) => gw.reload_profiles(Arc::new(cfg.core_settings())),
                             Event::Inspect(f) => f(&gw),
                         }
                     }
@@ -283,6 +266,21 @@ pub fn start(bound: Bound, mut gw: Gateway) -> (Handle, tokio::task::JoinHandle<
         }
     });
     (handle, task)
+}
+
+/// Answer an admin query from the core's state. `wall` maps `now` to Unix time.
+fn answer_admin(gw: &Gateway, q: AdminQuery, now: Instant, wall: SystemTime) {
+    match q {
+        AdminQuery::Subscriptions {
+            filter,
+            offset,
+            after,
+            limit,
+            reply,
+        } => {
+            let _ = reply.send(gw.subscription_page(&filter, offset, after, limit, now, wall));
+        }
+    }
 }
 
 /// Receive coalescing (`sip.coalesce`). At a few thousand datagrams a second nearly every one
@@ -513,18 +511,6 @@ fn datagram(b: &[u8], listener: u16, peer: SocketAddr, max: usize) -> Option<Inb
         peer,
         bytes: Bytes::copy_from_slice(b),
     })
-}
-
-/// Raise this process's open-file limit to its hard limit: each TCP connection is a file
-/// descriptor, and the usual soft limit (1,024) would cap a gateway (or the load generator's
-/// per-UE connections) far below what the machine allows. Returns the limit now in force.
-pub fn raise_fd_limit() -> Option<u64> {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
-    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
-        return Some(hard);
-    }
-    Some(soft)
 }
 
 #[cfg(test)]

@@ -11,10 +11,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::Event;
-use crate::config::Transport;
-use crate::gateway::Inbound;
-use crate::sip::{framer, Frame, FrameError, Limits};
-use crate::stats::names;
+use crate::core::Inbound;
+use crate::names;
+use crate::sip::{Limits, StreamFramer, Transport};
 
 /// Bytes a connection we accepted (a UE's, or an access SBC's carrying many UEs) may have
 /// waiting for its writer before further messages to it are dropped.
@@ -98,57 +97,6 @@ thread_local! {
     /// connection per UE, a buffer each (8 KiB with tokio-util's `FramedRead`) was most of
     /// the gateway's memory per connection.
     static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
-}
-
-/// A SIP stream's framing state between reads: only the start of a message that a read cut
-/// off. A connection between messages holds no memory here. (The lab's TCP peers frame with it
-/// too.)
-#[derive(Debug)]
-pub struct StreamFramer {
-    partial: Vec<u8>,
-    limits: Limits,
-}
-
-impl StreamFramer {
-    pub fn new(limits: Limits) -> Self {
-        StreamFramer {
-            partial: Vec::new(),
-            limits,
-        }
-    }
-
-    /// Frame `data`, just read, after what was kept: each whole message is copied to `out`,
-    /// and the start of an incomplete one is kept. An error is a stream that cannot be framed
-    /// (the connection must close); the messages before it are in `out`.
-    pub fn push(&mut self, data: &[u8], out: &mut Vec<Bytes>) -> Result<(), FrameError> {
-        if self.partial.is_empty() {
-            let used = split_frames(data, &self.limits, out)?;
-            self.partial.extend_from_slice(&data[used..]);
-        } else {
-            self.partial.extend_from_slice(data);
-            let used = split_frames(&self.partial, &self.limits, out)?;
-            self.partial.drain(..used);
-            if self.partial.is_empty() {
-                self.partial = Vec::new(); // give the memory back
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Split the whole messages (and keep-alives) off the front of `buf`; returns the bytes used.
-fn split_frames(buf: &[u8], limits: &Limits, out: &mut Vec<Bytes>) -> Result<usize, FrameError> {
-    let mut pos = 0;
-    loop {
-        match framer::check_stream(&buf[pos..], limits)? {
-            Frame::Incomplete => return Ok(pos),
-            Frame::KeepAlive(n) => pos += n,
-            Frame::Message(n) => {
-                out.push(Bytes::copy_from_slice(&buf[pos..pos + n]));
-                pos += n;
-            }
-        }
-    }
 }
 
 /// A connection whose batches stay under this size gives its write buffer back when idle;
@@ -339,50 +287,5 @@ mod tests {
         write_loop(&mut out, &mut rx).await;
         assert_eq!(out, msgs.concat());
         assert_eq!(rx.queued.load(Relaxed), 0, "written bytes leave the bound");
-    }
-
-    fn msg(i: usize) -> Vec<u8> {
-        let body = "x".repeat(i % 7);
-        format!(
-            "OPTIONS sip:a@b SIP/2.0\r\nCall-ID: c{i}\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes()
-    }
-
-    #[test]
-    fn the_framer_gets_every_message_whatever_the_reads_and_keeps_nothing_between_them() {
-        let msgs: Vec<Vec<u8>> = (0..20).map(msg).collect();
-        let mut stream = Vec::new();
-        for m in &msgs {
-            stream.extend_from_slice(m);
-            stream.extend_from_slice(b"\r\n\r\n"); // a keep-alive between messages
-        }
-        for chunk in [1, 7, 64, 1000, stream.len()] {
-            let mut f = StreamFramer::new(Limits::default());
-            let mut out = Vec::new();
-            for part in stream.chunks(chunk) {
-                f.push(part, &mut out).unwrap();
-            }
-            let got: Vec<&[u8]> = out.iter().map(|b| &b[..]).collect();
-            let want: Vec<&[u8]> = msgs.iter().map(|m| &m[..]).collect();
-            assert_eq!(got, want, "reads of {chunk} bytes");
-            assert_eq!(
-                f.partial.capacity(),
-                0,
-                "nothing held once the stream is whole"
-            );
-        }
-    }
-
-    #[test]
-    fn the_framer_delivers_what_came_before_a_stream_it_cannot_frame() {
-        let mut f = StreamFramer::new(Limits::default());
-        let mut out = Vec::new();
-        let mut data = msg(1);
-        data.extend_from_slice(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: nope\r\n\r\n");
-        assert!(f.push(&data, &mut out).is_err());
-        assert_eq!(out.len(), 1);
-        assert_eq!(&out[0][..], &msg(1)[..]);
     }
 }

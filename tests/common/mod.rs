@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use regevent_gw::app::{self, Running};
 use regevent_gw::config::{Config, Listener, Network, Profile, Transport};
-use regevent_gw::lab::peer::UdpPeer;
 use regevent_gw::sip::{writer, HeaderName, Message};
+use regevent_lab::peer::UdpPeer;
 
 pub const WAIT: Duration = Duration::from_secs(3);
 pub const DOMAIN: &str = "ims.example.net";
