@@ -9,7 +9,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
-use crate::core::Gateway;
+use crate::core::Core;
 use crate::sip::Transport;
 use crate::stats::{admin, AdminQuery};
 use crate::transport::{self, Event};
@@ -37,7 +37,7 @@ impl Running {
     /// Run `f` on the gateway task against its state and return the result.
     pub async fn inspect<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&Gateway) -> R + Send + 'static,
+        f: impl FnOnce(&Core) -> R + Send + 'static,
     ) -> Option<R> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let ev = Event::Inspect(Box::new(move |gw| {
@@ -61,7 +61,7 @@ pub async fn start(
     seed: Option<u64>,
 ) -> anyhow::Result<Running> {
     let seed = seed.unwrap_or_else(os_seed);
-    let gw = Gateway::new(cfg.core_settings(), seed).map_err(anyhow::Error::msg)?;
+    let gw = Core::new(cfg.core_settings(), seed).map_err(anyhow::Error::msg)?;
     let bound = transport::bind(&cfg).await?;
     let sip_addrs = bound.local_addrs.clone();
     let (handle, gateway_task) = transport::start(bound, gw, cfg.sip.coalesce);

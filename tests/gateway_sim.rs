@@ -1,4 +1,4 @@
-//! The whole gateway core in virtual time (STYLE §2): a simulated UE, the sans-IO `Gateway` and a
+//! The whole gateway core in virtual time (STYLE §2): a simulated UE, the sans-IO `Core` and a
 //! simulated core / S-CSCF exchange bytes without sockets; time jumps to the next deadline. The
 //! SPEC §3 refresh rule is checked over an hour of virtual time in microseconds.
 
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use regevent_gw::config::{Config, Profile, Transport};
-use regevent_gw::core::{Dest, Gateway, Inbound, Transmit};
+use regevent_gw::core::{Core, Dest, Inbound, Transmit};
 use regevent_gw::sip::{writer, HeaderName, Limits, Message};
 
 const UE: &str = "127.0.0.2:5060";
@@ -15,7 +15,7 @@ const CORE: &str = "127.0.0.3:5060";
 const SCSCF: &str = "127.0.0.4:5060";
 
 struct Sim {
-    gw: Gateway,
+    gw: Core,
     t0: Instant,
     now: Instant,
 }
@@ -36,7 +36,7 @@ impl Sim {
         }
         let t0 = Instant::now();
         Sim {
-            gw: Gateway::new(cfg.core_settings(), 1).expect("gateway"),
+            gw: Core::new(cfg.core_settings(), 1).expect("gateway"),
             t0,
             now: t0,
         }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use regevent_gw::config::Transport;
-use regevent_gw::registrar::{BindingMatch, Flow, RegisterOutcome, Registrar, RemovalReason};
+use regevent_gw::registrar::{
+    BindingMatch, Flow, Granted, RegisterOutcome, Registrar, RemovalReason,
+};
 
 fn flow(port: u16) -> Flow {
     Flow {
@@ -23,7 +25,7 @@ fn register(r: &mut Registrar, now: Instant, pui: &str, f: Flow, contacts: &[(&s
         flow: f,
         aor: pui,
         request_contacts: contacts.iter().map(|(c, _)| *c).collect(),
-        bindings: contacts.iter().map(|&(c, e)| (c, e, None, None)).collect(),
+        bindings: contacts.iter().map(|&(c, e)| granted(c, e)).collect(),
         associated: vec![pui],
         service_route: vec![],
     };
@@ -75,7 +77,7 @@ fn flow_index_follows_registration_changes() {
         flow: flow(4),
         aor: "sip:c@x",
         request_contacts: vec!["sip:c@2"],
-        bindings: vec![("sip:c@1", 10, None, None), ("sip:c@2", 600, None, None)],
+        bindings: vec![granted("sip:c@1", 10), granted("sip:c@2", 600)],
         associated: vec!["sip:c@x"],
         service_route: vec![],
     };
@@ -93,4 +95,13 @@ fn flow_index_follows_registration_changes() {
     );
     assert!(r.by_flow(&flow(4)).is_none());
     assert!(r.is_empty());
+}
+
+fn granted(uri: &str, expires: u32) -> Granted<'_> {
+    Granted {
+        uri,
+        expires,
+        instance: None,
+        reg_id: None,
+    }
 }

@@ -241,7 +241,7 @@ pub fn reason(status: u16) -> &'static str {
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
-        504 => "Gateway Timeout",
+        504 => "Core Timeout",
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
     }

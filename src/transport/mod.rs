@@ -1,12 +1,12 @@
 //! Sockets: UDP and TCP listeners (IPv4 and IPv6), TCP framing by Content-Length, the TCP
-//! connection table, host-name resolution — and the one task that owns the [`Gateway`] and feeds
+//! connection table, host-name resolution — and the one task that owns the [`Core`] and feeds
 //! it. This is the only module (with `stats::admin`) that touches tokio I/O.
 //!
 //! ```text
 //!  UDP sockets ──────(read in the gateway task itself)──┐  ┌─▶ UDP send_to
 //!  TCP conn tasks ───┐                                   ▼  │
 //!  admin queries ────┴─▶ mpsc ─────────────▶ gateway task ──┼─▶ TCP writer (per connection)
-//!                                            (owns Gateway)  └─▶ resolver tasks (host names)
+//!                                            (owns Core)  └─▶ resolver tasks (host names)
 //! ```
 
 mod tcp;
@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use udp::Watched;
 
 use crate::config::Config;
-use crate::core::{Dest, Gateway, Inbound, Transmit};
+use crate::core::{Core, Dest, Inbound, Transmit};
 use crate::names;
 use crate::sip::Transport;
 use crate::stats::AdminQuery;
@@ -40,7 +40,7 @@ pub enum Event {
     Admin(AdminQuery),
     Reload(Arc<Config>),
     /// Run a closure against the gateway's state (tests, diagnostics).
-    Inspect(Box<dyn FnOnce(&Gateway) + Send>),
+    Inspect(Box<dyn FnOnce(&Core) + Send>),
 }
 
 impl std::fmt::Debug for Event {
@@ -121,7 +121,7 @@ pub struct Handle {
 /// Start reader tasks and the gateway task. Returns once the task is spawned.
 pub fn start(
     bound: Bound,
-    mut gw: Gateway,
+    mut gw: Core,
     coalesce_window: Duration,
 ) -> (Handle, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Event>(8192);
@@ -269,7 +269,7 @@ pub fn start(
 }
 
 /// Answer an admin query from the core's state. `wall` maps `now` to Unix time.
-fn answer_admin(gw: &Gateway, q: AdminQuery, now: Instant, wall: SystemTime) {
+fn answer_admin(gw: &Core, q: AdminQuery, now: Instant, wall: SystemTime) {
     match q {
         AdminQuery::Subscriptions {
             filter,

@@ -157,7 +157,7 @@ pub fn ni<'a>(state: &'a str, expires: Option<u32>, doc: Option<&'a Reginfo>) ->
         remote_tag: "notifier-tag",
         record_route: vec!["<sip:p1.example;lr>".into(), "<sip:p2.example;lr>".into()],
         contact: Some(NOTIFIER.into()),
-        sub_state: state,
+        sub_state: regevent_gw::sip::SubscriptionStatus::from_text(state),
         sub_expires: expires,
         sub_reason: None,
         doc,

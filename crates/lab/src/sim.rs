@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use regevent_proto::core::{Gateway, Inbound};
+use regevent_proto::core::{Core, Inbound};
 use regevent_proto::settings::{Profile, Settings};
 use regevent_proto::sip::{writer, HeaderName, Limits, Message, Transport};
 
@@ -118,7 +118,7 @@ pub fn notify(sub: &Message, user: u64) -> String {
 }
 
 /// A sans-IO gateway with reg-event enabled on every trunk group (as `tests/gateway_sim.rs`).
-pub fn gateway() -> Gateway {
+pub fn gateway() -> Core {
     let settings = Settings {
         identity: format!("sip:{GW}"),
         core: format!("sip:{CORE}"),
@@ -128,11 +128,11 @@ pub fn gateway() -> Gateway {
         support_reg_event: true,
         ..Profile::default()
     });
-    Gateway::new(settings, 1).expect("gateway")
+    Core::new(settings, 1).expect("gateway")
 }
 
 pub struct Sim {
-    pub gw: Gateway,
+    pub gw: Core,
     pub now: Instant,
     core: SocketAddr,
     scscf: SocketAddr,

@@ -1,6 +1,5 @@
 //! Our own URIs and what their user part names: a UE flow (Path and Record-Route entries,
-//! encoded by [`super::register::flow_token`]) or a translated IBCF Contact (`c…` tokens owned by
-//! `ibcf.rs`). Pure functions over text: decoding never panics on hostile input and never
+//! encoded by [`flow_token`]) or a translated IBCF Contact (`c…` tokens owned by `ibcf.rs`). Pure functions over text: decoding never panics on hostile input and never
 //! allocates.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -9,9 +8,54 @@ use crate::registrar::Flow;
 use crate::sip::Transport;
 use crate::sip::Uri;
 
-/// Record-Route parameter naming the leg we record-routed: `mo` (the UE originated) or `mt`
-/// (the core sent it to the UE); `ib` for IBCF pass-through.
+/// Record-Route parameter naming the leg we record-routed (see [`Leg`]).
 pub(super) const RR_PARAM: &str = "rr";
+
+/// Which leg of a dialog one of our Record-Route entries is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Leg {
+    /// The UE originated the dialog (`rr=mo`).
+    Originating,
+    /// The core sent it towards the UE (`rr=mt`).
+    Terminating,
+    /// IBCF/IPX pass-through (`rr=ib`).
+    Ibcf,
+}
+
+impl Leg {
+    /// The `rr` parameter value.
+    pub fn param(self) -> &'static str {
+        match self {
+            Leg::Originating => "mo",
+            Leg::Terminating => "mt",
+            Leg::Ibcf => "ib",
+        }
+    }
+}
+
+/// A Path user part naming the UE's flow: transport, listener, address (hex), so that
+/// terminating requests can find the flow again. [`parse_flow_token`] reads it back.
+pub(super) fn flow_token(f: &Flow) -> String {
+    use crate::sip::writer::push_hex;
+    let mut s = String::with_capacity(48);
+    s.push(match f.transport {
+        Transport::Udp => 'u',
+        Transport::Tcp => 't',
+    });
+    push_hex(&mut s, f.listener.into(), 0);
+    s.push('-');
+    match f.peer.ip() {
+        IpAddr::V4(a) => push_hex(&mut s, u32::from(a).into(), 8),
+        IpAddr::V6(a) => {
+            let v = u128::from(a);
+            push_hex(&mut s, (v >> 64) as u64, 16);
+            push_hex(&mut s, v as u64, 16);
+        }
+    }
+    s.push('-');
+    push_hex(&mut s, f.peer.port().into(), 0);
+    s
+}
 
 /// What one of our URIs names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +120,6 @@ pub(super) fn parse_flow_token(s: &str) -> Option<Flow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::register::flow_token;
 
     #[test]
     fn flow_tokens_round_trip_v4_and_v6() {

@@ -9,15 +9,15 @@
 //! Contact, so a refresh carrying the same Contact reuses its token. Never generates requests and
 //! never touches the body.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
 
-use super::{fnv, mix, Dest};
-use crate::sip::Transport;
-use crate::sip::{HeaderName, Message, NameAddr, SubscriptionState};
+use super::ctx::{fnv, mix};
+use crate::sip::{
+    Dest, HeaderName, Message, NameAddr, SubscriptionState, SubscriptionStatus, Transport,
+};
+use crate::time::DeadlineQueue;
 
 /// Where a translated Contact leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,14 +43,16 @@ pub(super) struct ContactMap {
     by_token: HashMap<Box<str>, Mapped>,
     dialogs: HashMap<Box<str>, DialogEntry>,
     /// (deadline, Call-ID); stale entries are skipped (the dialog's `expires_at` decides).
-    heap: BinaryHeap<Reverse<(Instant, Box<str>)>>,
+    timers: DeadlineQueue<Instant, Box<str>>,
+    /// Call-IDs of the dialogs changed (or dropped) since the last [`ContactMap::take_changed`].
+    changed: Vec<Box<str>>,
 }
 
 /// Subscription lifetime a message announces: `Some(0)` when the subscription ends.
 pub(super) fn announced_lifetime(msg: &Message) -> Option<u32> {
     if msg.method_str() == "NOTIFY" && msg.is_request() {
         let ss = SubscriptionState::parse(msg.header(HeaderName::SubscriptionState)?).ok()?;
-        if ss.state.eq_ignore_ascii_case("terminated") {
+        if ss.status == SubscriptionStatus::Terminated {
             return Some(0);
         }
         return ss.expires;
@@ -124,6 +126,7 @@ impl ContactMap {
             });
         if !d.tokens.iter().any(|t| **t == *token) {
             d.tokens.push(token.as_str().into());
+            self.changed.push(call_id.into());
         }
         self.set_lifetime(now, call_id, lifetime, linger);
         token
@@ -149,7 +152,8 @@ impl ContactMap {
         };
         if at != d.expires_at {
             d.expires_at = at;
-            self.heap.push(Reverse((at, call_id.into())));
+            self.timers.push(at, call_id.into());
+            self.changed.push(call_id.into());
         }
     }
 
@@ -158,31 +162,37 @@ impl ContactMap {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((t, _))| *t)
+        self.timers.next_deadline()
     }
 
     /// Drop dialogs whose lifetime passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(Reverse((t, _))) = self.heap.peek() {
-            if *t > now {
-                break;
-            }
-            let Some(Reverse((t, call_id))) = self.heap.pop() else {
-                break;
-            };
-            let due = self
-                .dialogs
-                .get(&call_id)
-                .is_some_and(|d| d.expires_at == t);
-            if due {
-                if let Some(d) = self.dialogs.remove(&call_id) {
-                    for tok in d.tokens {
-                        self.by_token.remove(&tok);
-                    }
+        loop {
+            let dialogs = &self.dialogs;
+            let due = self.timers.pop_due(now, |at, c| is_current(dialogs, at, c));
+            let Some((_, call_id)) = due else { break };
+            if let Some(d) = self.dialogs.remove(&call_id) {
+                for tok in d.tokens {
+                    self.by_token.remove(&tok);
                 }
             }
+            self.changed.push(call_id);
         }
+        let dialogs = &self.dialogs;
+        self.timers.tidy(|at, c| is_current(dialogs, at, c));
+        self.timers
+            .compact(dialogs.len(), |at, c| is_current(dialogs, at, c));
     }
+
+    /// Call-IDs of the dialogs changed or dropped since the last call (with repeats).
+    pub fn take_changed(&mut self, out: &mut Vec<Box<str>>) {
+        out.append(&mut self.changed);
+    }
+}
+
+/// Whether a queued deadline is the dialog's current one.
+fn is_current(dialogs: &HashMap<Box<str>, DialogEntry>, at: Instant, call_id: &str) -> bool {
+    dialogs.get(call_id).is_some_and(|d| d.expires_at == at)
 }
 
 /// The Contact value with its URI replaced by `new_uri` (display name and parameters kept).

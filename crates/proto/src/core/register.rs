@@ -1,46 +1,83 @@
 //! REGISTER as a P-CSCF (SPEC §1): forward to the core with our Via and a Path that names the
-//! UE's flow; relay responses back along the Via chain; learn the registration from the 2xx.
+//! UE's flow, remember the REGISTER until its final response, and read what the 2xx grants.
+//!
+//! Owns: the REGISTERs in flight (by our branch, forgotten after 64×T1). Never: registration
+//! state (the registrar learns from what [`Registering::on_response`] hands back), responses'
+//! relaying (the proxy's).
 
 use std::net::IpAddr;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::{Gateway, Inbound, PendingRegister};
+use hashbrown::HashMap;
+
+use super::ctx::Ctx;
+use super::flow::flow_token;
+use super::Inbound;
 use crate::names;
-use crate::registrar::{Flow, RegisterOutcome};
-use crate::sip::Transport;
-use crate::sip::{Contacts, HeaderName, Message, NameAddr, Via};
+use crate::registrar::{Flow, Granted, RegisterOutcome};
+use crate::sip::{Contacts, HeaderName, Message, Method, NameAddr, Via};
+use crate::time::DeadlineQueue;
 
 /// Default registration expiry when neither the contact nor the 2xx says (RFC 3261 §10.2.1.1).
 const DEFAULT_EXPIRES: u32 = 3600;
 
-impl Gateway {
-    pub(super) fn handle_register(&mut self, now: Instant, inb: &Inbound, msg: &Message) {
-        let Some(tg) = self.trunk_group_of(inb) else {
-            metrics::counter!(names::SIP_DROPS, "reason" => "no_trunk_group").increment(1);
-            return self.answer(
-                inb,
-                msg,
-                403,
-                "Forbidden: no trunk group for this source",
-                &[],
-            );
-        };
-        let trunk_group = match self.trunks.get_key_value(tg.name.as_str()) {
-            Some((k, _)) => k.clone(),
-            None => {
-                return self.answer(
+/// A REGISTER we forwarded and whose final response we have not seen yet.
+#[derive(Debug, Clone)]
+pub(super) struct PendingRegister {
+    pub trunk_group: Arc<str>,
+    pub flow: Flow,
+    pub aor: Box<str>,
+    pub contacts: Vec<Box<str>>,
+    /// When it is forgotten without a final response.
+    forget_at: Instant,
+}
+
+/// The REGISTER-forwarding role.
+#[derive(Debug)]
+pub(super) struct Registering {
+    pending: HashMap<Box<str>, PendingRegister>,
+    timers: DeadlineQueue<Instant, Box<str>>,
+    ttl: Duration,
+}
+
+impl Registering {
+    pub fn new(ttl: Duration) -> Self {
+        Registering {
+            pending: HashMap::new(),
+            timers: DeadlineQueue::new(),
+            ttl,
+        }
+    }
+
+    /// A REGISTER from a UE: checks, then forward it to the core.
+    pub fn forward(&mut self, now: Instant, ctx: &mut Ctx, inb: &Inbound, msg: &Message) {
+        let Some(trunk) = ctx.trunk_of(inb) else {
+            let known = ctx.trunk_group_of(inb).is_some();
+            return if known {
+                ctx.answer(
                     inb,
                     msg,
                     500,
                     "Server Internal Error: trunk group without profile",
                     &[],
                 )
-            }
+            } else {
+                metrics::counter!(names::SIP_DROPS, "reason" => "no_trunk_group").increment(1);
+                ctx.answer(
+                    inb,
+                    msg,
+                    403,
+                    "Forbidden: no trunk group for this source",
+                    &[],
+                )
+            };
         };
+        let trunk_group = trunk.name.clone();
         let max_forwards = match msg.max_forwards() {
             Ok(v) => v.unwrap_or(70),
             Err(_) => {
-                return self.answer(
+                return ctx.answer(
                     inb,
                     msg,
                     400,
@@ -50,27 +87,27 @@ impl Gateway {
             }
         };
         if max_forwards == 0 {
-            return self.answer(inb, msg, 483, "Too Many Hops", &[]);
+            return ctx.answer(inb, msg, 483, "Too Many Hops", &[]);
         }
         let contacts: Vec<Box<str>> = match msg.contacts() {
             Ok(Contacts::Star) => Vec::new(),
             Ok(Contacts::List(l)) => l.iter().map(|c| Box::from(c.uri)).collect(),
             Err(_) => {
-                return self.answer(inb, msg, 400, "Bad Request (Malformed Contact header)", &[])
+                return ctx.answer(inb, msg, 400, "Bad Request (Malformed Contact header)", &[])
             }
         };
         let aor = msg.to().uri;
 
-        let (out_t, core) = self.core.clone();
-        let branch = self.derived_branch(msg);
+        let (out_t, core) = ctx.core.clone();
+        let branch = ctx.derived_branch(msg);
         let flow = Flow {
             transport: inb.transport,
             peer: inb.peer,
             listener: inb.listener,
         };
-        let via = self.our_via(out_t, &branch);
-        let mut path = String::with_capacity(48 + self.me.hostport.len());
-        for part in ["<sip:", &flow_token(&flow), "@", &self.me.hostport, ";lr>"] {
+        let via = ctx.our_via(out_t, &branch);
+        let mut path = String::with_capacity(48 + ctx.hostport.len());
+        for part in ["<sip:", &flow_token(&flow), "@", &ctx.hostport, ";lr>"] {
             path.push_str(part);
         }
         let top = msg.top_via();
@@ -82,95 +119,104 @@ impl Gateway {
         ed.insert_header(HeaderName::Via, "Via", &via)
             .insert_header(HeaderName::Path, "Path", &path)
             .set_max_forwards(max_forwards - 1);
-        if out_t == Transport::Tcp {
+        if out_t.is_reliable() {
             ed.ensure_content_length();
         }
         let bytes = ed.finish();
 
         let key: Box<str> = branch.into();
-        if self
-            .pending
-            .insert(
-                key.clone(),
+        if !self.pending.contains_key(&key) {
+            let forget_at = now + self.ttl;
+            self.timers.push(forget_at, key.clone());
+            self.pending.insert(
+                key,
                 PendingRegister {
                     trunk_group,
                     flow,
                     aor: aor.into(),
                     contacts,
+                    forget_at,
                 },
-            )
-            .is_none()
-        {
-            self.pending_order.push_back((now, key));
+            );
         }
-        self.counters.out_request("REGISTER");
-        self.send(out_t, core, bytes);
+        ctx.counters.out_request("REGISTER");
+        ctx.send(out_t, core, bytes);
     }
 
-    /// A response carrying our Via that is not one of our own transactions: when it answers a
-    /// pending REGISTER, learn the registration. Relaying is `proxy.rs`'s `relay_response`.
-    pub(super) fn on_register_response(&mut self, now: Instant, branch: &str, msg: &Message) {
+    /// A response carrying our Via: a final one ends the pending REGISTER; a 2xx to it is
+    /// returned to be learned. (Relaying it is the proxy's.)
+    pub fn on_response(&mut self, branch: &str, msg: &Message) -> Option<PendingRegister> {
         let status = msg.status().unwrap_or(0);
-        let pending = if status >= 200 {
-            self.pending.remove(branch)
-        } else {
-            None
-        };
-        if (200..300).contains(&status) && msg.cseq().method.eq_ignore_ascii_case("REGISTER") {
-            if let Some(p) = &pending {
-                self.learn(now, p, msg);
-            }
+        if status < 200 {
+            return None;
         }
+        let pending = self.pending.remove(branch)?;
+        let ok = (200..300).contains(&status) && msg.cseq().kind() == Method::Register;
+        ok.then_some(pending)
     }
 
-    fn learn(&mut self, now: Instant, p: &PendingRegister, msg: &Message) {
-        let expires_hdr = msg.expires().ok().flatten();
-        let bindings = match msg.contacts() {
-            Ok(Contacts::List(l)) => l
-                .iter()
-                .map(|c| {
-                    let exp = c
-                        .params
-                        .get("expires")
-                        .flatten()
-                        .and_then(|v| v.trim().parse::<u32>().ok())
-                        .or(expires_hdr)
-                        .unwrap_or(DEFAULT_EXPIRES);
-                    let inst = c.params.get("+sip.instance").flatten().map(strip_instance);
-                    let reg_id = c
-                        .params
-                        .get("reg-id")
-                        .flatten()
-                        .and_then(|v| v.trim().parse().ok());
-                    (c.uri, exp, inst, reg_id)
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        let associated: Vec<&str> = msg
-            .header_values(HeaderName::PAssociatedUri)
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// Forget REGISTERs never answered.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        loop {
+            let pending = &self.pending;
+            let due = self.timers.pop_due(now, |at, k| {
+                pending.get(k).is_some_and(|p| p.forget_at == at)
+            });
+            let Some((_, k)) = due else { break };
+            self.pending.remove(&k);
+        }
+        let pending = &self.pending;
+        self.timers
+            .tidy(|at, k| pending.get(k).is_some_and(|p| p.forget_at == at));
+        self.timers.compact(pending.len(), |at, k| {
+            pending.get(k).is_some_and(|p| p.forget_at == at)
+        });
+    }
+}
+
+/// What the 2xx to a pending REGISTER says, for the registrar.
+pub(super) fn outcome<'a>(p: &'a PendingRegister, msg: &'a Message) -> RegisterOutcome<'a> {
+    let expires_hdr = msg.expires().ok().flatten();
+    let bindings = match msg.contacts() {
+        Ok(Contacts::List(l)) => l
+            .iter()
+            .map(|c| Granted {
+                uri: c.uri,
+                expires: c
+                    .params
+                    .get("expires")
+                    .flatten()
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+                    .or(expires_hdr)
+                    .unwrap_or(DEFAULT_EXPIRES),
+                instance: c.params.get("+sip.instance").flatten().map(strip_instance),
+                reg_id: c
+                    .params
+                    .get("reg-id")
+                    .flatten()
+                    .and_then(|v| v.trim().parse().ok()),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let uris = |h| {
+        msg.header_values(h)
             .into_iter()
             .map(addr_uri)
-            .collect();
-        let service_route: Vec<&str> = msg
-            .header_values(HeaderName::ServiceRoute)
-            .into_iter()
-            .map(addr_uri)
-            .collect();
-        let outcome = RegisterOutcome {
-            trunk_group: &p.trunk_group,
-            flow: p.flow,
-            aor: &p.aor,
-            request_contacts: p.contacts.iter().map(|c| &**c).collect(),
-            bindings,
-            associated,
-            service_route,
-        };
-        let mut events = std::mem::take(&mut self.events);
-        self.registrar.on_register_ok(now, &outcome, &mut events);
-        self.apply_reg_events(now, &mut events);
-        self.events = events;
-        self.drain_engine(now);
+            .collect::<Vec<&str>>()
+    };
+    RegisterOutcome {
+        trunk_group: &p.trunk_group,
+        flow: p.flow,
+        aor: &p.aor,
+        request_contacts: p.contacts.iter().map(|c| &**c).collect(),
+        bindings,
+        associated: uris(HeaderName::PAssociatedUri),
+        service_route: uris(HeaderName::ServiceRoute),
     }
 }
 
@@ -192,26 +238,4 @@ pub(super) fn strip_instance(v: &str) -> &str {
 pub(super) fn needs_received(via: &Via<'_>, src: IpAddr) -> bool {
     let host = via.host.trim_start_matches('[').trim_end_matches(']');
     via.rport().is_some() || !host.parse::<IpAddr>().is_ok_and(|h| h == src)
-}
-
-/// A Path user part naming the UE's flow: transport, listener, address (hex), so that
-/// terminating requests can find the flow again.
-pub(super) fn flow_token(f: &Flow) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(48);
-    s.push(match f.transport {
-        Transport::Udp => 'u',
-        Transport::Tcp => 't',
-    });
-    let _ = write!(s, "{:x}-", f.listener);
-    match f.peer.ip() {
-        IpAddr::V4(a) => a.octets().iter().for_each(|b| {
-            let _ = write!(s, "{b:02x}");
-        }),
-        IpAddr::V6(a) => a.octets().iter().for_each(|b| {
-            let _ = write!(s, "{b:02x}");
-        }),
-    }
-    let _ = write!(s, "-{:x}", f.peer.port());
-    s
 }

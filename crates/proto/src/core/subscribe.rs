@@ -1,128 +1,110 @@
-//! Our own SUBSCRIBEs: render the engine's `OutSubscribe`, route it, run its client transaction,
-//! and hand responses back to the engine. Also applies the engine's registration actions.
+//! Our own SUBSCRIBEs: render what the engine asks for ([`OutSubscribe`]), route it to its
+//! first hop and run its client transaction (Timers E/F/K); responses and timeouts go back to
+//! the engine through the core.
+//!
+//! Owns: the SUBSCRIBE client transactions. Never: subscription state (the engine's).
 
 use std::time::Instant;
 
+use super::ctx::Ctx;
 use super::register::addr_uri;
-use super::{uri_target, Gateway, TxUser};
 use crate::names;
-use crate::registrar::BindingMatch;
-use crate::sip::{writer::RequestBuilder, HeaderName, Message};
-use crate::subscription::{OutSubscribe, Output, RegAction, ResponseInput};
+use crate::sip::{uri_target, writer::RequestBuilder, HeaderName, Message, Target};
+use crate::subscription::{OutSubscribe, ResponseInput, SubId, SubscribeKind};
+use crate::transaction::{ClientEvent, ClientTransactions, Timers};
 
-impl Gateway {
-    /// Send everything the engine queued, and apply its registration actions.
-    pub(super) fn drain_engine(&mut self, now: Instant) {
-        let mut events = std::mem::take(&mut self.events);
-        while let Some(out) = self.engine.poll_output() {
-            match out {
-                Output::Send(s) => self.send_subscribe(now, &s),
-                Output::Reg(a) => {
-                    self.apply_reg_action(now, &a, &mut events);
-                    self.apply_reg_events(now, &mut events);
-                }
-            }
-        }
-        self.events = events;
+/// What a SUBSCRIBE client transaction belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TxUser {
+    pub sub: SubId,
+    pub cseq: u32,
+    pub kind: SubscribeKind,
+}
+
+/// The SUBSCRIBE-sending role.
+#[derive(Debug)]
+pub(super) struct Subscriber {
+    tx: ClientTransactions<Target, TxUser>,
+}
+
+impl Subscriber {
+    pub fn new(timers: Timers, expected_registrations: usize) -> Self {
+        let mut tx = ClientTransactions::new(timers);
+        // A registration burst at R per second keeps ≈ 10·R client transactions (the REGISTER
+        // to the core and the SUBSCRIBE, until Timer K = T4 after the answer). Sized for a burst
+        // of N/128 per second (7,800/s at 1M); beyond it the table grows.
+        tx.reserve(expected_registrations / 12);
+        Subscriber { tx }
     }
 
-    fn apply_reg_action(
-        &mut self,
-        now: Instant,
-        a: &RegAction,
-        events: &mut Vec<crate::registrar::RegEvent>,
-    ) {
-        use crate::registrar::RemovalReason;
-        let label = match a {
-            RegAction::NetworkDeregistration { default_pui } => {
-                self.registrar
-                    .remove(default_pui, RemovalReason::Network, events);
-                "network_deregistration"
-            }
-            RegAction::AddPui { default_pui, pui } => {
-                self.registrar.add_pui(default_pui, pui);
-                "add_pui"
-            }
-            RegAction::RemovePui { default_pui, pui } => {
-                self.registrar.remove_pui(default_pui, pui);
-                "remove_pui"
-            }
-            RegAction::RemoveBinding {
-                default_pui,
-                contact,
-            } => {
-                let m = BindingMatch {
-                    uri: &contact.uri,
-                    instance: contact.instance.as_deref(),
-                    reg_id: contact.reg_id,
-                };
-                self.registrar.remove_binding(default_pui, m, events);
-                "remove_binding"
-            }
-            RegAction::UpdateBindingExpiry {
-                default_pui,
-                contact,
-                expires,
-            } => {
-                let m = BindingMatch {
-                    uri: &contact.uri,
-                    instance: contact.instance.as_deref(),
-                    reg_id: contact.reg_id,
-                };
-                self.registrar
-                    .update_binding_expiry(now, default_pui, m, *expires);
-                "update_binding_expiry"
-            }
-        };
-        // `regevent_registration_actions_total` is counted by the engine when it emits the action.
-        tracing::debug!(action = label, "registration action from NOTIFY");
-    }
-
-    fn send_subscribe(&mut self, now: Instant, s: &OutSubscribe) {
+    /// Send a SUBSCRIBE. `Err(())` when its first hop cannot be routed: the caller treats it as
+    /// a transaction that failed at once (SPEC §4.2: no retry).
+    pub fn send(&mut self, now: Instant, ctx: &mut Ctx, s: &OutSubscribe) -> Result<(), ()> {
         let first_hop = s
             .route
             .first()
             .map(String::as_str)
             .unwrap_or(&s.request_uri);
         let Some((t, dest)) = uri_target(first_hop) else {
-            // Unroutable: behave as a transaction that failed at once (SPEC §4.2: no retry).
             tracing::warn!(uri = first_hop, "SUBSCRIBE next hop unroutable");
             metrics::counter!(names::SIP_DROPS, "reason" => "unroutable").increment(1);
-            self.engine.on_transaction_timeout(now, s.sub, s.cseq);
-            return;
+            return Err(());
         };
-        let branch = self.new_branch();
-        let bytes = render_subscribe(s, &self.our_via(t, &branch));
-        self.counters.out_request("SUBSCRIBE");
+        let branch = ctx.new_branch();
+        let bytes = render_subscribe(s, &ctx.our_via(t, &branch));
+        ctx.counters.out_request("SUBSCRIBE");
         tracing::debug!(kind = s.kind.as_str(), call_id = %s.call_id, cseq = s.cseq, %dest, "SUBSCRIBE");
-        self.client_tx.start(
+        let user = TxUser {
+            sub: s.sub,
+            cseq: s.cseq,
+            kind: s.kind,
+        };
+        self.tx.start(
             now,
             &branch,
             (t, dest.clone()),
             bytes.clone(),
-            t == crate::sip::Transport::Tcp,
-            TxUser {
-                sub: s.sub,
-                cseq: s.cseq,
-                kind: s.kind,
-            },
+            t.is_reliable(),
+            user,
         );
-        self.send(t, dest, bytes);
+        ctx.send(t, dest, bytes);
+        Ok(())
     }
 
-    pub(super) fn on_subscribe_response(&mut self, now: Instant, user: TxUser, msg: &Message) {
-        // `regevent_subscribe_responses_total` is counted by the engine (it knows stale responses).
-        let status = msg.status().unwrap_or(0);
-        let resp = ResponseInput {
-            status,
-            cseq: user.cseq,
-            expires: msg.expires().ok().flatten(),
-            to_tag: msg.to().tag().map(str::to_owned),
-            record_route: record_route(msg),
-            contact: first_contact(msg),
-        };
-        self.engine.on_response(now, user.sub, &resp);
-        self.drain_engine(now);
+    /// A response with our Via: the transaction's user when it is one of ours.
+    pub fn on_response(&mut self, now: Instant, branch: &str, status: u16) -> Option<TxUser> {
+        self.tx.on_response(now, branch, status)
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.tx.poll_timeout()
+    }
+
+    /// Retransmit what is due; the transactions that timed out are appended to `timeouts`.
+    pub fn handle_timeout(&mut self, now: Instant, ctx: &mut Ctx, timeouts: &mut Vec<TxUser>) {
+        let mut events = Vec::new();
+        self.tx.handle_timeout(now, &mut events);
+        for ev in events {
+            match ev {
+                ClientEvent::Retransmit {
+                    dest: (t, d),
+                    bytes,
+                } => ctx.send(t, d, bytes),
+                ClientEvent::Timeout { user } => timeouts.push(user),
+            }
+        }
+    }
+}
+
+/// A response to one of our SUBSCRIBEs, for the engine.
+pub(super) fn response_input(user: TxUser, msg: &Message) -> ResponseInput {
+    ResponseInput {
+        status: msg.status().unwrap_or(0),
+        cseq: user.cseq,
+        expires: msg.expires().ok().flatten(),
+        to_tag: msg.to().tag().map(str::to_owned),
+        record_route: record_route(msg),
+        contact: first_contact(msg),
     }
 }
 

@@ -1,8 +1,6 @@
 //! The registration store: one entry per default PUI, O(1) lookup by default PUI, by contact
-//! URI and by UE flow; one expiry heap for all bindings.
+//! URI and by UE flow; one expiry queue for all bindings.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +10,7 @@ use std::hash::BuildHasher;
 
 use super::events::{RegEvent, RemovalReason};
 use crate::sip::Transport;
+use crate::time::DeadlineQueue;
 
 /// Where a UE's messages come from (and terminating requests go back to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -153,11 +152,23 @@ pub struct RegisterOutcome<'a> {
     pub aor: &'a str,
     /// Contact URIs the REGISTER named (empty for `Contact: *` or a fetch).
     pub request_contacts: Vec<&'a str>,
-    /// Contacts listed in the 2xx: (uri, expires seconds, instance, reg-id). The 2xx enumerates
-    /// every current binding (RFC 3261 §10.3 step 8).
-    pub bindings: Vec<(&'a str, u32, Option<&'a str>, Option<u32>)>,
+    /// Contacts listed in the 2xx. The 2xx enumerates every current binding (RFC 3261 §10.3
+    /// step 8).
+    pub bindings: Vec<Granted<'a>>,
     pub associated: Vec<&'a str>,
     pub service_route: Vec<&'a str>,
+}
+
+/// One contact of a 2xx to REGISTER: what the registrar granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Granted<'a> {
+    /// Contact URI (without `<>`).
+    pub uri: &'a str,
+    /// Seconds; 0 = removed.
+    pub expires: u32,
+    /// `+sip.instance` (quotes and `<>` stripped) and `reg-id` (RFC 5626).
+    pub instance: Option<&'a str>,
+    pub reg_id: Option<u32>,
 }
 
 /// Binding to remove or update, as named by a reginfo `<contact>`.
@@ -200,15 +211,19 @@ pub struct Registrar {
     by_flow: MultiIndex,
     /// Distinct Service-Route sets in use.
     routes: hashbrown::HashSet<Arc<[Box<str>]>>,
-    /// (next expiry, slot generation, slot): stale entries are skipped (lazy deletion).
-    heap: BinaryHeap<Reverse<(Secs, u32, u32)>>,
+    /// Next expiry of each registration, keyed by (slot generation, slot): entries of an
+    /// earlier generation are stale (lazy deletion).
+    timers: DeadlineQueue<Secs, (u32, u32)>,
+    /// Default PUIs of the registrations changed (or removed) since the last
+    /// [`Registrar::take_changed`].
+    changed: Vec<Arc<str>>,
     /// The registrar's clock starts at the first instant it is given.
     epoch: Option<Instant>,
 }
 
 #[derive(Debug)]
 struct Slot {
-    /// Bumped on every change that moves expiry and when the slot is vacated, so heap entries
+    /// Bumped on every change that moves expiry and when the slot is vacated, so queued entries
     /// of an earlier occupant never match.
     generation: u32,
     reg: Option<Registration>,
@@ -337,11 +352,11 @@ impl Registrar {
             by_pui,
             by_contact,
             by_flow,
-            heap,
+            timers,
             ..
         } = self;
         slots.reserve(n);
-        heap.reserve(n);
+        timers.reserve(n);
         by_pui.reserve(n, |&slot| match slots.get(slot as usize) {
             Some(Slot { reg: Some(r), .. }) => hasher.hash_one(&*r.default_pui),
             _ => 0,
@@ -412,14 +427,14 @@ impl Registrar {
         let live: Bindings = o
             .bindings
             .iter()
-            .filter(|(_, exp, _, _)| *exp > 0)
-            .map(|&(uri, exp, inst, reg_id)| Binding {
+            .filter(|g| g.expires > 0)
+            .map(|g| Binding {
                 uri: old
-                    .and_then(|r| r.bindings.iter().find(|b| &*b.uri == uri))
-                    .map_or_else(|| Arc::from(uri), |b| b.uri.clone()),
-                instance: inst.map(Into::into),
-                reg_id,
-                expires_at: now_s.saturating_add(exp),
+                    .and_then(|r| r.bindings.iter().find(|b| *b.uri == *g.uri))
+                    .map_or_else(|| Arc::from(g.uri), |b| b.uri.clone()),
+                instance: g.instance.map(Into::into),
+                reg_id: g.reg_id,
+                expires_at: now_s.saturating_add(g.expires),
                 flow: o.flow,
             })
             .collect::<Vec<_>>()
@@ -436,10 +451,10 @@ impl Registrar {
         let granted = o
             .bindings
             .iter()
-            .filter(|(u, e, _, _)| *e > 0 && named(u))
-            .map(|(_, e, _, _)| *e)
+            .filter(|g| g.expires > 0 && named(g.uri))
+            .map(|g| g.expires)
             .max()
-            .or_else(|| o.bindings.iter().map(|(_, e, _, _)| *e).max())
+            .or_else(|| o.bindings.iter().map(|g| g.expires).max())
             .unwrap_or(0);
 
         let mut associated: Vec<Arc<str>> = Vec::with_capacity(o.associated.len().max(1));
@@ -529,8 +544,10 @@ impl Registrar {
             );
         }
         if let Some(exp) = next {
-            self.heap.push(Reverse((exp, s.generation, slot)));
+            self.timers.push(exp, (s.generation, slot));
         }
+        self.changed.push(key);
+        self.tidy();
     }
 
     /// Put a new registration in a slot and index it by default PUI.
@@ -609,6 +626,7 @@ impl Registrar {
             MultiIndex::remove,
         );
         self.release_route(reg.service_route);
+        self.changed.push(reg.default_pui.clone());
         events.push(RegEvent::Removed {
             default_pui: reg.default_pui,
             trunk_group: reg.trunk_group,
@@ -617,33 +635,37 @@ impl Registrar {
         true
     }
 
-    fn get_mut(&mut self, default_pui: &str) -> Option<(u32, &mut Slot)> {
+    /// The registration of `default_pui`, for a change (recorded as changed), and the list of
+    /// changes.
+    fn change(&mut self, default_pui: &str) -> Option<&mut Registration> {
         let slot = self.slot_of(default_pui)?;
-        Some((slot, &mut self.slots[slot as usize]))
+        let reg = self.slots[slot as usize].reg.as_mut()?;
+        self.changed.push(reg.default_pui.clone());
+        Some(reg)
     }
 
     /// A PUI joins the implicit set.
     pub fn add_pui(&mut self, default_pui: &str, pui: &str) {
-        if let Some(reg) = self.get_mut(default_pui).and_then(|(_, s)| s.reg.as_mut()) {
-            if !reg.associated.iter().any(|p| &**p == pui) {
-                let mut v = reg.associated.to_vec();
-                v.push(Arc::from(pui));
-                reg.associated = v.into();
-            }
+        let known = self
+            .get(default_pui)
+            .is_none_or(|r| r.associated.iter().any(|p| &**p == pui));
+        if let Some(reg) = self.change(default_pui).filter(|_| !known) {
+            let mut v = reg.associated.to_vec();
+            v.push(Arc::from(pui));
+            reg.associated = v.into();
         }
     }
 
     /// A PUI leaves the implicit set (never the default PUI: that is a deregistration).
     pub fn remove_pui(&mut self, default_pui: &str, pui: &str) {
-        if let Some(reg) = self.get_mut(default_pui).and_then(|(_, s)| s.reg.as_mut()) {
-            if pui == default_pui {
-                return;
-            }
-            if reg.associated.iter().any(|p| &**p == pui) {
-                let mut v = reg.associated.to_vec();
-                v.retain(|p| &**p != pui);
-                reg.associated = v.into();
-            }
+        let member = pui != default_pui
+            && self
+                .get(default_pui)
+                .is_some_and(|r| r.associated.iter().any(|p| &**p == pui));
+        if let Some(reg) = self.change(default_pui).filter(|_| member) {
+            let mut v = reg.associated.to_vec();
+            v.retain(|p| &**p != pui);
+            reg.associated = v.into();
         }
     }
 
@@ -670,6 +692,7 @@ impl Registrar {
         for_binding_keys(h, ct, fl, slot, &reg.bindings, MultiIndex::insert);
         let key = reg.default_pui.clone();
         let last = reg.bindings.is_empty();
+        self.changed.push(key.clone());
         events.push(RegEvent::BindingRemoved {
             default_pui: key.clone(),
             contact: b.uri.to_string(),
@@ -702,31 +725,29 @@ impl Registrar {
         b.expires_at = now_s.saturating_add(expires);
         let next = reg.next_expiry();
         s.generation = s.generation.wrapping_add(1);
+        self.changed.push(reg.default_pui.clone());
         if let Some(exp) = next {
-            self.heap.push(Reverse((exp, s.generation, slot)));
+            self.timers.push(exp, (s.generation, slot));
         }
+        self.tidy();
         true
     }
 
     /// Earliest moment a binding may expire.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((t, _, _))| self.instant(*t))
+        self.timers.next_deadline().map(|t| self.instant(t))
     }
 
     /// Expire due bindings; registrations whose last binding expired are removed.
     pub fn handle_timeout(&mut self, now: Instant, events: &mut Vec<RegEvent>) {
         let now = self.floor_secs(now);
-        while let Some(&Reverse((t, gen, slot))) = self.heap.peek() {
-            if t > now {
-                break;
-            }
-            self.heap.pop();
-            let Some(s) = self.slots.get_mut(slot as usize) else {
-                continue;
-            };
-            if s.generation != gen {
-                continue;
-            }
+        loop {
+            let slots = &self.slots;
+            let due = self
+                .timers
+                .pop_due(now, |_, &(gen, slot)| is_current(slots, gen, slot));
+            let Some((_, (_, slot))) = due else { break };
+            let s = &mut self.slots[slot as usize];
             let Some(reg) = s.reg.as_mut() else {
                 continue;
             };
@@ -741,6 +762,7 @@ impl Registrar {
             reg.bindings.retain(|b| b.expires_at > now);
             for_binding_keys(h, ct, fl, slot, &reg.bindings, MultiIndex::insert);
             let key = reg.default_pui.clone();
+            self.changed.push(key.clone());
             for c in expired {
                 events.push(RegEvent::BindingRemoved {
                     default_pui: key.clone(),
@@ -753,11 +775,35 @@ impl Registrar {
                 }
                 Some(next) => {
                     s.generation = s.generation.wrapping_add(1);
-                    self.heap.push(Reverse((next, s.generation, slot)));
+                    self.timers.push(next, (s.generation, slot));
                 }
             }
         }
+        self.tidy();
     }
+
+    /// Drop stale entries from the front of the expiry queue (so `poll_timeout` is exact), and
+    /// compact it when stale entries dominate.
+    fn tidy(&mut self) {
+        let slots = &self.slots;
+        self.timers
+            .tidy(|_, &(gen, slot)| is_current(slots, gen, slot));
+        self.timers
+            .compact(self.len, |_, &(gen, slot)| is_current(slots, gen, slot));
+    }
+
+    /// Default PUIs of the registrations changed or removed since the last call (in order, with
+    /// repeats): what a store must write.
+    pub fn take_changed(&mut self, out: &mut Vec<Arc<str>>) {
+        out.append(&mut self.changed);
+    }
+}
+
+/// Whether a queued expiry is the registration's current one.
+fn is_current(slots: &[Slot], gen: u32, slot: u32) -> bool {
+    slots
+        .get(slot as usize)
+        .is_some_and(|s| s.generation == gen && s.reg.is_some())
 }
 
 /// Seconds on the registrar's clock (4 bytes where an `Instant` takes 16; bindings and heap

@@ -374,6 +374,11 @@ pub struct CSeq<'a> {
 }
 
 impl<'a> CSeq<'a> {
+    /// The method, typed (case-sensitive, RFC 3261 §7.1).
+    pub fn kind(&self) -> super::Method {
+        super::Method::from_text(self.method)
+    }
+
     /// `1*DIGIT LWS Method`; the number must fit a u32 (leading zeros allowed).
     pub fn parse(s: &'a str) -> Result<CSeq<'a>, HeaderError> {
         let s = trim_lws(s);
@@ -426,11 +431,35 @@ pub(crate) fn delta_seconds(s: &str, what: &'static str) -> Result<u32, HeaderEr
     parse_u32(s).ok_or(HeaderError::Range(what))
 }
 
+/// The substate-value of a Subscription-State header (RFC 6665 §8.4), case-insensitive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubscriptionStatus {
+    Active,
+    Pending,
+    Terminated,
+    /// An extension value (to be treated as unknown, not as an error).
+    Other,
+}
+
+impl SubscriptionStatus {
+    pub fn from_text(s: &str) -> SubscriptionStatus {
+        if s.eq_ignore_ascii_case("active") {
+            SubscriptionStatus::Active
+        } else if s.eq_ignore_ascii_case("pending") {
+            SubscriptionStatus::Pending
+        } else if s.eq_ignore_ascii_case("terminated") {
+            SubscriptionStatus::Terminated
+        } else {
+            SubscriptionStatus::Other
+        }
+    }
+}
+
 /// `Subscription-State: active;expires=600` (RFC 6665 §8.2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SubscriptionState<'a> {
-    /// `active`, `pending`, `terminated` or an extension value, lower-cased comparison is up to
-    /// the caller.
+    pub status: SubscriptionStatus,
+    /// The substate-value as written.
     pub state: &'a str,
     pub expires: Option<u32>,
     pub reason: Option<&'a str>,
@@ -453,6 +482,7 @@ impl<'a> SubscriptionState<'a> {
             }
         };
         Ok(SubscriptionState {
+            status: SubscriptionStatus::from_text(&s[..e]),
             state: &s[..e],
             expires: num("expires")?,
             reason: params.get("reason").flatten(),

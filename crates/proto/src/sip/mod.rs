@@ -20,7 +20,9 @@ pub mod writer;
 
 pub use edit::Editor;
 pub use framer::{Frame, FrameError, StreamFramer};
-pub use header::{CSeq, Contacts, HeaderError, NameAddr, Params, SubscriptionState, Via};
+pub use header::{
+    CSeq, Contacts, HeaderError, NameAddr, Params, SubscriptionState, SubscriptionStatus, Via,
+};
 pub use message::{HeaderName, Message, Method, ParseError};
 pub use scan::unfold;
 pub use target::{uri_target, via_target, Dest, Target, Transport};

@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use super::engine::Engine;
+use super::store::{Life, Request};
 use super::types::*;
 use crate::names;
 
@@ -49,18 +50,17 @@ impl Engine {
             "kind" => kind.as_str())
         .increment(1);
         let ok = (200..300).contains(&resp.status);
-        if s.lingering {
+        if s.is_lingering() {
             // The response to the unsubscribe (or to an earlier request): no side effects,
             // except a deferred unsubscribe once a 2xx establishes the dialog.
-            if ok && s.deferred_unsub && !s.established {
+            if ok && s.life == Life::LingeringUntilDialog && !s.is_established() {
                 self.establish(id, from_response(resp));
                 self.send_deferred_unsubscribe(t, id);
             }
             return;
         }
-        if resp.cseq >= s.inflight_cseq {
-            s.inflight = None;
-            s.inflight_cseq = 0;
+        if matches!(s.request, Request::InFlight { cseq, .. } if resp.cseq >= cseq) {
+            s.request = Request::Idle;
         }
         if !ok {
             tracing::debug!(
@@ -72,7 +72,7 @@ impl Engine {
             self.remove(t, id, SubRemoval::ErrorResponse, false);
             return;
         }
-        let (requested, established) = (s.requested, s.established);
+        let (requested, established) = (s.requested, s.is_established());
         if !established {
             self.establish(id, from_response(resp));
         } else if let Some(c) = resp.contact.as_deref() {
@@ -91,7 +91,7 @@ impl Engine {
             if cseq != 0 && cseq <= s.cseq {
                 let kind = kind_of(s, cseq);
                 metrics::counter!(names::SUBSCRIBE_TIMEOUTS, "kind" => kind.as_str()).increment(1);
-                if !s.lingering {
+                if !s.is_lingering() {
                     tracing::debug!(sub = sub.0, kind = kind.as_str(), "SUBSCRIBE timed out");
                     self.remove(t, sub, SubRemoval::Timeout, false);
                 }
@@ -122,10 +122,9 @@ impl Engine {
         let Some(s) = self.store.get_mut(id) else {
             return;
         };
-        if s.established {
+        if s.is_established() {
             return;
         }
-        s.established = true;
         s.set_to_tag(tag);
         let pui = s.pui.clone();
         let mut route = record_route.to_vec();
@@ -144,7 +143,7 @@ impl Engine {
     pub(super) fn send_deferred_unsubscribe(&mut self, t: u64, id: SubId) {
         let linger = self.cfg.linger;
         if let Some(s) = self.store.get_mut(id) {
-            s.deferred_unsub = false;
+            s.life = Life::Lingering;
             s.expires_at = super::timers::add_dur(t, linger);
         }
         self.send_in_dialog(id, SubscribeKind::Unsubscribe);
@@ -156,7 +155,7 @@ impl Engine {
         let Some(s) = self.store.get_mut(id) else {
             return;
         };
-        if !s.established {
+        if !s.is_established() {
             tracing::debug!(
                 sub = id.0,
                 kind = kind.as_str(),
@@ -168,8 +167,7 @@ impl Engine {
         let expires = if kind == SubscribeKind::Unsubscribe {
             0
         } else {
-            s.inflight = Some(kind);
-            s.inflight_cseq = s.cseq;
+            s.request = Request::InFlight { kind, cseq: s.cseq };
             s.requested
         };
         let Some(s) = self.store.get(id) else { return };
@@ -216,10 +214,14 @@ fn from_response(resp: &ResponseInput) -> Establish<'_> {
 fn kind_of(s: &super::store::Sub, cseq: u32) -> SubscribeKind {
     if cseq == 1 {
         SubscribeKind::Initial
-    } else if s.lingering && cseq == s.cseq {
+    } else if s.is_lingering() && cseq == s.cseq {
         SubscribeKind::Unsubscribe
-    } else if cseq == s.inflight_cseq {
-        s.inflight.unwrap_or(SubscribeKind::Refresh)
+    } else if let Request::InFlight { kind, cseq: c } = s.request {
+        if c == cseq {
+            kind
+        } else {
+            SubscribeKind::Refresh
+        }
     } else {
         SubscribeKind::Refresh
     }

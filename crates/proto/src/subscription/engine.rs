@@ -19,11 +19,12 @@ use hashbrown::HashMap;
 
 use super::limiter::{Kind, Limiter};
 use super::refresh::refresh_delay;
-use super::store::{others_of, Store, Sub};
-use super::timers::{add_dur, add_secs, Clock, TimerHeap, NEVER};
+use super::store::{others_of, Life, Request, Store, Sub};
+use super::timers::{add_dur, add_secs, Clock, NEVER};
 use super::types::*;
 use crate::names;
 use crate::registrar::{RegEvent, RemovalReason};
+use crate::time::DeadlineQueue;
 
 /// The reg-event subscription engine (sans-IO). See the module docs of `subscription`.
 #[derive(Debug)]
@@ -33,7 +34,8 @@ pub struct Engine {
     next_id: u64,
     pub(super) clock: Clock,
     pub(super) store: Store,
-    timers: TimerHeap,
+    /// Each subscription's next deadline (`Sub::deadline` says which entry is current).
+    timers: DeadlineQueue<u64, SubId>,
     pub(super) limiter: Limiter,
     pub(super) out: VecDeque<Output>,
     /// Registrations on an enabled trunk group with no live subscription: default PUI → trunk.
@@ -50,7 +52,7 @@ impl Engine {
             next_id: 1,
             clock: Clock::default(),
             store,
-            timers: TimerHeap::default(),
+            timers: DeadlineQueue::new(),
             out: VecDeque::new(),
             blind: HashMap::new(),
         }
@@ -137,7 +139,10 @@ impl Engine {
     /// The earliest instant `handle_timeout` has work: a subscription deadline or, when
     /// refreshes wait for the rate limiter, its next token.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let timer = self.timers.peek().and_then(|(at, _)| self.clock.at_ms(at));
+        let timer = self
+            .timers
+            .next_deadline()
+            .and_then(|at| self.clock.at_ms(at));
         let token = self
             .limiter
             .next_token()
@@ -150,18 +155,15 @@ impl Engine {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         let t = self.clock.ms(now);
-        while let Some((at, id)) = self.timers.peek() {
-            if at > t {
-                break;
+        loop {
+            let store = &self.store;
+            let due = self
+                .timers
+                .pop_due(t, |at, id| store.get(*id).is_some_and(|s| s.deadline == at));
+            let Some((_, id)) = due else { break };
+            if let Some(s) = self.store.get_mut(id) {
+                s.deadline = NEVER;
             }
-            self.timers.pop();
-            let Some(s) = self.store.get_mut(id) else {
-                continue;
-            };
-            if s.deadline != at {
-                continue;
-            }
-            s.deadline = NEVER;
             self.fire(t, id);
         }
         self.drain_limiter(now);
@@ -231,7 +233,7 @@ impl Engine {
             if n >= limit {
                 break;
             }
-            if let Some(s) = self.store.get(*id).filter(|s| !s.lingering) {
+            if let Some(s) = self.store.get(*id).filter(|s| !s.is_lingering()) {
                 f(self.view(*id, s));
                 n += 1;
             }
@@ -253,7 +255,7 @@ impl Engine {
             .store
             .subs
             .iter()
-            .filter(|(_, s)| !s.lingering && keep(&s.pui, &s.trunk_group, state_of(s)))
+            .filter(|(_, s)| !s.is_lingering() && keep(&s.pui, &s.trunk_group, state_of(s)))
             .map(|(id, _)| *id)
             .collect();
         let total = ids.len();
@@ -308,7 +310,7 @@ impl Engine {
             },
             next_refresh: self.clock.at_ms(s.refresh_at),
             created: self.clock.at_ms(s.created).unwrap_or_else(Instant::now),
-            last_notify_version: s.has_version.then_some(s.version),
+            last_notify_version: s.version,
             implicit_puis: s.implicit_puis(),
         }
     }
@@ -365,7 +367,7 @@ impl Engine {
     /// for `cfg.linger`; otherwise forget it now. Registrations that stay alive become blind.
     pub(super) fn remove(&mut self, t: u64, id: SubId, reason: SubRemoval, linger: bool) {
         let Some(s) = self.store.get(id) else { return };
-        if s.lingering {
+        if s.is_lingering() {
             return;
         }
         metrics::counter!(names::SUBSCRIPTION_REMOVALS, "reason" => reason.as_str()).increment(1);
@@ -387,9 +389,8 @@ impl Engine {
         self.store.unindex_pui(id);
         let until = add_dur(t, self.cfg.linger);
         if let Some(s) = self.store.get_mut(id) {
-            s.lingering = true;
-            s.queued = None;
-            s.inflight = None;
+            s.life = Life::Lingering;
+            s.request = Request::Idle;
             s.refresh_at = NEVER;
             s.expires_at = until;
         }
@@ -400,11 +401,11 @@ impl Engine {
     /// until the dialog exists), linger for the final NOTIFY.
     pub(super) fn unsubscribe(&mut self, t: u64, id: SubId, reason: SubRemoval) {
         self.remove(t, id, reason, true);
-        let established = self.store.get(id).is_some_and(|s| s.established);
+        let established = self.store.get(id).is_some_and(Sub::is_established);
         if established {
             self.send_in_dialog(id, SubscribeKind::Unsubscribe);
         } else if let Some(s) = self.store.get_mut(id) {
-            s.deferred_unsub = true;
+            s.life = Life::LingeringUntilDialog;
         }
     }
 
@@ -423,12 +424,12 @@ impl Engine {
         self.reschedule(id);
     }
 
-    /// Put the subscription's next deadline in the heap (if it changed).
+    /// Put the subscription's next deadline in the timer queue (if it changed).
     pub(super) fn reschedule(&mut self, id: SubId) {
         let Some(s) = self.store.get_mut(id) else {
             return;
         };
-        let next = if s.lingering {
+        let next = if s.is_lingering() {
             s.expires_at
         } else {
             s.refresh_at.min(expiry_deadline(s, self.cfg.linger))
@@ -444,7 +445,7 @@ impl Engine {
         let Some(s) = self.store.get_mut(id) else {
             return;
         };
-        if s.lingering {
+        if s.is_lingering() {
             if s.expires_at <= t {
                 self.store.remove(id);
             } else {
@@ -462,8 +463,8 @@ impl Engine {
         }
         if s.refresh_at <= t {
             s.refresh_at = NEVER;
-            if s.queued.is_none() && s.inflight.is_none() {
-                s.queued = Some(Kind::Refresh);
+            if s.request == Request::Idle {
+                s.request = Request::Queued(Kind::Refresh);
                 let key = s.expires_at;
                 self.limiter.enqueue(key, id, Kind::Refresh);
             }
@@ -474,58 +475,52 @@ impl Engine {
     /// Send waiting refreshes while the rate limiter has tokens.
     pub(super) fn drain_limiter(&mut self, now: Instant) {
         let ns = self.clock.ns(now);
-        while let Some((id, kind)) = self.limiter.peek() {
-            let valid = self
-                .store
-                .get(id)
-                .is_some_and(|s| !s.lingering && s.queued == Some(kind));
-            if !valid {
-                self.limiter.pop();
-                continue;
-            }
+        loop {
+            let store = &self.store;
+            let Some((id, kind)) = self.limiter.peek(|id, kind| is_queued(store, id, kind)) else {
+                break;
+            };
             if !self.limiter.try_take(ns) {
                 break;
             }
             self.limiter.pop();
             if let Some(s) = self.store.get_mut(id) {
-                s.queued = None;
+                s.request = Request::Idle;
             }
             self.send_in_dialog(id, kind.subscribe_kind());
             self.reschedule(id);
         }
     }
 
-    /// Drop stale heap tops so `poll_timeout` is exact; compact a heap full of stale entries.
+    /// Drop stale fronts so `poll_timeout` is exact; compact queues full of stale entries.
     pub(super) fn tidy(&mut self) {
-        while let Some((at, id)) = self.timers.peek() {
-            if self.store.get(id).is_some_and(|s| s.deadline == at) {
-                break;
-            }
-            self.timers.pop();
-        }
-        while let Some((id, kind)) = self.limiter.peek() {
-            if self
-                .store
-                .get(id)
-                .is_some_and(|s| !s.lingering && s.queued == Some(kind))
-            {
-                break;
-            }
-            self.limiter.pop();
-        }
+        let store = &self.store;
+        let current = |at: u64, id: &SubId| store.get(*id).is_some_and(|s| s.deadline == at);
+        self.timers.tidy(current);
+        self.timers.compact(store.subs.len(), current);
+        self.limiter.tidy(|id, kind| is_queued(store, id, kind));
         self.store.flush_counts();
-        if self.timers.len() > 1024 && self.timers.len() > 3 * self.store.subs.len() {
-            self.timers
-                .rebuild(self.store.subs.iter().map(|(id, s)| (s.deadline, *id)));
-        }
     }
+
+    /// Subscriptions changed or removed since the last call (with repeats): what a store must
+    /// write.
+    pub fn take_changed(&mut self, out: &mut Vec<SubId>) {
+        self.store.take_touched(out);
+    }
+}
+
+/// Whether a limiter entry is still wanted: the subscription is live and waits for that kind.
+fn is_queued(store: &Store, id: SubId, kind: Kind) -> bool {
+    store
+        .get(id)
+        .is_some_and(|s| !s.is_lingering() && s.request == Request::Queued(kind))
 }
 
 /// When an unrefreshed subscription is dropped: at expiry, or — while a refresh awaits its final
 /// response — `linger` (≥ Timer F) later, so the transaction decides (2xx, error or timeout)
 /// and a lost timeout report cannot keep a record forever.
 fn expiry_deadline(s: &Sub, linger: std::time::Duration) -> u64 {
-    if s.inflight.is_none() {
+    if s.in_flight().is_none() {
         s.expires_at
     } else {
         add_dur(s.expires_at, linger)
@@ -542,17 +537,18 @@ struct NewSub<'a> {
 
 pub(super) fn state_of(s: &Sub) -> SubState {
     let refreshing = matches!(
-        s.inflight,
-        Some(SubscribeKind::Refresh) | Some(SubscribeKind::FullStateRequest)
-    ) || s.queued.is_some();
-    if s.lingering {
-        SubState::Unsubscribing
-    } else if refreshing && s.granted != 0 {
-        SubState::Refreshing
-    } else if s.granted == 0 || s.notifier_pending {
-        SubState::Pending
-    } else {
-        SubState::Active
+        s.request,
+        Request::Queued(_)
+            | Request::InFlight {
+                kind: SubscribeKind::Refresh | SubscribeKind::FullStateRequest,
+                ..
+            }
+    );
+    match s.life {
+        Life::Lingering | Life::LingeringUntilDialog => SubState::Unsubscribing,
+        Life::Live if refreshing && s.granted != 0 => SubState::Refreshing,
+        Life::Live if s.granted == 0 || s.notifier_pending => SubState::Pending,
+        Life::Live => SubState::Active,
     }
 }
 
@@ -562,27 +558,14 @@ fn ceil_secs(d: std::time::Duration) -> u32 {
     u32::try_from(s).unwrap_or(u32::MAX)
 }
 
-/// Host part of a SIP URI (`sip:user@host:port;params` → `host`; IPv6 keeps its brackets).
+/// Host part of our identity (`sip:user@host:port;params` → `host`; IPv6 keeps its brackets),
+/// for our Call-IDs.
 fn uri_host(uri: &str) -> &str {
-    let u = uri.trim().trim_start_matches('<');
-    let u = u.split_once(':').map_or(u, |(scheme, rest)| {
-        if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
-            rest
-        } else {
-            u
-        }
-    });
-    let u = u.rsplit_once('@').map_or(u, |(_, h)| h);
-    let end = if u.starts_with('[') {
-        u.find(']').map_or(u.len(), |i| i + 1)
-    } else {
-        u.find([':', ';', '>', '?']).unwrap_or(u.len())
-    };
-    let h = &u[..end];
-    if h.is_empty() {
-        "invalid"
-    } else {
-        h
+    let text = uri.trim().trim_start_matches('<');
+    let text = text.split('>').next().unwrap_or(text);
+    match crate::sip::Uri::parse(text) {
+        Ok(u) if !u.host.is_empty() => u.host,
+        _ => "invalid",
     }
 }
 
@@ -718,7 +701,8 @@ mod counts_tests {
                         };
                         *v += 1;
                         let parsed = body.map(|b| parse(b.as_bytes(), &Limits::default()).unwrap());
-                        let states = ["active", "active", "pending", "terminated"];
+                        use crate::sip::SubscriptionStatus as S;
+                        let states = [S::Active, S::Active, S::Pending, S::Terminated];
                         let n = NotifyInput {
                             cseq: rng.u32(1..1000),
                             remote_tag: "rt",

@@ -10,10 +10,8 @@
 //! Waiting refreshes are ordered by their subscription's expiry (earliest first); full-state
 //! requests by the time they were asked for, which is earlier than any expiry, so they go first.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use super::types::{SubId, SubscribeKind};
+use crate::time::DeadlineQueue;
 
 /// Slots missed by a late wake-up that may still be used (nanoseconds).
 const CATCH_UP: u64 = 10_000_000;
@@ -24,7 +22,9 @@ pub(super) struct Limiter {
     interval: u64,
     /// Theoretical arrival time of the next SUBSCRIBE (ns since the engine epoch).
     tat: u64,
-    queue: BinaryHeap<Reverse<(u64, SubId, Kind)>>,
+    /// Waiting SUBSCRIBEs by priority key (earliest first); entries the engine no longer
+    /// wants are dropped when they reach the front.
+    queue: DeadlineQueue<u64, (SubId, Kind)>,
 }
 
 /// Queue entry kind (ordered so the tuple is `Ord`).
@@ -53,17 +53,23 @@ impl Limiter {
         Limiter {
             interval,
             tat: 0,
-            queue: BinaryHeap::new(),
+            queue: DeadlineQueue::new(),
         }
     }
     pub fn enqueue(&mut self, key: u64, id: SubId, kind: Kind) {
-        self.queue.push(Reverse((key, id, kind)));
+        self.queue.push(key, (id, kind));
     }
-    pub fn peek(&self) -> Option<(SubId, Kind)> {
-        self.queue.peek().map(|Reverse((_, id, k))| (*id, *k))
+    /// The first waiting entry that is still `wanted` (unwanted ones in front are dropped).
+    pub fn peek(&mut self, mut wanted: impl FnMut(SubId, Kind) -> bool) -> Option<(SubId, Kind)> {
+        self.queue.tidy(|_, &(id, kind)| wanted(id, kind));
+        self.queue.peek().map(|(_, &e)| e)
     }
     pub fn pop(&mut self) {
-        self.queue.pop();
+        self.queue.pop_due(u64::MAX, |_, _| true);
+    }
+    /// Drop unwanted entries from the front (so `next_token` is only asked for a real wait).
+    pub fn tidy(&mut self, mut wanted: impl FnMut(SubId, Kind) -> bool) {
+        self.queue.tidy(|_, &(id, kind)| wanted(id, kind));
     }
     pub fn queued(&self) -> usize {
         self.queue.len()

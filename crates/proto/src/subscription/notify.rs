@@ -28,9 +28,11 @@ use std::time::Instant;
 use super::dialog::{tolerance, Establish};
 use super::engine::Engine;
 use super::limiter::Kind;
+use super::store::{Life, Request};
 use super::types::*;
 use crate::names;
 use crate::reginfo::{Contact, ContactEvent, ContactState, DocState, RegState, Reginfo};
+use crate::sip::SubscriptionStatus;
 
 const OK: NotifyAnswer = NotifyAnswer {
     status: 200,
@@ -55,15 +57,15 @@ impl Engine {
         let Some(s) = self.store.get(id) else {
             return NO_SUCH;
         };
-        let terminated = n.sub_state.eq_ignore_ascii_case("terminated");
+        let terminated = n.sub_state == SubscriptionStatus::Terminated;
         let establish = Establish::Notify {
             from_tag: n.remote_tag,
             record_route: &n.record_route,
             contact: n.contact.as_deref(),
         };
-        if s.lingering {
+        if s.is_lingering() {
             // Unsubscribed: absorb (the final NOTIFY), act on nothing.
-            if s.deferred_unsub && !s.established {
+            if s.life == Life::LingeringUntilDialog && !s.is_established() {
                 self.establish(id, establish);
                 if !terminated {
                     self.send_deferred_unsubscribe(t, id);
@@ -75,8 +77,8 @@ impl Engine {
             count(if terminated { "terminated" } else { "accepted" });
             return OK;
         }
-        if !s.established {
-            if s.inflight == Some(SubscribeKind::Initial) {
+        if !s.is_established() {
+            if s.in_flight() == Some(SubscribeKind::Initial) {
                 tolerance("notify_before_2xx");
             }
             self.establish(id, establish);
@@ -101,8 +103,8 @@ impl Engine {
             self.remove(t, id, SubRemoval::NotifyTerminated, false);
             outcome = "terminated";
         } else {
-            let active = n.sub_state.eq_ignore_ascii_case("active");
-            let pending = n.sub_state.eq_ignore_ascii_case("pending");
+            let active = n.sub_state == SubscriptionStatus::Active;
+            let pending = n.sub_state == SubscriptionStatus::Pending;
             if !active && !pending {
                 tolerance("unknown_subscription_state");
             }
@@ -131,33 +133,28 @@ impl Engine {
         let Some(s) = self.store.get_mut(id) else {
             return ("accepted", false);
         };
-        if s.has_version && doc.version <= s.version {
+        if s.version.is_some_and(|v| doc.version <= v) {
             return ("stale_version", false);
         }
         let full = doc.state == DocState::Full;
         if !full {
-            if !s.has_version || s.await_full {
-                if !s.has_version {
+            if s.version.is_none() || s.await_full {
+                if s.version.is_none() {
                     tolerance("partial_before_full");
                 }
                 s.await_full = true;
                 self.request_full_state(t, id);
                 return ("not_full_state", false);
             }
-            if doc.version > s.version.saturating_add(1) {
-                tracing::debug!(
-                    sub = id.0,
-                    last = s.version,
-                    got = doc.version,
-                    "reginfo version gap"
-                );
+            let last = s.version.unwrap_or(0);
+            if doc.version > last.saturating_add(1) {
+                tracing::debug!(sub = id.0, last, got = doc.version, "reginfo version gap");
                 s.await_full = true;
                 self.request_full_state(t, id);
                 return ("version_gap", false);
             }
         }
-        s.version = doc.version;
-        s.has_version = true;
+        s.version = Some(doc.version);
         if full {
             s.await_full = false;
         }
@@ -170,10 +167,10 @@ impl Engine {
         let Some(s) = self.store.get_mut(id) else {
             return;
         };
-        if s.queued.is_some() || s.inflight.is_some() || !s.established {
+        if s.request != Request::Idle || !s.is_established() {
             return;
         }
-        s.queued = Some(Kind::FullState);
+        s.request = Request::Queued(Kind::FullState);
         self.limiter.enqueue(t, id, Kind::FullState);
     }
 

@@ -59,27 +59,48 @@ pub(super) struct Sub {
     pub refresh_at: u64,
     /// Subscription expiry; for a lingering record: when it is forgotten.
     pub expires_at: u64,
-    /// The deadline currently in the timer heap.
+    /// The deadline currently in the timer queue.
     pub deadline: u64,
-    pub version: u64,
+    /// The last reginfo version applied, once a document was.
+    pub version: Option<u64>,
     pub cseq: u32,
     pub requested: u32,
     /// Granted expiry in seconds (0 = not granted yet).
     pub granted: u32,
-    /// CSeq of the refresh-type SUBSCRIBE awaiting its final response (with `inflight`).
-    pub inflight_cseq: u32,
-    pub inflight: Option<SubscribeKind>,
-    /// Waiting in the limiter queue.
-    pub queued: Option<Kind>,
-    pub established: bool,
-    pub lingering: bool,
-    /// Unsubscribe wanted before the dialog existed: send it once it is established.
-    pub deferred_unsub: bool,
+    /// The SUBSCRIBE of this subscription waiting or in flight, if any.
+    pub request: Request,
+    pub life: Life,
     /// A version gap or a partial first document: ignore partial state until full state.
     pub await_full: bool,
-    pub has_version: bool,
     /// The notifier said Subscription-State: pending.
     pub notifier_pending: bool,
+}
+
+/// A subscription's own SUBSCRIBE, between the engine deciding to send it and its final
+/// response. (The unsubscribe is not tracked here: a lingering record absorbs its response.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Request {
+    Idle,
+    /// Waiting for the rate limiter.
+    Queued(Kind),
+    /// Sent with this CSeq; the final response (or Timer F) ends it.
+    InFlight {
+        kind: SubscribeKind,
+        cseq: u32,
+    },
+}
+
+/// Where a subscription is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Life {
+    /// In the live list.
+    Live,
+    /// Unsubscribed (or dropped while its dialog may still speak): out of the live list, kept
+    /// for the linger time so the final NOTIFY and the unsubscribe's response are absorbed.
+    Lingering,
+    /// Lingering, and the unsubscribe waits for the dialog (no 2xx and no NOTIFY yet): it is
+    /// sent as soon as one establishes it.
+    LingeringUntilDialog,
 }
 
 impl Sub {
@@ -107,19 +128,32 @@ impl Sub {
             refresh_at: NEVER,
             expires_at: NEVER,
             deadline: NEVER,
-            version: 0,
+            version: None,
             cseq: 1,
             requested,
             granted: 0,
-            inflight_cseq: 1,
-            inflight: Some(SubscribeKind::Initial),
-            queued: None,
-            established: false,
-            lingering: false,
-            deferred_unsub: false,
+            request: Request::InFlight {
+                kind: SubscribeKind::Initial,
+                cseq: 1,
+            },
+            life: Life::Live,
             await_full: false,
-            has_version: false,
             notifier_pending: false,
+        }
+    }
+    /// Out of the live list (unsubscribed), kept for the final NOTIFY.
+    pub fn is_lingering(&self) -> bool {
+        self.life != Life::Live
+    }
+    /// The dialog exists (a 2xx or a NOTIFY gave its remote tag, route set and target).
+    pub fn is_established(&self) -> bool {
+        self.remote.is_some()
+    }
+    /// The kind of the SUBSCRIBE in flight, if any.
+    pub fn in_flight(&self) -> Option<SubscribeKind> {
+        match self.request {
+            Request::InFlight { kind, .. } => Some(kind),
+            _ => None,
         }
     }
     pub fn local_tag(&self) -> String {
@@ -212,11 +246,13 @@ pub(super) struct Store {
     /// Records handed out by `get_mut` since the last `flush_counts`, with the state they were
     /// counted in then (first entry per id wins).
     dirty: Vec<(SubId, Option<SubState>)>,
+    /// Records changed, inserted or removed since the last `take_touched` (with repeats).
+    touched: Vec<SubId>,
 }
 
 /// The state a record is counted in (`None`: lingering records are not counted).
 fn counted(s: &Sub) -> Option<SubState> {
-    (!s.lingering).then(|| state_of(s))
+    (!s.is_lingering()).then(|| state_of(s))
 }
 
 /// Per-(trunk group, state) counters. Trunk groups are few: a linear search (pointer
@@ -304,6 +340,7 @@ impl Store {
         self.counts.add(&sub.trunk_group, counted(&sub), 1);
         let hp = Self::pui_hash(&self.hasher, &sub.pui);
         self.subs.insert(id, Box::new(sub));
+        self.touched.push(id);
         debug_assert!(self.order.last().is_none_or(|l| *l < id));
         self.order.push(id);
         let (subs, h) = (&self.subs, &self.hasher);
@@ -320,6 +357,7 @@ impl Store {
         }
         let s = self.subs.get_mut(&id)?;
         self.dirty.push((id, counted(s)));
+        self.touched.push(id);
         Some(&mut **s)
     }
     /// Bring the per-(trunk group, state) counts up to date with the records changed since the
@@ -405,6 +443,7 @@ impl Store {
     }
     /// Forget a subscription entirely.
     pub fn remove(&mut self, id: SubId) {
+        self.touched.push(id);
         self.unindex_pui(id);
         self.flush_counts();
         if let Some(s) = self.subs.remove(&id) {
@@ -449,10 +488,15 @@ impl Store {
                 r
             }
         };
+        self.touched.push(id);
         let old = self.subs.get_mut(&id).and_then(|s| s.remote.replace(r));
         if let Some(o) = old {
             self.release_remote(o);
         }
+    }
+    /// Subscriptions touched since the last call (with repeats).
+    pub fn take_touched(&mut self, out: &mut Vec<SubId>) {
+        out.append(&mut self.touched);
     }
     /// Number of live subscriptions (in the PUI index).
     pub fn live(&self) -> usize {
@@ -554,7 +598,7 @@ mod tests {
         assert_eq!(st.counts(), pending(3));
         let s = st.get_mut(SubId(1)).unwrap();
         s.granted = 600;
-        s.inflight = None;
+        s.request = Request::Idle;
         // Not flushed yet: `counts` accounts for the changed record itself.
         let now = vec![
             (Arc::from("tg"), SubState::Pending, 2),
@@ -562,7 +606,7 @@ mod tests {
         ];
         assert_eq!(st.counts(), now);
         assert_eq!(st.counts_by_walk(), now);
-        st.get_mut(SubId(1)).unwrap().lingering = true;
+        st.get_mut(SubId(1)).unwrap().life = Life::Lingering;
         st.flush_counts();
         assert_eq!(st.counts(), pending(2));
         st.remove(SubId(1));

@@ -1,16 +1,10 @@
-//! Engine time: one clock (`Instant` ↔ integer ticks since the first input) and one timer heap
-//! for all subscriptions.
+//! Engine time: one clock (`Instant` ↔ integer ticks since the first input).
 //!
-//! Each subscription has at most one *current* deadline (`Sub::deadline`). The heap holds
-//! `(deadline, SubId)`; entries whose deadline no longer matches the subscription's are stale and
-//! dropped lazily when they reach the top (or when the heap is compacted). Never: a task or a
-//! sleep per subscription.
+//! Each subscription has at most one *current* deadline (`Sub::deadline`), in the engine's one
+//! `time::DeadlineQueue`; entries whose deadline no longer matches the subscription's are stale
+//! and dropped lazily. Never: a task or a sleep per subscription.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
-
-use super::types::SubId;
 
 /// "No deadline".
 pub(super) const NEVER: u64 = u64::MAX;
@@ -57,35 +51,4 @@ pub(super) fn add_secs(t: u64, secs: u32) -> u64 {
 /// Saturating `t + d` in milliseconds.
 pub(super) fn add_dur(t: u64, d: Duration) -> u64 {
     t.saturating_add(u64::try_from(d.as_millis()).unwrap_or(NEVER))
-}
-
-/// The single timer heap (min-heap on deadline).
-#[derive(Debug, Default)]
-pub(super) struct TimerHeap {
-    heap: BinaryHeap<Reverse<(u64, SubId)>>,
-}
-
-impl TimerHeap {
-    pub fn reserve(&mut self, n: usize) {
-        self.heap.reserve(n);
-    }
-    pub fn push(&mut self, at: u64, id: SubId) {
-        if at != NEVER {
-            self.heap.push(Reverse((at, id)));
-        }
-    }
-    pub fn peek(&self) -> Option<(u64, SubId)> {
-        self.heap.peek().map(|Reverse(e)| *e)
-    }
-    pub fn pop(&mut self) -> Option<(u64, SubId)> {
-        self.heap.pop().map(|Reverse(e)| e)
-    }
-    pub fn len(&self) -> usize {
-        self.heap.len()
-    }
-    /// Rebuild from the current deadlines only (drops every stale entry).
-    pub fn rebuild(&mut self, live: impl Iterator<Item = (u64, SubId)>) {
-        let v: Vec<_> = live.filter(|(at, _)| *at != NEVER).map(Reverse).collect();
-        self.heap = BinaryHeap::from(v);
-    }
 }

@@ -167,8 +167,8 @@ pub struct NotifyInput<'a> {
     pub remote_tag: &'a str,
     pub record_route: Vec<String>,
     pub contact: Option<String>,
-    /// Subscription-State: state (lower-case), expires, reason.
-    pub sub_state: &'a str,
+    /// Subscription-State: state, expires, reason.
+    pub sub_state: crate::sip::SubscriptionStatus,
     pub sub_expires: Option<u32>,
     pub sub_reason: Option<&'a str>,
     /// The reginfo document, if the NOTIFY had a body (the gateway answers 400/415 itself for

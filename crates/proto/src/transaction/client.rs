@@ -5,15 +5,14 @@
 //! unreliable, 0 reliable) absorbs retransmitted final responses. One heap for all transactions,
 //! stale entries dropped lazily.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::table::TxTable;
 use bytes::Bytes;
 
+use super::table::TxTable;
 use super::Timers;
+use crate::time::DeadlineQueue;
 
 /// What the client transactions report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,18 +58,18 @@ impl<D, U> Tx<D, U> {
 /// All client transactions (one timer heap).
 #[derive(Debug)]
 pub struct ClientTransactions<D, U> {
-    timers: Timers,
+    config: Timers,
     txs: TxTable<Tx<D, U>>,
-    heap: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>,
+    timers: DeadlineQueue<Instant, (u64, Arc<str>)>,
     serial: u64,
 }
 
 impl<D: Clone, U: Clone> ClientTransactions<D, U> {
     pub fn new(timers: Timers) -> Self {
         ClientTransactions {
-            timers,
+            config: timers,
             txs: TxTable::default(),
-            heap: BinaryHeap::new(),
+            timers: DeadlineQueue::new(),
             serial: 0,
         }
     }
@@ -78,7 +77,7 @@ impl<D: Clone, U: Clone> ClientTransactions<D, U> {
     /// Room for `n` transactions in flight (see [`super::ServerTransactions::reserve`]).
     pub fn reserve(&mut self, n: usize) {
         self.txs.reserve(n);
-        self.heap.reserve(n);
+        self.timers.reserve(n);
     }
 
     /// Start a transaction for a request we sent (first transmission done by the caller).
@@ -93,7 +92,7 @@ impl<D: Clone, U: Clone> ClientTransactions<D, U> {
         user: U,
     ) {
         self.serial += 1;
-        let t1 = self.timers.t1;
+        let t1 = self.config.t1;
         let tx = Tx {
             serial: self.serial,
             dest,
@@ -130,7 +129,7 @@ impl<D: Clone, U: Clone> ClientTransactions<D, U> {
             return Some(user);
         }
         tx.state = State::Completed;
-        tx.timer_k = Some(now + self.timers.t4);
+        tx.timer_k = Some(now + self.config.t4);
         // Nothing is retransmitted after a final response: the request's bytes go now, not at
         // Timer K (at 15,000 registrations/s that is 5 s × 2 requests × ~1 KB each held for
         // nothing, ~150 MB of memory touched for the first time during a burst).
@@ -143,23 +142,21 @@ impl<D: Clone, U: Clone> ClientTransactions<D, U> {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        // Stale tops are dropped after every change: this is the earliest live deadline.
-        self.heap.peek().map(|Reverse((at, _, _))| *at)
+        // Stale fronts are dropped after every change: this is the earliest live deadline.
+        self.timers.next_deadline()
     }
 
     /// Run due timers; events are appended to `out`.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<ClientEvent<D, U>>) {
-        while let Some(Reverse((at, serial, key))) = self.heap.peek().cloned() {
-            if at > now {
-                break;
-            }
-            self.heap.pop();
+        loop {
+            let txs = &self.txs;
+            let due = self
+                .timers
+                .pop_due(now, |at, (serial, key)| is_current(txs, at, *serial, key));
+            let Some((_, (_, key))) = due else { break };
             let Some(tx) = self.txs.get_mut(&key) else {
                 continue;
             };
-            if tx.serial != serial || tx.deadline != at {
-                continue;
-            }
             if tx.state == State::Completed {
                 self.txs.remove(&key);
                 continue;
@@ -177,8 +174,8 @@ impl<D: Clone, U: Clone> ClientTransactions<D, U> {
                     bytes: tx.bytes.clone(),
                 });
                 tx.interval = match tx.state {
-                    State::Proceeding => self.timers.t2,
-                    _ => (tx.interval * 2).min(self.timers.t2),
+                    State::Proceeding => self.config.t2,
+                    _ => (tx.interval * 2).min(self.config.t2),
                 };
                 let next = e + tx.interval;
                 tx.next_e = Some(if next <= now { now + tx.interval } else { next });
@@ -201,23 +198,25 @@ impl<D: Clone, U: Clone> ClientTransactions<D, U> {
         };
         let at = tx.next_deadline();
         tx.deadline = at;
-        self.heap.push(Reverse((at, tx.serial, key.clone())));
+        self.timers.push(at, (tx.serial, key.clone()));
         self.tidy();
     }
 
-    /// Drop stale entries from the top of the heap.
+    /// Drop stale entries from the front of the queue.
     fn tidy(&mut self) {
-        while let Some(Reverse((at, serial, key))) = self.heap.peek() {
-            if self
-                .txs
-                .get(key)
-                .is_some_and(|t| t.serial == *serial && t.deadline == *at)
-            {
-                break;
-            }
-            self.heap.pop();
-        }
+        let txs = &self.txs;
+        self.timers
+            .tidy(|at, (serial, key)| is_current(txs, at, *serial, key));
+        self.timers.compact(txs.len(), |at, (serial, key)| {
+            is_current(txs, at, *serial, key)
+        });
     }
+}
+
+/// Whether a queued deadline is the transaction's current one.
+fn is_current<D, U>(txs: &TxTable<Tx<D, U>>, at: Instant, serial: u64, key: &str) -> bool {
+    txs.get(key)
+        .is_some_and(|t| t.serial == serial && t.deadline == at)
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! RFC 3261 non-INVITE transactions, sans-IO (§17.1.2 client, §17.2.2 server).
+//! RFC 3261 transactions, sans-IO: non-INVITE client (§17.1.2) and server (§17.2.2), and the
+//! INVITE client transactions a proxy keeps (§17.1.1, §16.6).
 //!
 //! Client: Timer E retransmits over unreliable transports (T1, doubling to T2), Timer F (64×T1)
 //! times out, Timer K (T4 / 0 on reliable) absorbs late retransmitted responses.
@@ -7,10 +8,12 @@
 //! Never: sockets, clocks.
 
 mod client;
+mod invite;
 mod server;
 mod table;
 
 pub use client::{ClientEvent, ClientTransactions};
+pub use invite::{InviteEvent, InviteTransactions, TIMER_C};
 pub use server::{ServerLookup, ServerTransactions};
 
 use std::time::Duration;

@@ -5,15 +5,14 @@
 //! A transaction never answered is forgotten after 64×T1 as well, so a caller that drops a
 //! request cannot leak entries.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::table::TxTable;
 use bytes::Bytes;
 
+use super::table::TxTable;
 use super::Timers;
+use crate::time::DeadlineQueue;
 
 /// Result of looking up an incoming request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,18 +35,19 @@ struct Tx {
 
 #[derive(Debug)]
 pub struct ServerTransactions {
-    timers: Timers,
+    config: Timers,
     txs: TxTable<Tx>,
-    heap: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>,
+    /// Each transaction's deadline, keyed by (serial, key); `Tx::serial` says which is current.
+    timers: DeadlineQueue<Instant, (u64, Arc<str>)>,
     serial: u64,
 }
 
 impl ServerTransactions {
     pub fn new(timers: Timers) -> Self {
         ServerTransactions {
-            timers,
+            config: timers,
             txs: TxTable::default(),
-            heap: BinaryHeap::new(),
+            timers: DeadlineQueue::new(),
             serial: 0,
         }
     }
@@ -56,13 +56,13 @@ impl ServerTransactions {
     /// pause SIP processing while they grow.
     pub fn reserve(&mut self, n: usize) {
         self.txs.reserve(n);
-        self.heap.reserve(n);
+        self.timers.reserve(n);
     }
 
     /// Key: branch + sent-by + method (RFC 3261 §17.2.3).
     pub fn on_request(&mut self, now: Instant, key: &str, reliable: bool) -> ServerLookup {
         let serial = self.serial + 1;
-        let deadline = now + self.timers.t1 * 64;
+        let deadline = now + self.config.t1 * 64;
         let make = || Tx {
             serial,
             reliable,
@@ -80,14 +80,14 @@ impl ServerTransactions {
         }
         let key = key.clone();
         self.serial = serial;
-        self.heap.push(Reverse((deadline, serial, key)));
+        self.timers.push(deadline, (serial, key));
         self.tidy();
         ServerLookup::New
     }
 
     /// Record the final response for the transaction (starts Timer J).
     pub fn respond(&mut self, now: Instant, key: &str, response: Bytes) {
-        let deadline = now + self.timers.t1 * 64;
+        let deadline = now + self.config.t1 * 64;
         // Answered without `on_request`: completed all the same (over an unreliable transport).
         let started = || Tx {
             serial: 0,
@@ -108,23 +108,22 @@ impl ServerTransactions {
         tx.response = Some(response);
         tx.deadline = deadline;
         let k = k.clone();
-        self.heap.push(Reverse((deadline, self.serial, k)));
+        self.timers.push(deadline, (self.serial, k));
         self.tidy();
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, _, _))| *at)
+        self.timers.next_deadline()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(Reverse((at, serial, key))) = self.heap.peek().cloned() {
-            if at > now {
-                break;
-            }
-            self.heap.pop();
-            if self.txs.get(&key).is_some_and(|t| t.serial == serial) {
-                self.txs.remove(&key);
-            }
+        loop {
+            let txs = &self.txs;
+            let due = self
+                .timers
+                .pop_due(now, |_, (serial, key)| is_current(txs, *serial, key));
+            let Some((_, (_, key))) = due else { break };
+            self.txs.remove(&key);
         }
         self.tidy();
     }
@@ -137,13 +136,18 @@ impl ServerTransactions {
     }
 
     fn tidy(&mut self) {
-        while let Some(Reverse((_, serial, key))) = self.heap.peek() {
-            if self.txs.get(key).is_some_and(|t| t.serial == *serial) {
-                break;
-            }
-            self.heap.pop();
-        }
+        let txs = &self.txs;
+        self.timers
+            .tidy(|_, (serial, key)| is_current(txs, *serial, key));
+        self.timers
+            .compact(txs.len(), |_, (serial, key)| is_current(txs, *serial, key));
     }
+}
+
+/// Whether a queued deadline is the transaction's current one (a transaction's serial changes
+/// whenever its deadline does).
+fn is_current(txs: &TxTable<Tx>, serial: u64, key: &str) -> bool {
+    txs.get(key).is_some_and(|t| t.serial == serial)
 }
 
 #[cfg(test)]
