@@ -70,26 +70,26 @@ const RESET_EVERY: u64 = 50_000;
 
 fn bench_gateway(c: &mut Criterion) {
     // Check the scenario once: 4 outbound messages per registration.
-    let mut sim = Sim::new();
+    let mut sim = Sim::volte();
     let (_, sent) = sim.registration(0);
     assert_eq!(
         sent, 4,
         "REGISTER → core, 200 → UE, SUBSCRIBE, 200 to NOTIFY"
     );
-    assert_eq!(sim.gw.engine().len(), 1);
+    assert_eq!(sim.core.engine().len(), 1);
 
     let mut g = c.benchmark_group("sip/gateway");
     // Time per iteration = per registration; throughput in inbound messages (4 per
     // registration; the gateway sends 4 as well).
     g.throughput(Throughput::Elements(4));
-    let mut sim = Sim::new();
+    let mut sim = Sim::volte();
     let mut user = 1u64;
     g.bench_function("registration", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 if user % RESET_EVERY == 0 {
-                    sim = Sim::new();
+                    sim = Sim::volte();
                 }
                 total += sim.registration(user).0;
                 user += 1;

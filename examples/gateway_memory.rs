@@ -65,7 +65,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
-    let mut sim = Sim::new();
+    let mut sim = Sim::volte();
     let (base_heap, base_rss) = (LIVE.load(Relaxed), rss_bytes("self").unwrap_or(0) as usize);
     let t = std::time::Instant::now();
     for user in 0..n {
@@ -75,14 +75,14 @@ fn main() {
     // Let transactions, pending REGISTERs and lingering state expire (no registration or
     // subscription expires: 3600 s and 3660 s, refreshes at 3060 s).
     sim.now += Duration::from_secs(40);
-    sim.gw.handle_timeout(sim.now);
-    while sim.gw.poll_transmit().is_some() {}
+    sim.core.handle_timeout(sim.now);
+    while sim.core.poll_transmit().is_some() {}
     let (heap, rss) = (
         LIVE.load(Relaxed) - base_heap,
         (rss_bytes("self").unwrap_or(0) as usize).saturating_sub(base_rss),
     );
-    assert_eq!(sim.gw.registrar().len() as u64, n);
-    assert_eq!(sim.gw.engine().len() as u64, n);
+    assert_eq!(sim.core.registrar().len() as u64, n);
+    assert_eq!(sim.core.engine().len() as u64, n);
     println!(
         "allocator: {} (counting)",
         if MIMALLOC { "mimalloc" } else { "system" }
@@ -99,7 +99,7 @@ fn main() {
     );
     println!(
         "  of which the subscription engine (its own estimate): {} bytes per subscription",
-        sim.gw.engine().memory_estimate() as u64 / n
+        sim.core.engine().memory_estimate() as u64 / n
     );
     println!(
         "RSS delta: {:.1} MiB = {} bytes per registration+subscription",

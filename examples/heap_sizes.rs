@@ -62,15 +62,15 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
     LARGE.lock().unwrap().reserve(100_000);
-    let mut sim = Sim::new();
+    let mut sim = Sim::volte();
     let base: Vec<usize> = COUNT.iter().map(|c| c.load(Relaxed)).collect();
     LARGE_ON.store(1, Relaxed);
     for user in 0..n {
         sim.registration(user);
     }
     sim.now += Duration::from_secs(40);
-    sim.gw.handle_timeout(sim.now);
-    while sim.gw.poll_transmit().is_some() {}
+    sim.core.handle_timeout(sim.now);
+    while sim.core.poll_transmit().is_some() {}
     LARGE_ON.store(0, Relaxed);
     let mut total = 0usize;
     let mut rows = Vec::new();

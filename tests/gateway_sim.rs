@@ -3,96 +3,39 @@
 //! SPEC §3 refresh rule is checked over an hour of virtual time in microseconds.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use regevent_gw::config::{Config, Profile, Transport};
-use regevent_gw::core::{Core, Dest, Inbound, Transmit};
-use regevent_gw::sip::{writer, HeaderName, Limits, Message};
+use regevent_gw::settings::{Profile, Settings};
+use regevent_gw::sip::{writer, Message};
+use regevent_lab::sim::Sim;
 
 const UE: &str = "127.0.0.2:5060";
 const CORE: &str = "127.0.0.3:5060";
 const SCSCF: &str = "127.0.0.4:5060";
 
-struct Sim {
-    gw: Core,
-    t0: Instant,
-    now: Instant,
+fn addr(a: &str) -> SocketAddr {
+    a.parse().unwrap()
 }
 
-impl Sim {
-    fn new() -> Sim {
-        let mut cfg = Config::load(None).expect("defaults");
-        cfg.sip.identity = "sip:127.0.0.1:5060".into();
-        cfg.sip.core = format!("sip:{CORE}");
-        for tg in cfg.trunk_groups.clone() {
-            cfg.profiles.by_name.insert(
-                tg.profile.clone(),
-                Profile {
-                    support_reg_event: true,
-                    ..Profile::default()
-                },
-            );
-        }
-        let t0 = Instant::now();
-        Sim {
-            gw: Core::new(cfg.core_settings(), 1).expect("gateway"),
-            t0,
-            now: t0,
-        }
+fn sim() -> Sim {
+    let settings = Settings {
+        identity: "sip:127.0.0.1:5060".into(),
+        core: format!("sip:{CORE}"),
+        ..Settings::default()
     }
-    fn feed(&mut self, from: &str, bytes: &[u8]) {
-        let inb = Inbound {
-            transport: Transport::Udp,
-            listener: 0,
-            peer: from.parse().unwrap(),
-            bytes: Bytes::copy_from_slice(bytes),
-        };
-        self.gw.handle(self.now, inb);
-    }
-    fn out(&mut self) -> Vec<(SocketAddr, Message)> {
-        let mut v = Vec::new();
-        while let Some(Transmit { dest, bytes, .. }) = self.gw.poll_transmit() {
-            let Dest::Addr(a) = dest else {
-                panic!("name dest")
-            };
-            v.push((
-                a,
-                Message::parse(bytes, &Limits::default()).expect("we send valid SIP"),
-            ));
-        }
-        v
-    }
-    /// Jump to the next deadline (at most `until`), run it, return what went out.
-    fn step(&mut self, until: Instant) -> Vec<(SocketAddr, Message)> {
-        match self.gw.poll_timeout() {
-            Some(t) if t <= until => {
-                self.now = self.now.max(t);
-                self.gw.handle_timeout(self.now);
-                self.out()
-            }
-            _ => {
-                self.now = until;
-                Vec::new()
-            }
-        }
-    }
-    /// Run until a SUBSCRIBE goes out (or `limit` of virtual time passes).
-    fn next_subscribe(&mut self, limit: Duration) -> Option<Message> {
-        let until = self.now + limit;
-        while self.now < until {
-            for (to, m) in self.step(until) {
-                if m.method_str() == "SUBSCRIBE" && m.is_request() {
-                    assert_eq!(to, SCSCF.parse().unwrap());
-                    return Some(m);
-                }
-            }
-        }
-        None
-    }
-    fn elapsed(&self) -> Duration {
-        self.now - self.t0
-    }
+    .with_profile(Profile {
+        support_reg_event: true,
+        ..Profile::default()
+    });
+    Sim::new(settings, 1)
+}
+
+/// Run until a SUBSCRIBE reaches the S-CSCF (or `limit` of virtual time passes).
+fn next_subscribe(sim: &mut Sim, limit: Duration) -> Option<Message> {
+    sim.recv_where(addr(SCSCF), limit, |m| {
+        m.method_str() == "SUBSCRIBE" && m.is_request()
+    })
+    .map(|s| s.msg)
 }
 
 fn register(user: &str, expires: u32) -> String {
@@ -104,9 +47,9 @@ fn register(user: &str, expires: u32) -> String {
 }
 
 fn registered(sim: &mut Sim, user: &str, expires: u32) -> Message {
-    sim.feed(UE, register(user, expires).as_bytes());
-    let out = sim.out();
-    let fwd = &out[0].1;
+    sim.send(addr(UE), register(user, expires).into_bytes());
+    let out = sim.drain(addr(CORE));
+    let fwd = &out[0].msg;
     let contact = format!("<sip:{user}@{UE}>;expires={expires}");
     let sr = format!("<sip:scscf@{SCSCF};lr>");
     let ok = writer::response(
@@ -123,16 +66,17 @@ fn registered(sim: &mut Sim, user: &str, expires: u32) -> Message {
     let ok = String::from_utf8(ok.to_vec())
         .unwrap()
         .replace("<sip:x@y>", &format!("<sip:{user}@ims.example.net>"));
-    sim.feed(CORE, ok.as_bytes());
-    let out = sim.out();
+    sim.send(addr(CORE), ok.into_bytes());
+    let out = sim.drain(addr(SCSCF));
     let sub = out
         .iter()
-        .find(|(_, m)| m.method_str() == "SUBSCRIBE")
-        .map(|(_, m)| m.clone())
+        .find(|s| s.msg.method_str() == "SUBSCRIBE")
+        .map(|s| s.msg.clone())
         .expect("SUBSCRIBE");
-    assert!(out
+    assert!(sim
+        .drain(addr(UE))
         .iter()
-        .any(|(to, m)| *to == UE.parse().unwrap() && m.status() == Some(200)));
+        .any(|s| s.msg.status() == Some(200)));
     sub
 }
 
@@ -150,13 +94,11 @@ fn ok(sub: &Message, expires: u32) -> Vec<u8> {
 
 #[test]
 fn registration_3600_refreshes_at_3060_then_again_from_each_grant() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let sub = registered(&mut sim, "alice", 3600);
     assert_eq!(sub.expires().unwrap(), Some(3660));
-    sim.feed(SCSCF, &ok(&sub, 3660));
-    let r1 = sim
-        .next_subscribe(Duration::from_secs(7200))
-        .expect("refresh");
+    sim.send(addr(SCSCF), ok(&sub, 3660));
+    let r1 = next_subscribe(&mut sim, Duration::from_secs(7200)).expect("refresh");
     assert_eq!(
         sim.elapsed().as_secs(),
         3060,
@@ -166,49 +108,44 @@ fn registration_3600_refreshes_at_3060_then_again_from_each_grant() {
     assert_eq!(r1.expires().unwrap(), Some(3660));
     // The notifier grants only 1000 s this time: next refresh at half of it.
     let t = sim.elapsed();
-    sim.feed(SCSCF, &ok(&r1, 1000));
-    let r2 = sim
-        .next_subscribe(Duration::from_secs(7200))
-        .expect("second refresh");
+    sim.send(addr(SCSCF), ok(&r1, 1000));
+    let r2 = next_subscribe(&mut sim, Duration::from_secs(7200)).expect("second refresh");
     assert_eq!((sim.elapsed() - t).as_secs(), 500);
     assert_eq!(r2.cseq().seq, 3);
 }
 
 #[test]
 fn registration_600_refreshes_at_330() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let sub = registered(&mut sim, "bob", 600);
     assert_eq!(sub.expires().unwrap(), Some(660));
-    sim.feed(SCSCF, &ok(&sub, 660));
-    sim.next_subscribe(Duration::from_secs(3600))
-        .expect("refresh");
+    sim.send(addr(SCSCF), ok(&sub, 660));
+    next_subscribe(&mut sim, Duration::from_secs(3600)).expect("refresh");
     assert_eq!(sim.elapsed().as_secs(), 330);
 }
 
 #[test]
 fn registration_expiry_without_reregistration_unsubscribes() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let sub = registered(&mut sim, "carol", 600);
-    sim.feed(SCSCF, &ok(&sub, 3600));
+    sim.send(addr(SCSCF), ok(&sub, 3600));
     // At 600 s the binding expires (the refresh would have come at 3000 s).
-    let unsub = sim
-        .next_subscribe(Duration::from_secs(3600))
-        .expect("unsubscribe");
+    let unsub = next_subscribe(&mut sim, Duration::from_secs(3600)).expect("unsubscribe");
     assert_eq!(sim.elapsed().as_secs(), 600);
     assert_eq!(unsub.expires().unwrap(), Some(0));
     assert!(sim
-        .gw
+        .core
         .registrar()
         .get("sip:carol@ims.example.net")
         .is_none());
-    assert_eq!(sim.gw.engine().len(), 0);
+    assert_eq!(sim.core.engine().len(), 0);
 }
 
 #[test]
 fn a_retransmitted_notify_gets_the_same_answer_and_is_processed_once() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let sub = registered(&mut sim, "dan", 600);
-    sim.feed(SCSCF, &ok(&sub, 660));
+    sim.send(addr(SCSCF), ok(&sub, 660));
     let body = "<?xml version=\"1.0\"?><reginfo xmlns=\"urn:ietf:params:xml:ns:reginfo\" version=\"0\" state=\"full\">\
         <registration aor=\"sip:dan@ims.example.net\" id=\"a\" state=\"active\">\
         <contact id=\"c\" state=\"active\" event=\"registered\"><uri>sip:dan@127.0.0.2:5060</uri></contact></registration>\
@@ -222,24 +159,23 @@ fn a_retransmitted_notify_gets_the_same_answer_and_is_processed_once() {
         sub.call_id(),
         body.len()
     );
-    sim.feed(SCSCF, notify.as_bytes());
-    let a = sim.out();
-    sim.feed(SCSCF, notify.as_bytes());
-    let b = sim.out();
+    sim.send(addr(SCSCF), notify.clone().into_bytes());
+    let a = sim.drain(addr(SCSCF));
+    sim.send(addr(SCSCF), notify.into_bytes());
+    let b = sim.drain(addr(SCSCF));
     assert_eq!(a.len(), 1);
     assert_eq!(b.len(), 1);
-    assert_eq!(a[0].1.status(), Some(200));
-    assert_eq!(a[0].1.raw(), b[0].1.raw(), "same bytes again");
-    let reg = sim.gw.registrar().get("sip:dan@ims.example.net").unwrap();
+    assert_eq!(a[0].msg.status(), Some(200));
+    assert_eq!(a[0].msg.raw(), b[0].msg.raw(), "same bytes again");
+    let reg = sim.core.registrar().get("sip:dan@ims.example.net").unwrap();
     assert_eq!(
         reg.associated.len(),
         2,
         "implicit PUI learned from NOTIFY once"
     );
     assert!(sim
-        .gw
+        .core
         .engine()
         .find_dialog(sub.call_id(), sub.from().tag().unwrap())
         .is_some());
-    let _ = HeaderName::Via;
 }

@@ -1,15 +1,21 @@
-//! A whole gateway in virtual time, without sockets: one realistic VoLTE registration with its
-//! subscription at a time (REGISTER, the core's 200 OK, the SUBSCRIBE's 200 OK, a full-state
-//! NOTIFY). Used by `benches/sip.rs` and `examples/gateway_memory.rs`.
+//! The whole gateway core in virtual time, without sockets (STYLE §2): peers are addresses, the
+//! network delivers at once, and time jumps to the core's next deadline. Tests drive it to check
+//! timing rules over hours of virtual time in microseconds ("refresh at 3060 s", "nothing is
+//! sent before Timer F") without a wall clock that a busy machine could stretch.
+//!
+//! Also the realistic VoLTE traffic (REGISTER, the core's 200 OK, the SUBSCRIBE's 200 OK, a
+//! full-state NOTIFY) that `benches/sip.rs` and the memory examples feed through it.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use hashbrown::HashMap;
 
 use regevent_proto::core::{Core, Inbound};
 use regevent_proto::settings::{Profile, Settings};
-use regevent_proto::sip::{writer, HeaderName, Limits, Message, Transport};
+use regevent_proto::sip::{writer, Dest, HeaderName, Limits, Message, Transport};
 
 pub const DOMAIN: &str = "ims.mnc001.mcc262.3gppnetwork.org";
 pub const UE: &str = "10.20.30.40:5060";
@@ -117,9 +123,9 @@ pub fn notify(sub: &Message, user: u64) -> String {
     )
 }
 
-/// A sans-IO gateway with reg-event enabled on every trunk group (as `tests/gateway_sim.rs`).
-pub fn gateway() -> Core {
-    let settings = Settings {
+/// Settings of a VoLTE gateway at [`GW`] towards [`CORE`], reg-event on every trunk group.
+pub fn volte_settings() -> Settings {
+    Settings {
         identity: format!("sip:{GW}"),
         core: format!("sip:{CORE}"),
         ..Settings::default()
@@ -127,35 +133,163 @@ pub fn gateway() -> Core {
     .with_profile(Profile {
         support_reg_event: true,
         ..Profile::default()
-    });
-    Core::new(settings, 1).expect("gateway")
+    })
 }
 
+/// A message the core sent.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub transport: Transport,
+    pub msg: Message,
+}
+
+/// The core on a simulated network, in virtual time.
 pub struct Sim {
-    pub gw: Core,
+    pub core: Core,
+    /// The virtual clock: starts at `t0`, moves only when the sim moves it.
+    pub t0: Instant,
     pub now: Instant,
-    core: SocketAddr,
-    scscf: SocketAddr,
+    /// What the core sent, per destination address, not yet received.
+    inbox: HashMap<SocketAddr, VecDeque<Sent>>,
+    /// Sends to host names (never resolved here).
+    pub to_names: Vec<(Dest, Sent)>,
+    /// Raw output kept by [`Sim::feed`] (the benchmark path).
     out: Vec<Bytes>,
 }
 
-impl Default for Sim {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Sim {
-    pub fn new() -> Sim {
+    /// A core with these settings and seed, its clock at an arbitrary origin.
+    pub fn new(settings: Settings, seed: u64) -> Sim {
+        let now = Instant::now();
         Sim {
-            gw: gateway(),
-            now: Instant::now(),
-            core: CORE.parse().unwrap(),
-            scscf: SCSCF.parse().unwrap(),
+            core: Core::new(settings, seed).expect("valid settings"),
+            t0: now,
+            now,
+            inbox: HashMap::new(),
+            to_names: Vec::new(),
             out: Vec::with_capacity(8),
         }
     }
-    /// Timed: `handle` of one message and the drain of `poll_transmit` (kept in `self.out`).
+
+    /// [`volte_settings`], seed 1.
+    pub fn volte() -> Sim {
+        Sim::new(volte_settings(), 1)
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.t0
+    }
+
+    /// The listener index of the first listener of `transport` (`udp:`/`tcp:` by name).
+    fn listener(&self, transport: Transport) -> u16 {
+        let prefix = transport.name();
+        self.core
+            .settings()
+            .listeners
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .and_then(|i| u16::try_from(i).ok())
+            .unwrap_or(0)
+    }
+
+    /// `from` sends `bytes` to the gateway over `transport`; the core's output is delivered.
+    pub fn deliver(&mut self, from: SocketAddr, transport: Transport, bytes: impl Into<Bytes>) {
+        let inb = Inbound {
+            transport,
+            listener: self.listener(transport),
+            peer: from,
+            bytes: bytes.into(),
+        };
+        self.core.handle(self.now, inb);
+        self.collect();
+    }
+
+    /// `from` sends `bytes` to the gateway over UDP.
+    pub fn send(&mut self, from: SocketAddr, bytes: impl Into<Bytes>) {
+        self.deliver(from, Transport::Udp, bytes);
+    }
+
+    /// Put what the core sent into the inboxes.
+    fn collect(&mut self) {
+        while let Some(t) = self.core.poll_transmit() {
+            let msg =
+                Message::parse(t.bytes, &Limits::default()).expect("the core sends valid SIP");
+            let sent = Sent {
+                transport: t.transport,
+                msg,
+            };
+            match t.dest {
+                Dest::Addr(a) => self.inbox.entry(a).or_default().push_back(sent),
+                name => self.to_names.push((name, sent)),
+            }
+        }
+    }
+
+    /// Run the core's timers due by `until`, one deadline at a time, stopping early once `at`
+    /// has something in its inbox (with `at`). The clock ends at the last deadline run, or at
+    /// `until`.
+    fn run_until(&mut self, until: Instant, at: Option<SocketAddr>) {
+        loop {
+            if at.is_some_and(|a| self.inbox.get(&a).is_some_and(|q| !q.is_empty())) {
+                return;
+            }
+            match self.core.poll_timeout() {
+                Some(t) if t <= until => {
+                    self.now = self.now.max(t);
+                    self.core.handle_timeout(self.now);
+                    self.collect();
+                }
+                _ => {
+                    self.now = self.now.max(until);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Let `d` of virtual time pass (timers run as they come due).
+    pub fn advance(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until, None);
+    }
+
+    /// The next message the core sends to `at` within `wait` of virtual time (`None`: nothing
+    /// was sent there by then, which in virtual time is exact).
+    pub fn recv(&mut self, at: SocketAddr, wait: Duration) -> Option<Sent> {
+        let until = self.now + wait;
+        self.run_until(until, Some(at));
+        self.inbox.get_mut(&at)?.pop_front()
+    }
+
+    /// The next message to `at` satisfying `want` within `wait`; others on the way are dropped.
+    pub fn recv_where(
+        &mut self,
+        at: SocketAddr,
+        wait: Duration,
+        mut want: impl FnMut(&Message) -> bool,
+    ) -> Option<Sent> {
+        let until = self.now + wait;
+        while self.now <= until {
+            let left = until - self.now;
+            let s = self.recv(at, left)?;
+            if want(&s.msg) {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// Everything in `at`'s inbox now, without letting time pass.
+    pub fn drain(&mut self, at: SocketAddr) -> Vec<Sent> {
+        self.inbox
+            .get_mut(&at)
+            .map(|q| q.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    /// Timed, for benchmarks: `handle` of one message over UDP and the drain of
+    /// `poll_transmit` (kept raw, see [`Sim::take`]); returns the wall time spent in the core.
     pub fn feed(&mut self, peer: SocketAddr, bytes: Bytes) -> Duration {
         let inb = Inbound {
             transport: Transport::Udp,
@@ -164,21 +298,26 @@ impl Sim {
             bytes,
         };
         let t = Instant::now();
-        self.gw.handle(self.now, inb);
-        while let Some(tx) = self.gw.poll_transmit() {
+        self.core.handle(self.now, inb);
+        while let Some(tx) = self.core.poll_transmit() {
             self.out.push(tx.bytes);
         }
         t.elapsed()
     }
+
+    /// What [`Sim::feed`] kept, parsed.
     pub fn take(&mut self) -> Vec<Message> {
         self.out
             .drain(..)
             .map(|b| Message::parse(b, &Limits::default()).unwrap())
             .collect()
     }
-    /// One registration with its subscription; returns the time spent in the gateway and the
-    /// number of messages it sent.
+
+    /// One VoLTE registration with its subscription (the core at [`volte_settings`]); returns
+    /// the wall time spent in the core and the number of messages it sent.
     pub fn registration(&mut self, user: u64) -> (Duration, usize) {
+        let core: SocketAddr = CORE.parse().expect("literal");
+        let scscf: SocketAddr = SCSCF.parse().expect("literal");
         // Every UE has a flow of its own (address and port), as behind a carrier-grade NAT.
         let ue = SocketAddr::from((
             [10, (user >> 16) as u8, (user >> 8) as u8, user as u8],
@@ -190,7 +329,7 @@ impl Sim {
         let vias = fwd.header_values(HeaderName::Via);
         let path = fwd.header(HeaderName::Path).unwrap();
         let ok = register_ok(user, &vias, path);
-        spent += self.feed(self.core, Bytes::from(ok));
+        spent += self.feed(core, Bytes::from(ok));
         let out = self.take();
         let mut sent = 1 + out.len();
         let sub = out
@@ -208,17 +347,17 @@ impl Sim {
                 ("Contact", "<sip:notifier@127.0.0.4:5060>"),
             ],
         );
-        spent += self.feed(self.scscf, sub_ok);
-        spent += self.feed(self.scscf, Bytes::from(notify(&sub, user)));
+        spent += self.feed(scscf, sub_ok);
+        spent += self.feed(scscf, Bytes::from(notify(&sub, user)));
         sent += self.out.len();
         self.out.clear();
         // Virtual time moves 1 ms per registration; due timers (transaction cleanup, gauges)
         // run as the gateway task would run them, and are counted.
         self.now += Duration::from_millis(1);
         let t = Instant::now();
-        if self.gw.poll_timeout().is_some_and(|d| d <= self.now) {
-            self.gw.handle_timeout(self.now);
-            while let Some(tx) = self.gw.poll_transmit() {
+        if self.core.poll_timeout().is_some_and(|d| d <= self.now) {
+            self.core.handle_timeout(self.now);
+            while let Some(tx) = self.core.poll_transmit() {
                 drop(tx);
             }
         }
