@@ -58,6 +58,15 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Show one registration of a running gateway (bindings, flows, implicit set, Service-Route).
+    Registration {
+        /// The registration's default public user identity.
+        pui: String,
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Show the subscription count statistics of a running gateway.
     Stats {
         #[arg(long, default_value = "127.0.0.1:9090")]
@@ -140,6 +149,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &mut std::io::stdout().lock(),
             )?;
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Registration { pui, admin, format } => {
+            let found = client::registration_command(
+                &admin,
+                &pui,
+                fmt(format),
+                &mut std::io::stdout().lock(),
+            )?;
+            Ok(if found {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Cmd::Stats { admin, format } => {
             client::stats_command(&admin, fmt(format), &mut std::io::stdout().lock())?;

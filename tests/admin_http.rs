@@ -281,6 +281,31 @@ async fn errors_404_405_400_431() {
 }
 
 #[tokio::test]
+async fn registration_lookup_answers_404_for_an_unknown_pui_and_400_without_one() {
+    let (addr, _) = start(vec![], 10, |_| {}).await;
+    let r = get(
+        addr,
+        "/api/registrations?pui=sip%3Anobody%40ims.example.net",
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body.contains("no registration"), "{}", r.body);
+    let r = get(addr, "/api/registrations").await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("pui"), "{}", r.body);
+    let r = get(addr, "/api/registrations?pui=x&bogus=1").await;
+    assert_eq!(r.status, 400);
+    let admin = addr.to_string();
+    let found = tokio::task::spawn_blocking(move || {
+        client::fetch_registration(&admin, "sip:nobody@ims.example.net")
+    })
+    .await
+    .unwrap()
+    .expect("a 404 is an answer, not an error");
+    assert_eq!(found, None);
+}
+
+#[tokio::test]
 async fn head_and_keep_alive() {
     let (addr, _) = start(rows(3), 10, |_| {}).await;
     let r = request(

@@ -298,6 +298,7 @@ async fn route(state: &AdminState, head: &RequestHead) -> Response {
         "/metrics" => "metrics",
         "/metrics/subscriptions" => "subscriptions",
         "/api/subscriptions" => "api_subscriptions",
+        "/api/registrations" => "api_registrations",
         "/api/stats" => "api_stats",
         "/healthz" => "healthz",
         "/readyz" => "readyz",
@@ -318,6 +319,7 @@ async fn route(state: &AdminState, head: &RequestHead) -> Response {
                 Err(e) => Response::error(e.status(), e),
             },
             "api_subscriptions" => api_subscriptions(state, head.query.as_deref()).await,
+            "api_registrations" => api_registrations(state, head.query.as_deref()).await,
             "api_stats" => {
                 let snap = exposition::parse(&state.handle.render());
                 json(&snap)
@@ -367,15 +369,24 @@ async fn ask(
     after: Option<u64>,
     limit: usize,
 ) -> Result<SubscriptionPage, AdminError> {
-    let deadline = tokio::time::Instant::now() + state.limits.query_timeout;
-    let (reply, rx) = oneshot::channel();
-    let query = AdminQuery::Subscriptions {
+    query(state, |reply| AdminQuery::Subscriptions {
         filter,
         offset,
         after,
         limit,
         reply,
-    };
+    })
+    .await
+}
+
+/// Asks the gateway task a question and waits (bounded) for the answer.
+async fn query<T>(
+    state: &AdminState,
+    make: impl FnOnce(oneshot::Sender<T>) -> AdminQuery,
+) -> Result<T, AdminError> {
+    let deadline = tokio::time::Instant::now() + state.limits.query_timeout;
+    let (reply, rx) = oneshot::channel();
+    let query = make(reply);
     let timeout = AdminError::GatewayTimeout(state.limits.query_timeout);
     match timeout_at(deadline, state.queries.send(query)).await {
         Ok(Ok(())) => {}
@@ -383,7 +394,7 @@ async fn ask(
         Err(_) => return Err(timeout),
     }
     match timeout_at(deadline, rx).await {
-        Ok(Ok(page)) => Ok(page),
+        Ok(Ok(answer)) => Ok(answer),
         Ok(Err(_)) => Err(AdminError::GatewayGone),
         Err(_) => Err(timeout),
     }
@@ -455,6 +466,40 @@ async fn api_subscriptions(state: &AdminState, query: Option<&str>) -> Response 
     };
     match ask(state, filter, offset, None, limit).await {
         Ok(page) => json(&page),
+        Err(e) => Response::error(e.status(), e),
+    }
+}
+
+/// `/api/registrations?pui=<default PUI>`: one registration, or 404.
+async fn api_registrations(state: &AdminState, q: Option<&str>) -> Response {
+    let pairs = match http::parse_query(q.unwrap_or("")) {
+        Ok(p) => p,
+        Err(e) => return Response::error(400, e),
+    };
+    let mut pui = None;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "pui" => pui = Some(v),
+            _ => {
+                let name = k.chars().take(40).collect();
+                return Response::error(400, QueryError::UnknownParameter(name));
+            }
+        }
+    }
+    let Some(default_pui) = pui.filter(|p| !p.is_empty()) else {
+        return Response::error(
+            400,
+            "missing parameter `pui` (the default public user identity)",
+        );
+    };
+    match query(state, |reply| AdminQuery::Registration {
+        default_pui,
+        reply,
+    })
+    .await
+    {
+        Ok(Some(reg)) => json(&reg),
+        Ok(None) => Response::error(404, "no registration for this default PUI"),
         Err(e) => Response::error(e.status(), e),
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context};
 
 use super::http::percent_encode;
-use super::{SubscriptionFilter, SubscriptionPage, SubscriptionRow};
+use super::{RegistrationView, SubscriptionFilter, SubscriptionPage, SubscriptionRow};
 
 /// Where the admin API listens unless told otherwise (SPEC §9).
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
@@ -32,6 +32,16 @@ pub enum OutputFormat {
 /// `GET path` from `addr` (`host:port`, optionally `http://host:port`); the body of a 2xx
 /// response, an error naming the status otherwise.
 pub fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
+    let (status, body) = http_get_any(addr, path)?;
+    if !(200..300).contains(&status) {
+        let detail = body.lines().next().unwrap_or("").trim();
+        bail!("GET {path}: HTTP {status}: {detail}");
+    }
+    Ok(body)
+}
+
+/// `GET path` from `addr`: the status and body, whatever the status.
+pub fn http_get_any(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
     let host = addr
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -70,12 +80,7 @@ pub fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
         .take(MAX_RESPONSE)
         .read_to_end(&mut raw)
         .with_context(|| format!("reading the response to GET {path}"))?;
-    let (status, body) = split_response(&raw)?;
-    if !(200..300).contains(&status) {
-        let detail = body.lines().next().unwrap_or("").trim();
-        bail!("GET {path}: HTTP {status}: {detail}");
-    }
-    Ok(body)
+    split_response(&raw)
 }
 
 /// Splits a `Connection: close` response into status and body.
@@ -175,6 +180,66 @@ pub fn subscriptions_command(
         }
     }
     Ok(())
+}
+
+/// Fetches `/api/registrations?pui=`: `None` when there is no such registration (404).
+pub fn fetch_registration(
+    addr: &str,
+    default_pui: &str,
+) -> anyhow::Result<Option<RegistrationView>> {
+    let mut path = String::from("/api/registrations?pui=");
+    percent_encode(default_pui, &mut path);
+    match http_get_any(addr, &path)? {
+        (404, _) => Ok(None),
+        (200, body) => Ok(Some(
+            serde_json::from_str(&body).context("decoding /api/registrations")?,
+        )),
+        (status, body) => {
+            let detail = body.lines().next().unwrap_or("").trim();
+            bail!("GET {path}: HTTP {status}: {detail}")
+        }
+    }
+}
+
+/// `regevent-gw registration`: fetch and print one registration.
+pub fn registration_command(
+    addr: &str,
+    default_pui: &str,
+    format: OutputFormat,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let Some(reg) = fetch_registration(addr, default_pui)? else {
+        writeln!(out, "no registration for {default_pui}")?;
+        return Ok(false);
+    };
+    match format {
+        OutputFormat::Json => serde_json::to_writer_pretty(&mut *out, &reg)?,
+        OutputFormat::Table => {
+            writeln!(out, "default PUI    {}", reg.default_pui)?;
+            writeln!(out, "trunk group    {}", reg.trunk_group)?;
+            writeln!(out, "implicit set   {}", reg.implicit_puis.join(", "))?;
+            writeln!(out, "service route  {}", reg.service_route.join(", "))?;
+            let now = now_unix();
+            for b in &reg.bindings {
+                let id = match (&b.instance, b.reg_id) {
+                    (Some(i), Some(r)) => format!(" instance {i} reg-id {r}"),
+                    (Some(i), None) => format!(" instance {i}"),
+                    _ => String::new(),
+                };
+                writeln!(
+                    out,
+                    "binding        {}{id} via {} {} (listener {}), expires in {}",
+                    b.contact,
+                    b.transport,
+                    b.source,
+                    b.listener,
+                    humanize(b.expires_at_unix - now)
+                )?;
+            }
+        }
+    }
+    writeln!(out)?;
+    Ok(true)
 }
 
 /// `regevent-gw stats`: fetch and print.

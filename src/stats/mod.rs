@@ -15,7 +15,9 @@ pub mod query;
 pub mod recorder;
 pub mod render;
 
-pub use regevent_proto::core::views::{SubscriptionFilter, SubscriptionPage, SubscriptionRow};
+pub use regevent_proto::core::views::{
+    BindingView, RegistrationView, SubscriptionFilter, SubscriptionPage, SubscriptionRow,
+};
 pub use regevent_proto::names;
 use tokio::sync::oneshot;
 
@@ -31,5 +33,10 @@ pub enum AdminQuery {
         after: Option<u64>,
         limit: usize,
         reply: oneshot::Sender<SubscriptionPage>,
+    },
+    /// The registration of a default PUI (`/api/registrations?pui=`).
+    Registration {
+        default_pui: String,
+        reply: oneshot::Sender<Option<RegistrationView>>,
     },
 }

@@ -71,6 +71,9 @@ pub fn spawn_static_responder(mut rows: Vec<SubscriptionRow>) -> mpsc::Sender<Ad
                 } => {
                     let _ = reply.send(page_of(&rows, &filter, offset, after, limit));
                 }
+                AdminQuery::Registration { reply, .. } => {
+                    let _ = reply.send(None);
+                }
             }
         }
     });

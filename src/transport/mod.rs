@@ -280,6 +280,9 @@ fn answer_admin(gw: &Core, q: AdminQuery, now: Instant, wall: SystemTime) {
         } => {
             let _ = reply.send(gw.subscription_page(&filter, offset, after, limit, now, wall));
         }
+        AdminQuery::Registration { default_pui, reply } => {
+            let _ = reply.send(gw.registration_view(&default_pui, now, wall));
+        }
     }
 }
 

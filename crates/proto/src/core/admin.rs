@@ -5,8 +5,56 @@
 
 use std::time::{Instant, SystemTime};
 
-use super::views::{SubscriptionFilter, SubscriptionPage, SubscriptionRow};
+use super::views::{
+    BindingView, RegistrationView, SubscriptionFilter, SubscriptionPage, SubscriptionRow,
+};
+use crate::registrar::Registrar;
 use crate::subscription::{Engine, SubId, SubState, SubscriptionView};
+
+/// Unix seconds of `t`, given the wall-clock time `wall` at `now`.
+fn unix_at(now: Instant, wall: SystemTime) -> impl Fn(Instant) -> f64 {
+    let unix_now = wall
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    move |t: Instant| {
+        if t >= now {
+            unix_now + (t - now).as_secs_f64()
+        } else {
+            unix_now - (now - t).as_secs_f64()
+        }
+    }
+}
+
+/// The registration of `default_pui`, as operators see it.
+pub(super) fn registration_view(
+    registrar: &Registrar,
+    default_pui: &str,
+    now: Instant,
+    wall: SystemTime,
+) -> Option<RegistrationView> {
+    let unix = unix_at(now, wall);
+    let r = registrar.get(default_pui)?;
+    Some(RegistrationView {
+        default_pui: r.default_pui.to_string(),
+        trunk_group: r.trunk_group.to_string(),
+        implicit_puis: r.associated.iter().map(|p| p.to_string()).collect(),
+        service_route: r.service_route.iter().map(|s| s.to_string()).collect(),
+        bindings: r
+            .bindings
+            .iter()
+            .map(|b| BindingView {
+                contact: b.uri.to_string(),
+                instance: b.instance.as_deref().map(str::to_owned),
+                reg_id: b.reg_id,
+                expires_at_unix: unix(registrar.instant(b.expires_at)),
+                transport: b.flow.transport.name().to_owned(),
+                source: b.flow.peer.to_string(),
+                listener: b.flow.listener,
+            })
+            .collect(),
+    })
+}
 
 /// A page of the live subscription list. `wall` is the wall-clock time at `now`.
 pub(super) fn subscription_page(
@@ -18,17 +66,7 @@ pub(super) fn subscription_page(
     now: Instant,
     wall: SystemTime,
 ) -> SubscriptionPage {
-    let unix_now = wall
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    let unix = |t: Instant| -> f64 {
-        if t >= now {
-            unix_now + (t - now).as_secs_f64()
-        } else {
-            unix_now - (now - t).as_secs_f64()
-        }
-    };
+    let unix = unix_at(now, wall);
     let mut keep = |pui: &str, tg: &str, st: SubState| filter.matches_fields(pui, tg, st.as_str());
     let mut rows = Vec::with_capacity(limit.min(10_000));
     let mut push = |v: SubscriptionView| {
@@ -43,8 +81,8 @@ pub(super) fn subscription_page(
             registrar: v.registrar,
             requested_expiry_s: v.requested_expiry,
             granted_expiry_s: v.granted_expiry,
-            expires_at_unix: v.expires_at.map(unix),
-            next_refresh_unix: v.next_refresh.map(unix),
+            expires_at_unix: v.expires_at.map(&unix),
+            next_refresh_unix: v.next_refresh.map(&unix),
             created_unix: unix(v.created),
             last_notify_version: v.last_notify_version,
             implicit_puis: v.implicit_puis as u32,

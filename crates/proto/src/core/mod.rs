@@ -210,6 +210,17 @@ impl Core {
         admin::subscription_page(&self.engine, filter, offset, after, limit, now, wall)
     }
 
+    /// The registration of a default PUI, as operators see it. `wall` is the wall-clock time
+    /// at `now`.
+    pub fn registration_view(
+        &self,
+        default_pui: &str,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Option<views::RegistrationView> {
+        admin::registration_view(&self.registrar, default_pui, now, wall)
+    }
+
     /// Process one received message.
     pub fn handle(&mut self, now: Instant, inb: Inbound) {
         match Message::parse(inb.bytes.clone(), &self.ctx.limits) {

@@ -70,3 +70,28 @@ impl SubscriptionFilter {
             .all(|f| f.as_deref().is_none_or(str::is_empty))
     }
 }
+
+/// One registration as operators see it (`/api/registrations?pui=`), times as Unix seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistrationView {
+    pub default_pui: String,
+    pub trunk_group: String,
+    /// The implicit registration set, default PUI first.
+    pub implicit_puis: Vec<String>,
+    pub service_route: Vec<String>,
+    pub bindings: Vec<BindingView>,
+}
+
+/// One contact binding of a registration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BindingView {
+    pub contact: String,
+    /// `+sip.instance` and `reg-id` (RFC 5626), when registered with them.
+    pub instance: Option<String>,
+    pub reg_id: Option<u32>,
+    pub expires_at_unix: f64,
+    /// The UE's flow: `udp` or `tcp`, its address, the listener index it arrived on.
+    pub transport: String,
+    pub source: String,
+    pub listener: u16,
+}
