@@ -1,17 +1,20 @@
-//! Issue 6 over real loopback sockets: proxying the traffic of registered UEs (originating with
-//! the Service-Route pre-loaded, terminating through the Path, in-dialog through our
-//! Record-Route, over UDP and TCP), UE reg-event subscriptions beside our own, the IBCF mode with
-//! Contact translation, and the proxy's refusals (403, 483, 404/480).
+//! Issue 6: proxying the traffic of registered UEs (originating with the Service-Route
+//! pre-loaded, terminating through the Path, in-dialog through our Record-Route), UE reg-event
+//! subscriptions beside our own, the IBCF mode with Contact translation, and the proxy's
+//! refusals (403, 483, 404/480). The routing rules run in virtual time on the sans-IO core
+//! (`common::virt`); over real loopback sockets only a request through the Path to the UE's TCP
+//! connection.
 
 mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::virt::{addr, Virt};
 use common::{next_of, profile, reginfo, Harness, DOMAIN, WAIT};
 use regevent_gw::config::{Profile, Role};
 use regevent_gw::sip::{writer, HeaderName, Message};
-use regevent_lab::peer::{TcpPeer, UdpPeer};
+use regevent_lab::peer::TcpPeer;
 
 /// A request from `from` (Via, Contact) with optional Route values and body.
 #[allow(clippy::too_many_arguments)]
@@ -46,16 +49,16 @@ fn rr_of(m: &Message) -> String {
 
 const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
 
-#[tokio::test]
-async fn invite_gets_service_route_and_record_route_and_the_bye_follows_the_dialog() {
-    let h = Harness::start(profile(false)).await;
-    h.register("alice", 1, 600, &[]).await;
-    let contact = format!("sip:alice@{};transport=udp", h.ue.addr);
+#[test]
+fn invite_gets_service_route_and_record_route_and_the_bye_follows_the_dialog() {
+    let mut h = Virt::start(profile(false));
+    h.register("alice", 1, 600, &[]);
+    let contact = format!("sip:alice@{};transport=udp", h.ue);
     let alice = format!("<sip:alice@{DOMAIN}>;tag=a1");
     let inv = request(
         "INVITE",
         &format!("sip:bob@{DOMAIN}"),
-        h.ue.addr,
+        h.ue,
         "UDP",
         "call1",
         1,
@@ -65,16 +68,16 @@ async fn invite_gets_service_route_and_record_route_and_the_bye_follows_the_dial
         &format!("Contact: <{contact}>\r\nContent-Type: application/sdp\r\nX-Odd:  spaced \r\n"),
         SDP,
     );
-    h.ue.send(h.gw_udp, &inv).await.unwrap();
-    let (trying, _) = next_of(&h.ue, "INVITE", true).await.expect("100 Trying");
+    h.sim.send(h.ue, inv);
+    let trying = h.next_of(h.ue, "INVITE", true).expect("100 Trying");
     assert_eq!(trying.status(), Some(100));
 
-    let (fwd, gw) = next_of(&h.scscf, "INVITE", false)
-        .await
+    let fwd = h
+        .next_of(h.scscf, "INVITE", false)
         .expect("INVITE at the S-CSCF");
     assert_eq!(
         fwd.header_values(HeaderName::Route),
-        vec![format!("<sip:scscf@{};lr>", h.scscf.addr)],
+        vec![format!("<sip:scscf@{};lr>", h.scscf)],
         "Route = Service-Route"
     );
     let rr = rr_of(&fwd);
@@ -88,7 +91,7 @@ async fn invite_gets_service_route_and_record_route_and_the_bye_follows_the_dial
     assert_eq!(vias[0].port, Some(h.port));
     assert_eq!(
         vias[1].rport(),
-        Some(Some(h.ue.addr.port())),
+        Some(Some(h.ue.port())),
         "the UE's Via gets rport"
     );
     assert_eq!(fwd.body(), SDP.as_bytes());
@@ -101,7 +104,7 @@ async fn invite_gets_service_route_and_record_route_and_the_bye_follows_the_dial
     );
 
     // 180 and 200 go back along the Via.
-    let bob_contact = format!("<sip:bob@{}>", h.scscf.addr);
+    let bob_contact = format!("<sip:bob@{}>", h.scscf);
     let ringing = writer::response(
         &fwd,
         180,
@@ -109,7 +112,7 @@ async fn invite_gets_service_route_and_record_route_and_the_bye_follows_the_dial
         Some("b1"),
         &[("Record-Route", &rr), ("Contact", &bob_contact)],
     );
-    h.scscf.send(gw, &ringing).await.unwrap();
+    h.sim.send(h.scscf, ringing);
     let ok = writer::response(
         &fwd,
         200,
@@ -117,10 +120,10 @@ async fn invite_gets_service_route_and_record_route_and_the_bye_follows_the_dial
         Some("b1"),
         &[("Record-Route", &rr), ("Contact", &bob_contact)],
     );
-    h.scscf.send(gw, &ok).await.unwrap();
-    let (r180, _) = next_of(&h.ue, "INVITE", true).await.unwrap();
+    h.sim.send(h.scscf, ok);
+    let r180 = h.next_of(h.ue, "INVITE", true).unwrap();
     assert_eq!(r180.status(), Some(180));
-    let (r200, _) = next_of(&h.ue, "INVITE", true).await.unwrap();
+    let r200 = h.next_of(h.ue, "INVITE", true).unwrap();
     assert_eq!(r200.status(), Some(200));
     assert_eq!(r200.vias().unwrap().len(), 1, "our Via removed");
 
@@ -128,8 +131,8 @@ async fn invite_gets_service_route_and_record_route_and_the_bye_follows_the_dial
     let bob = format!("<sip:bob@{DOMAIN}>;tag=b1");
     let ack = request(
         "ACK",
-        &format!("sip:bob@{}", h.scscf.addr),
-        h.ue.addr,
+        &format!("sip:bob@{}", h.scscf),
+        h.ue,
         "UDP",
         "call1",
         1,
@@ -139,24 +142,22 @@ async fn invite_gets_service_route_and_record_route_and_the_bye_follows_the_dial
         "",
         "",
     );
-    h.ue.send(h.gw_udp, &ack).await.unwrap();
-    let (ack_fwd, _) = next_of(&h.scscf, "ACK", false)
-        .await
-        .expect("ACK forwarded");
+    h.sim.send(h.ue, ack);
+    let ack_fwd = h.next_of(h.scscf, "ACK", false).expect("ACK forwarded");
     assert!(
         ack_fwd.header(HeaderName::Route).is_none(),
         "our Route entry popped"
     );
     assert_eq!(
         ack_fwd.request_uri(),
-        Some(format!("sip:bob@{}", h.scscf.addr).as_str())
+        Some(format!("sip:bob@{}", h.scscf).as_str())
     );
 
     // The BYE from the core side follows our Record-Route to the UE.
     let bye = request(
         "BYE",
         &contact,
-        h.scscf.addr,
+        h.scscf,
         "UDP",
         "call1",
         2,
@@ -166,8 +167,8 @@ async fn invite_gets_service_route_and_record_route_and_the_bye_follows_the_dial
         "",
         "",
     );
-    h.scscf.send(h.gw_udp, &bye).await.unwrap();
-    let (bye_fwd, _) = next_of(&h.ue, "BYE", false).await.expect("BYE at the UE");
+    h.sim.send(h.scscf, bye);
+    let bye_fwd = h.next_of(h.ue, "BYE", false).expect("BYE at the UE");
     assert_eq!(
         bye_fwd.request_uri(),
         Some(contact.as_str()),
@@ -176,27 +177,25 @@ async fn invite_gets_service_route_and_record_route_and_the_bye_follows_the_dial
     assert!(bye_fwd.header(HeaderName::Route).is_none());
     assert_eq!(bye_fwd.max_forwards().unwrap(), Some(69));
     assert_eq!(bye_fwd.vias().unwrap()[0].port, Some(h.port));
-    h.ue.send(h.gw_udp, &writer::response(&bye_fwd, 200, "OK", None, &[]))
-        .await
-        .unwrap();
-    let (bye_ok, _) = next_of(&h.scscf, "BYE", true)
-        .await
+    h.sim
+        .send(h.ue, writer::response(&bye_fwd, 200, "OK", None, &[]));
+    let bye_ok = h
+        .next_of(h.scscf, "BYE", true)
         .expect("200 to BYE at the core");
     assert_eq!(bye_ok.status(), Some(200));
     assert_eq!(bye_ok.vias().unwrap().len(), 1);
-    h.gw.stop().await;
 }
 
-#[tokio::test]
-async fn invite_is_retransmitted_and_cancel_follows_with_the_same_branch() {
-    let h = Harness::start(profile(false)).await;
-    h.register("carl", 1, 600, &[]).await;
+#[test]
+fn invite_is_retransmitted_and_cancel_follows_with_the_same_branch() {
+    let mut h = Virt::start(profile(false));
+    h.register("carl", 1, 600, &[]);
     let carl = format!("<sip:carl@{DOMAIN}>;tag=c1");
     let bob = format!("<sip:bob@{DOMAIN}>");
     let inv = request(
         "INVITE",
         &format!("sip:bob@{DOMAIN}"),
-        h.ue.addr,
+        h.ue,
         "UDP",
         "call2",
         1,
@@ -206,35 +205,26 @@ async fn invite_is_retransmitted_and_cancel_follows_with_the_same_branch() {
         "",
         "",
     );
-    h.ue.send(h.gw_udp, &inv).await.unwrap();
-    let (a, _) = next_of(&h.scscf, "INVITE", false).await.unwrap();
-    let (b, gw) = next_of(&h.scscf, "INVITE", false)
-        .await
+    h.sim.send(h.ue, inv.clone());
+    let a = h.next_of(h.scscf, "INVITE", false).unwrap();
+    let b = h
+        .next_of(h.scscf, "INVITE", false)
         .expect("Timer A retransmission");
     assert_eq!(a.raw(), b.raw());
-    assert_eq!(
-        next_of(&h.ue, "INVITE", true).await.unwrap().0.status(),
-        Some(100)
-    );
+    assert_eq!(h.next_of(h.ue, "INVITE", true).unwrap().status(), Some(100));
     // A retransmission from the UE is absorbed: answered 100 again (we retransmit downstream).
-    h.ue.send(h.gw_udp, &inv).await.unwrap();
-    assert_eq!(
-        next_of(&h.ue, "INVITE", true).await.unwrap().0.status(),
-        Some(100)
+    h.sim.send(h.ue, inv);
+    assert_eq!(h.next_of(h.ue, "INVITE", true).unwrap().status(), Some(100));
+    h.sim.send(
+        h.scscf,
+        writer::response(&a, 180, "Ringing", Some("b2"), &[]),
     );
-    h.scscf
-        .send(gw, &writer::response(&a, 180, "Ringing", Some("b2"), &[]))
-        .await
-        .unwrap();
-    assert_eq!(
-        next_of(&h.ue, "INVITE", true).await.unwrap().0.status(),
-        Some(180)
-    );
-    while h.scscf.recv(Duration::from_millis(150)).await.is_some() {}
+    assert_eq!(h.next_of(h.ue, "INVITE", true).unwrap().status(), Some(180));
+    while h.recv(h.scscf, Duration::from_millis(150)).is_some() {}
     let cancel = request(
         "CANCEL",
         &format!("sip:bob@{DOMAIN}"),
-        h.ue.addr,
+        h.ue,
         "UDP",
         "call2",
         1,
@@ -248,9 +238,9 @@ async fn invite_is_retransmitted_and_cancel_follows_with_the_same_branch() {
     let cancel = String::from_utf8(cancel)
         .unwrap()
         .replace("call21CANCEL", "call21INVITE");
-    h.ue.send(h.gw_udp, cancel.as_bytes()).await.unwrap();
-    let (c, _) = next_of(&h.scscf, "CANCEL", false)
-        .await
+    h.sim.send(h.ue, cancel.into_bytes());
+    let c = h
+        .next_of(h.scscf, "CANCEL", false)
         .expect("CANCEL forwarded");
     assert_eq!(
         c.top_via().branch(),
@@ -262,7 +252,6 @@ async fn invite_is_retransmitted_and_cancel_follows_with_the_same_branch() {
         a.header_values(HeaderName::Route)
     );
     assert!(c.header(HeaderName::RecordRoute).is_none());
-    h.gw.stop().await;
 }
 
 #[tokio::test]
@@ -313,15 +302,15 @@ async fn core_message_to_the_path_reaches_the_ue_tcp_connection() {
     h.gw.stop().await;
 }
 
-#[tokio::test]
-async fn refusals_unregistered_403_max_forwards_483_unknown_flow_404_and_480() {
-    let h = Harness::start(profile(false)).await;
+#[test]
+fn refusals_unregistered_403_max_forwards_483_unknown_flow_404_and_480() {
+    let mut h = Virt::start(profile(false));
     let from = format!("<sip:zed@{DOMAIN}>;tag=z");
     let to = format!("<sip:bob@{DOMAIN}>");
     let inv = request(
         "INVITE",
         &format!("sip:bob@{DOMAIN}"),
-        h.ue.addr,
+        h.ue,
         "UDP",
         "r1",
         1,
@@ -331,8 +320,8 @@ async fn refusals_unregistered_403_max_forwards_483_unknown_flow_404_and_480() {
         "",
         "",
     );
-    h.ue.send(h.gw_udp, &inv).await.unwrap();
-    let (r, _) = next_of(&h.ue, "INVITE", true).await.unwrap();
+    h.sim.send(h.ue, inv);
+    let r = h.next_of(h.ue, "INVITE", true).unwrap();
     assert_eq!(r.status(), Some(403));
     assert!(
         r.reason().unwrap().contains("not registered"),
@@ -340,11 +329,11 @@ async fn refusals_unregistered_403_max_forwards_483_unknown_flow_404_and_480() {
         r.reason()
     );
 
-    h.register("zed", 1, 600, &[]).await;
+    h.register("zed", 1, 600, &[]);
     let zero = String::from_utf8(request(
         "MESSAGE",
         &format!("sip:bob@{DOMAIN}"),
-        h.ue.addr,
+        h.ue,
         "UDP",
         "r2",
         1,
@@ -356,9 +345,9 @@ async fn refusals_unregistered_403_max_forwards_483_unknown_flow_404_and_480() {
     ))
     .unwrap()
     .replace("Max-Forwards: 70", "Max-Forwards: 0");
-    h.ue.send(h.gw_udp, zero.as_bytes()).await.unwrap();
+    h.sim.send(h.ue, zero.into_bytes());
     assert_eq!(
-        next_of(&h.ue, "MESSAGE", true).await.unwrap().0.status(),
+        h.next_of(h.ue, "MESSAGE", true).unwrap().status(),
         Some(483)
     );
 
@@ -366,7 +355,7 @@ async fn refusals_unregistered_403_max_forwards_483_unknown_flow_404_and_480() {
     let m = request(
         "MESSAGE",
         "sip:zed@10.9.9.9",
-        h.core.addr,
+        h.core,
         "UDP",
         "r3",
         1,
@@ -376,15 +365,15 @@ async fn refusals_unregistered_403_max_forwards_483_unknown_flow_404_and_480() {
         "",
         "",
     );
-    h.core.send(h.gw_udp, &m).await.unwrap();
-    let (r, _) = next_of(&h.core, "MESSAGE", true).await.unwrap();
+    h.sim.send(h.core, m);
+    let r = h.next_of(h.core, "MESSAGE", true).unwrap();
     assert_eq!(r.status(), Some(404));
     // A well-formed token for a flow nobody registered from.
     let stale = format!("<sip:u0-7f000001-1@127.0.0.1:{};lr>", h.port);
     let m = request(
         "MESSAGE",
         "sip:zed@10.9.9.9",
-        h.core.addr,
+        h.core,
         "UDP",
         "r4",
         1,
@@ -394,33 +383,30 @@ async fn refusals_unregistered_403_max_forwards_483_unknown_flow_404_and_480() {
         "",
         "",
     );
-    h.core.send(h.gw_udp, &m).await.unwrap();
-    let (r, _) = next_of(&h.core, "MESSAGE", true).await.unwrap();
+    h.sim.send(h.core, m);
+    let r = h.next_of(h.core, "MESSAGE", true).unwrap();
     assert_eq!(r.status(), Some(480));
     assert!(
-        h.scscf.recv(Duration::from_millis(200)).await.is_none(),
+        h.recv(h.scscf, Duration::from_millis(200)).is_none(),
         "nothing forwarded"
     );
-    h.gw.stop().await;
 }
 
-#[tokio::test]
-async fn ue_reg_event_subscription_passes_untouched_beside_ours() {
-    let h = Harness::start(profile(true)).await;
-    h.register("uma", 1, 600, &[]).await;
-    let (ours, from) = h.next_subscribe().await.expect("our SUBSCRIBE");
-    h.scscf
-        .send(from, &h.subscribe_ok(&ours, 600))
-        .await
-        .unwrap();
+#[test]
+fn ue_reg_event_subscription_passes_untouched_beside_ours() {
+    let mut h = Virt::start(profile(true));
+    h.register("uma", 1, 600, &[]);
+    let ours = h.next_subscribe().expect("our SUBSCRIBE");
+    let ok = h.subscribe_ok(&ours, 600);
+    h.sim.send(h.scscf, ok);
 
     let pui = format!("sip:uma@{DOMAIN}");
-    let contact = format!("sip:uma@{};transport=udp", h.ue.addr);
+    let contact = format!("sip:uma@{};transport=udp", h.ue);
     let uma = format!("<{pui}>;tag=u1");
     let sub = request(
         "SUBSCRIBE",
         &pui,
-        h.ue.addr,
+        h.ue,
         "UDP",
         "uesub",
         1,
@@ -430,9 +416,9 @@ async fn ue_reg_event_subscription_passes_untouched_beside_ours() {
         &format!("Contact: <{contact}>\r\nEvent: reg\r\nExpires: 600\r\nAccept: application/reginfo+xml\r\n"),
         "",
     );
-    h.ue.send(h.gw_udp, &sub).await.unwrap();
+    h.sim.send(h.ue, sub);
     let fwd = loop {
-        let (m, _) = h.next_subscribe().await.expect("the UE's SUBSCRIBE");
+        let m = h.next_subscribe().expect("the UE's SUBSCRIBE");
         if m.call_id() == "uesub" {
             break m;
         }
@@ -444,21 +430,18 @@ async fn ue_reg_event_subscription_passes_untouched_beside_ours() {
     );
     assert_eq!(fwd.header_values(HeaderName::Route).len(), 1);
     let rr = rr_of(&fwd);
-    h.scscf
-        .send(
-            from,
-            &writer::response(
-                &fwd,
-                200,
-                "OK",
-                Some("s9"),
-                &[("Record-Route", &rr), ("Expires", "600")],
-            ),
-        )
-        .await
-        .unwrap();
+    h.sim.send(
+        h.scscf,
+        writer::response(
+            &fwd,
+            200,
+            "OK",
+            Some("s9"),
+            &[("Record-Route", &rr), ("Expires", "600")],
+        ),
+    );
     assert_eq!(
-        next_of(&h.ue, "SUBSCRIBE", true).await.unwrap().0.status(),
+        h.next_of(h.ue, "SUBSCRIBE", true).unwrap().status(),
         Some(200)
     );
 
@@ -466,7 +449,7 @@ async fn ue_reg_event_subscription_passes_untouched_beside_ours() {
     let notify = request(
         "NOTIFY",
         &contact,
-        h.scscf.addr,
+        h.scscf,
         "UDP",
         "uesub",
         1,
@@ -476,63 +459,60 @@ async fn ue_reg_event_subscription_passes_untouched_beside_ours() {
         "Event: reg\r\nSubscription-State: active;expires=600\r\nContent-Type: application/reginfo+xml\r\n",
         &body,
     );
-    h.scscf.send(h.gw_udp, &notify).await.unwrap();
-    let (got, _) = next_of(&h.ue, "NOTIFY", false)
-        .await
+    h.sim.send(h.scscf, notify);
+    let got = h
+        .next_of(h.ue, "NOTIFY", false)
         .expect("the core's NOTIFY reaches the UE");
     assert_eq!(got.body(), body.as_bytes(), "body bytes identical");
-    h.ue.send(h.gw_udp, &writer::response(&got, 200, "OK", None, &[]))
-        .await
-        .unwrap();
+    h.sim
+        .send(h.ue, writer::response(&got, 200, "OK", None, &[]));
     assert_eq!(
-        next_of(&h.scscf, "NOTIFY", true).await.unwrap().0.status(),
+        h.next_of(h.scscf, "NOTIFY", true).unwrap().status(),
         Some(200)
     );
 
     // Our own subscription is still the only one, and its NOTIFY is still ours.
-    assert_eq!(h.subscriptions().await, 1);
+    assert_eq!(h.subscriptions(), 1);
     let ours_body = reginfo(0, &pui, "active", &contact);
-    let resp = h
-        .send_notify(&h.notify(
-            &ours,
-            1,
-            "active;expires=600",
-            "application/reginfo+xml",
-            &ours_body,
-        ))
-        .await;
+    let notify = h.notify(
+        &ours,
+        1,
+        "active;expires=600",
+        "application/reginfo+xml",
+        &ours_body,
+    );
+    let resp = h.send_notify(&notify);
     assert_eq!(resp.status(), Some(200));
     assert!(
-        h.ue.recv(Duration::from_millis(200)).await.is_none(),
+        h.recv(h.ue, Duration::from_millis(200)).is_none(),
         "our NOTIFY is not proxied to the UE"
     );
-    h.gw.stop().await;
 }
 
-#[tokio::test]
-async fn ibcf_translates_the_contact_of_a_reg_event_dialog_and_never_subscribes() {
+#[test]
+fn ibcf_translates_the_contact_of_a_reg_event_dialog_and_never_subscribes() {
     let ibcf = Profile {
         support_reg_event: true,
         role: Role::Ibcf,
         ..Profile::default()
     };
-    let h = Harness::start(ibcf).await;
+    let mut h = Virt::start(ibcf);
     // A registration through an IBCF trunk generates no subscription.
-    h.register("ida", 1, 600, &[]).await;
+    h.register("ida", 1, 600, &[]);
     assert!(
-        h.scscf.recv(Duration::from_millis(300)).await.is_none(),
+        h.recv(h.scscf, Duration::from_millis(300)).is_none(),
         "no SUBSCRIBE"
     );
-    assert_eq!(h.subscriptions().await, 0);
+    assert_eq!(h.subscriptions(), 0);
 
-    let peer = UdpPeer::bind().await.unwrap();
+    let peer = addr("127.0.0.5:5060");
     let pui = format!("sip:ida@{DOMAIN}");
-    let peer_contact = format!("sip:pcscf@{}", peer.addr);
+    let peer_contact = format!("sip:pcscf@{peer}");
     let watcher = "<sip:pcscf@visited.example>;tag=w1".to_string();
     let sub = request(
         "SUBSCRIBE",
         &pui,
-        peer.addr,
+        peer,
         "UDP",
         "ibsub",
         1,
@@ -542,9 +522,9 @@ async fn ibcf_translates_the_contact_of_a_reg_event_dialog_and_never_subscribes(
         &format!("Contact: \"v\" <{peer_contact}>;+g.x\r\nEvent: reg\r\nExpires: 600\r\n"),
         "",
     );
-    peer.send(h.gw_udp, &sub).await.unwrap();
-    let (fwd, gw) = next_of(&h.core, "SUBSCRIBE", false)
-        .await
+    h.sim.send(peer, sub);
+    let fwd = h
+        .next_of(h.core, "SUBSCRIBE", false)
         .expect("SUBSCRIBE towards the core");
     let ours = format!("@127.0.0.1:{}>", h.port);
     let c = fwd.header(HeaderName::Contact).unwrap().to_string();
@@ -560,27 +540,22 @@ async fn ibcf_translates_the_contact_of_a_reg_event_dialog_and_never_subscribes(
     assert!(rr.contains(";rr=ib>"), "{rr}");
 
     // The 2xx's Contact (the notifier) is translated too.
-    let notifier = format!("<sip:notifier@{}>", h.core.addr);
-    h.core
-        .send(
-            gw,
-            &writer::response(
-                &fwd,
-                200,
-                "OK",
-                Some("n1"),
-                &[
-                    ("Record-Route", &rr),
-                    ("Contact", &notifier),
-                    ("Expires", "600"),
-                ],
-            ),
-        )
-        .await
-        .unwrap();
-    let (ok, _) = next_of(&peer, "SUBSCRIBE", true)
-        .await
-        .expect("200 at the peer");
+    let notifier = format!("<sip:notifier@{}>", h.core);
+    h.sim.send(
+        h.core,
+        writer::response(
+            &fwd,
+            200,
+            "OK",
+            Some("n1"),
+            &[
+                ("Record-Route", &rr),
+                ("Contact", &notifier),
+                ("Expires", "600"),
+            ],
+        ),
+    );
+    let ok = h.next_of(peer, "SUBSCRIBE", true).expect("200 at the peer");
     let ok_contact = ok.header(HeaderName::Contact).unwrap().to_string();
     assert!(
         ok_contact.starts_with("<sip:c") && ok_contact.ends_with(&ours),
@@ -593,7 +568,7 @@ async fn ibcf_translates_the_contact_of_a_reg_event_dialog_and_never_subscribes(
     let notify = request(
         "NOTIFY",
         &translated,
-        h.core.addr,
+        h.core,
         "UDP",
         "ibsub",
         1,
@@ -603,9 +578,9 @@ async fn ibcf_translates_the_contact_of_a_reg_event_dialog_and_never_subscribes(
         &format!("Contact: {notifier}\r\nEvent: reg\r\nSubscription-State: active;expires=600\r\nContent-Type: application/reginfo+xml\r\n"),
         &body,
     );
-    h.core.send(h.gw_udp, &notify).await.unwrap();
-    let (n, _) = next_of(&peer, "NOTIFY", false)
-        .await
+    h.sim.send(h.core, notify);
+    let n = h
+        .next_of(peer, "NOTIFY", false)
         .expect("NOTIFY at the peer");
     assert_eq!(
         n.request_uri(),
@@ -619,11 +594,9 @@ async fn ibcf_translates_the_contact_of_a_reg_event_dialog_and_never_subscribes(
         "same token as in the 2xx"
     );
     assert!(n.header(HeaderName::Route).is_none());
-    peer.send(h.gw_udp, &writer::response(&n, 200, "OK", None, &[]))
-        .await
-        .unwrap();
+    h.sim.send(peer, writer::response(&n, 200, "OK", None, &[]));
     assert_eq!(
-        next_of(&h.core, "NOTIFY", true).await.unwrap().0.status(),
+        h.next_of(h.core, "NOTIFY", true).unwrap().status(),
         Some(200)
     );
 
@@ -631,7 +604,7 @@ async fn ibcf_translates_the_contact_of_a_reg_event_dialog_and_never_subscribes(
     let refresh = request(
         "SUBSCRIBE",
         &notifier_token,
-        peer.addr,
+        peer,
         "UDP",
         "ibsub",
         2,
@@ -641,9 +614,9 @@ async fn ibcf_translates_the_contact_of_a_reg_event_dialog_and_never_subscribes(
         &format!("Contact: <{peer_contact}>\r\nEvent: reg\r\nExpires: 600\r\n"),
         "",
     );
-    peer.send(h.gw_udp, &refresh).await.unwrap();
-    let (r, _) = next_of(&h.core, "SUBSCRIBE", false)
-        .await
+    h.sim.send(peer, refresh);
+    let r = h
+        .next_of(h.core, "SUBSCRIBE", false)
         .expect("refresh at the notifier");
     assert_eq!(r.request_uri(), Some(notifier.trim_matches(['<', '>'])));
     assert_eq!(
@@ -652,6 +625,5 @@ async fn ibcf_translates_the_contact_of_a_reg_event_dialog_and_never_subscribes(
         Some(translated.as_str()),
         "same token"
     );
-    assert_eq!(h.subscriptions().await, 0);
-    h.gw.stop().await;
+    assert_eq!(h.subscriptions(), 0);
 }

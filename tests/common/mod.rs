@@ -1,5 +1,8 @@
 //! Shared harness for socket-level tests: a gateway on loopback with a scripted UE, a scripted
-//! core (registrar) and a scripted S-CSCF (notifier), all real UDP/TCP sockets.
+//! core (registrar) and a scripted S-CSCF (notifier), all real UDP/TCP sockets. The messages the
+//! scripted peers send are built by free functions ([`register_bytes`], [`register_ok`],
+//! [`subscribe_ok`], [`notify`], [`reginfo`]) shared with [`virt`], the same peers around the
+//! sans-IO core in virtual time.
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, UdpSocket as StdUdp};
@@ -10,6 +13,8 @@ use regevent_gw::app::{self, Running};
 use regevent_gw::config::{Config, Listener, Network, Profile, Transport};
 use regevent_gw::sip::{writer, HeaderName, Message};
 use regevent_lab::peer::UdpPeer;
+
+pub mod virt;
 
 pub const WAIT: Duration = Duration::from_secs(3);
 pub const DOMAIN: &str = "ims.example.net";
@@ -100,7 +105,7 @@ impl Harness {
         }
     }
 
-    /// The REGISTER a UE on `local` sends.
+    /// The REGISTER a UE on `local` sends ([`register_bytes`]).
     pub fn register_bytes(
         &self,
         user: &str,
@@ -110,55 +115,13 @@ impl Harness {
         expires: u32,
         contact_params: &str,
     ) -> Vec<u8> {
-        format!(
-            "REGISTER sip:{DOMAIN} SIP/2.0\r\n\
-             Via: SIP/2.0/{transport} {local};branch=z9hG4bK{user}{cseq};rport\r\n\
-             Max-Forwards: 70\r\n\
-             From: <sip:{user}@{DOMAIN}>;tag=ue{user}\r\n\
-             To: <sip:{user}@{DOMAIN}>\r\n\
-             Call-ID: reg-{user}@{local}\r\n\
-             CSeq: {cseq} REGISTER\r\n\
-             Contact: <sip:{user}@{local};transport={}>;expires={expires}{contact_params}\r\n\
-             X-Unknown-Header:   kept   as is  \r\n\
-             Content-Length: 0\r\n\r\n",
-            transport.to_ascii_lowercase()
-        )
-        .into_bytes()
+        register_bytes(user, local, transport, cseq, expires, contact_params)
     }
 
-    /// The core's 200 OK to a forwarded REGISTER: echoes the contacts with `expires`, adds
-    /// Service-Route (towards our S-CSCF peer) and P-Associated-URI (default + `implicit`).
+    /// The core's 200 OK to a forwarded REGISTER, Service-Route towards our S-CSCF peer
+    /// ([`register_ok`]).
     pub fn register_ok(&self, req: &Message, expires: u32, implicit: &[&str]) -> bytes::Bytes {
-        let user_uri = regevent_gw::sip::NameAddr::parse(req.header(HeaderName::To).expect("to"))
-            .expect("to")
-            .uri
-            .to_string();
-        let mut assoc = vec![format!("<{user_uri}>")];
-        assoc.extend(implicit.iter().map(|p| format!("<{p}>")));
-        let contacts: Vec<String> = req
-            .header_values(HeaderName::Contact)
-            .iter()
-            .map(|c| {
-                let na = regevent_gw::sip::NameAddr::parse(c).expect("contact");
-                let mut s = format!("<{}>;expires={expires}", na.uri);
-                if let Some(Some(i)) = na.params.get("+sip.instance") {
-                    s.push_str(&format!(";+sip.instance={i}"));
-                }
-                if let Some(Some(r)) = na.params.get("reg-id") {
-                    s.push_str(&format!(";reg-id={r}"));
-                }
-                s
-            })
-            .collect();
-        let sr = format!("<sip:scscf@{};lr>", self.scscf.addr);
-        let assoc = assoc.join(", ");
-        let mut extra: Vec<(&str, &str)> =
-            vec![("Service-Route", &sr), ("P-Associated-URI", &assoc)];
-        let joined = contacts.join(", ");
-        if expires > 0 && !contacts.is_empty() {
-            extra.push(("Contact", &joined));
-        }
-        writer::response(req, 200, "OK", Some("core1"), &extra)
+        register_ok(req, self.scscf.addr, expires, implicit)
     }
 
     /// Full UDP registration: UE → gw → core → 200 → gw → UE. Returns (forwarded REGISTER,
@@ -224,28 +187,12 @@ impl Harness {
         sub
     }
 
-    /// Answer a SUBSCRIBE 200 OK with Expires, a To tag, a Record-Route and a Contact.
+    /// Answer a SUBSCRIBE 200 OK from our S-CSCF peer ([`subscribe_ok`]).
     pub fn subscribe_ok(&self, sub: &Message, expires: u32) -> bytes::Bytes {
-        let exp = expires.to_string();
-        let rr = format!(
-            "<sip:rr2@{};lr>, <sip:rr1@{};lr>",
-            self.scscf.addr, self.scscf.addr
-        );
-        let contact = format!("<sip:notifier@{}>", self.scscf.addr);
-        writer::response(
-            sub,
-            200,
-            "OK",
-            Some("scscf-tag"),
-            &[
-                ("Expires", &exp),
-                ("Record-Route", &rr),
-                ("Contact", &contact),
-            ],
-        )
+        subscribe_ok(sub, self.scscf.addr, expires)
     }
 
-    /// A NOTIFY from the S-CSCF in the dialog of `sub`.
+    /// A NOTIFY from our S-CSCF peer in the dialog of `sub` ([`notify`]).
     pub fn notify(
         &self,
         sub: &Message,
@@ -254,30 +201,15 @@ impl Harness {
         content_type: &str,
         body: &str,
     ) -> Vec<u8> {
-        let from_tag = sub.from().tag().expect("from tag");
-        let pui = sub.to().uri;
-        format!(
-            "NOTIFY sip:127.0.0.1:{} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {};branch=z9hG4bKnotify{cseq}x{}\r\n\
-             Max-Forwards: 70\r\n\
-             From: <{pui}>;tag=scscf-tag\r\n\
-             To: <{}>;tag={from_tag}\r\n\
-             Call-ID: {}\r\n\
-             CSeq: {cseq} NOTIFY\r\n\
-             Contact: <sip:notifier@{}>\r\n\
-             Event: reg\r\n\
-             Subscription-State: {sub_state}\r\n\
-             Content-Type: {content_type}\r\n\
-             Content-Length: {}\r\n\r\n{body}",
+        notify(
+            sub,
             self.port,
             self.scscf.addr,
-            body.len(),
-            sub.from().uri,
-            sub.call_id(),
-            self.scscf.addr,
-            body.len()
+            cseq,
+            sub_state,
+            content_type,
+            body,
         )
-        .into_bytes()
     }
 
     /// Send a NOTIFY and return the gateway's response.
@@ -305,6 +237,122 @@ impl Harness {
             .await
             .unwrap_or(usize::MAX)
     }
+}
+
+/// The REGISTER a UE on `local` sends over `transport` (`UDP`/`TCP`).
+pub fn register_bytes(
+    user: &str,
+    local: SocketAddr,
+    transport: &str,
+    cseq: u32,
+    expires: u32,
+    contact_params: &str,
+) -> Vec<u8> {
+    format!(
+        "REGISTER sip:{DOMAIN} SIP/2.0\r\n\
+         Via: SIP/2.0/{transport} {local};branch=z9hG4bK{user}{cseq};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:{user}@{DOMAIN}>;tag=ue{user}\r\n\
+         To: <sip:{user}@{DOMAIN}>\r\n\
+         Call-ID: reg-{user}@{local}\r\n\
+         CSeq: {cseq} REGISTER\r\n\
+         Contact: <sip:{user}@{local};transport={}>;expires={expires}{contact_params}\r\n\
+         X-Unknown-Header:   kept   as is  \r\n\
+         Content-Length: 0\r\n\r\n",
+        transport.to_ascii_lowercase()
+    )
+    .into_bytes()
+}
+
+/// The core's 200 OK to a forwarded REGISTER: echoes the contacts with `expires`, adds
+/// Service-Route (towards the S-CSCF at `scscf`) and P-Associated-URI (default + `implicit`).
+pub fn register_ok(
+    req: &Message,
+    scscf: SocketAddr,
+    expires: u32,
+    implicit: &[&str],
+) -> bytes::Bytes {
+    let user_uri = regevent_gw::sip::NameAddr::parse(req.header(HeaderName::To).expect("to"))
+        .expect("to")
+        .uri
+        .to_string();
+    let mut assoc = vec![format!("<{user_uri}>")];
+    assoc.extend(implicit.iter().map(|p| format!("<{p}>")));
+    let contacts: Vec<String> = req
+        .header_values(HeaderName::Contact)
+        .iter()
+        .map(|c| {
+            let na = regevent_gw::sip::NameAddr::parse(c).expect("contact");
+            let mut s = format!("<{}>;expires={expires}", na.uri);
+            if let Some(Some(i)) = na.params.get("+sip.instance") {
+                s.push_str(&format!(";+sip.instance={i}"));
+            }
+            if let Some(Some(r)) = na.params.get("reg-id") {
+                s.push_str(&format!(";reg-id={r}"));
+            }
+            s
+        })
+        .collect();
+    let sr = format!("<sip:scscf@{scscf};lr>");
+    let assoc = assoc.join(", ");
+    let mut extra: Vec<(&str, &str)> = vec![("Service-Route", &sr), ("P-Associated-URI", &assoc)];
+    let joined = contacts.join(", ");
+    if expires > 0 && !contacts.is_empty() {
+        extra.push(("Contact", &joined));
+    }
+    writer::response(req, 200, "OK", Some("core1"), &extra)
+}
+
+/// The S-CSCF at `scscf` answers a SUBSCRIBE: 200 OK with Expires, a To tag, a Record-Route and
+/// a Contact.
+pub fn subscribe_ok(sub: &Message, scscf: SocketAddr, expires: u32) -> bytes::Bytes {
+    let exp = expires.to_string();
+    let rr = format!("<sip:rr2@{scscf};lr>, <sip:rr1@{scscf};lr>");
+    let contact = format!("<sip:notifier@{scscf}>");
+    writer::response(
+        sub,
+        200,
+        "OK",
+        Some("scscf-tag"),
+        &[
+            ("Expires", &exp),
+            ("Record-Route", &rr),
+            ("Contact", &contact),
+        ],
+    )
+}
+
+/// A NOTIFY from the S-CSCF at `scscf` in the dialog of `sub`, to the gateway on 127.0.0.1:`port`.
+pub fn notify(
+    sub: &Message,
+    port: u16,
+    scscf: SocketAddr,
+    cseq: u32,
+    sub_state: &str,
+    content_type: &str,
+    body: &str,
+) -> Vec<u8> {
+    let from_tag = sub.from().tag().expect("from tag");
+    let pui = sub.to().uri;
+    format!(
+        "NOTIFY sip:127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {scscf};branch=z9hG4bKnotify{cseq}x{}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <{pui}>;tag=scscf-tag\r\n\
+         To: <{}>;tag={from_tag}\r\n\
+         Call-ID: {}\r\n\
+         CSeq: {cseq} NOTIFY\r\n\
+         Contact: <sip:notifier@{scscf}>\r\n\
+         Event: reg\r\n\
+         Subscription-State: {sub_state}\r\n\
+         Content-Type: {content_type}\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len(),
+        sub.from().uri,
+        sub.call_id(),
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// A full-state reginfo for one PUI with one active contact.
