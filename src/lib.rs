@@ -22,5 +22,5 @@ pub mod stats;
 pub mod transport;
 
 pub use regevent_proto::{
-    core, names, reginfo, registrar, settings, sip, subscription, transaction,
+    core, names, reginfo, registrar, settings, sip, state, subscription, transaction,
 };

@@ -23,6 +23,7 @@ pub mod reginfo;
 pub mod registrar;
 pub mod settings;
 pub mod sip;
+pub mod state;
 pub mod subscription;
 pub mod time;
 pub mod transaction;

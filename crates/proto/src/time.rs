@@ -17,6 +17,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Deadlines of type `T` (ordered time) for keys of type `K`.
 #[derive(Debug, Clone)]
@@ -134,6 +135,50 @@ impl<T: Ord + Copy, K: Ord> DeadlineQueue<T, K> {
     }
 }
 
+/// `Instant`s ↔ Unix milliseconds, from the wall-clock time at one instant. The caller reads
+/// the wall clock; the core only converts (durable records carry Unix times, since an `Instant`
+/// means nothing after a restart).
+#[derive(Debug, Clone, Copy)]
+pub struct Wall {
+    now: Instant,
+    unix_ms: u64,
+}
+
+impl Wall {
+    /// `wall` is the wall-clock time at `now`.
+    pub fn new(now: Instant, wall: SystemTime) -> Wall {
+        let unix_ms = wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Wall { now, unix_ms }
+    }
+
+    /// Unix milliseconds of `t`.
+    pub fn unix(&self, t: Instant) -> u64 {
+        if t >= self.now {
+            let d = u64::try_from((t - self.now).as_millis()).unwrap_or(u64::MAX);
+            self.unix_ms.saturating_add(d)
+        } else {
+            let d = u64::try_from((self.now - t).as_millis()).unwrap_or(u64::MAX);
+            self.unix_ms.saturating_sub(d)
+        }
+    }
+
+    /// The `Instant` of Unix milliseconds `ms` (a time too far in the past for the platform's
+    /// monotonic clock is `now`: for a deadline that is as due as it gets).
+    pub fn instant(&self, ms: u64) -> Instant {
+        if ms >= self.unix_ms {
+            self.now
+                .checked_add(Duration::from_millis(ms - self.unix_ms))
+                .unwrap_or(self.now + Duration::from_secs(100 * 365 * 86_400))
+        } else {
+            self.now
+                .checked_sub(Duration::from_millis(self.unix_ms - ms))
+                .unwrap_or(self.now)
+        }
+    }
+}
+
 /// The earliest of several optional deadlines.
 pub fn earliest<T: Ord>(deadlines: impl IntoIterator<Item = Option<T>>) -> Option<T> {
     deadlines.into_iter().flatten().min()
@@ -176,6 +221,26 @@ mod tests {
         assert_eq!(q.pop_due(19, current), None);
         assert_eq!(q.pop_due(25, current), Some((20, 2)));
         assert_eq!(q.pop_due(25, current), None);
+    }
+
+    #[test]
+    fn wall_clock_conversions_round_trip_to_the_millisecond() {
+        let now = Instant::now();
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
+        let w = Wall::new(now, wall);
+        assert_eq!(w.unix(now), 1_700_000_000_000);
+        let later = now + Duration::from_millis(3_060_123);
+        assert_eq!(w.unix(later), 1_700_003_060_123);
+        assert_eq!(w.instant(1_700_003_060_123), later);
+        if let Some(earlier) = now.checked_sub(Duration::from_secs(5)) {
+            assert_eq!(w.unix(earlier), 1_699_999_995_000);
+            assert_eq!(w.instant(1_699_999_995_000), earlier);
+        }
+        assert_eq!(
+            w.instant(0).min(now),
+            w.instant(0),
+            "far past is not in the future"
+        );
     }
 
     #[test]

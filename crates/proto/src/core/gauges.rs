@@ -44,6 +44,17 @@ impl Gauges {
         }
     }
 
+    /// Count restored registrations.
+    pub fn restore<'a>(&mut self, regs: impl Iterator<Item = &'a crate::registrar::Registration>) {
+        self.registrations_by_trunk.clear();
+        for r in regs {
+            *self
+                .registrations_by_trunk
+                .entry(r.trunk_group.clone())
+                .or_default() += 1;
+        }
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.next
     }

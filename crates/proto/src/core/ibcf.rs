@@ -17,6 +17,7 @@ use super::ctx::{fnv, mix};
 use crate::sip::{
     Dest, HeaderName, Message, NameAddr, SubscriptionState, SubscriptionStatus, Transport,
 };
+use crate::state::{DestRecord, IbcfDialogRecord, IbcfTokenRecord};
 use crate::time::DeadlineQueue;
 
 /// Where a translated Contact leads.
@@ -182,6 +183,74 @@ impl ContactMap {
         self.timers.tidy(|at, c| is_current(dialogs, at, c));
         self.timers
             .compact(dialogs.len(), |at, c| is_current(dialogs, at, c));
+    }
+
+    /// The key of the tokens (kept across restarts so a dialog translated again keeps its token).
+    pub fn secret(&self) -> u64 {
+        self.secret
+    }
+
+    /// The durable record of a dialog's mappings.
+    pub fn export(&self, call_id: &str, unix: &dyn Fn(Instant) -> u64) -> Option<IbcfDialogRecord> {
+        let d = self.dialogs.get(call_id)?;
+        let tokens = d
+            .tokens
+            .iter()
+            .filter_map(|t| {
+                let m = self.by_token.get(t)?;
+                Some(IbcfTokenRecord {
+                    token: t.to_string(),
+                    uri: m.uri.to_string(),
+                    transport: m.transport,
+                    dest: match &m.dest {
+                        Dest::Addr(a) => DestRecord::Addr(*a),
+                        Dest::Name(n, p) => DestRecord::Name(n.to_string(), *p),
+                    },
+                })
+            })
+            .collect();
+        Some(IbcfDialogRecord {
+            call_id: call_id.to_owned(),
+            expires_at: unix(d.expires_at),
+            tokens,
+        })
+    }
+
+    /// Put back a dialog's mappings (at start-up); `secret` from the stored identifiers.
+    pub fn restore(&mut self, rec: &IbcfDialogRecord, at: Instant) {
+        let call_id: Box<str> = rec.call_id.as_str().into();
+        let mut tokens = Vec::with_capacity(rec.tokens.len());
+        for t in &rec.tokens {
+            let dest = match &t.dest {
+                DestRecord::Addr(a) => Dest::Addr(*a),
+                DestRecord::Name(n, p) => Dest::Name(n.as_str().into(), *p),
+            };
+            let m = Mapped {
+                uri: t.uri.as_str().into(),
+                transport: t.transport,
+                dest,
+                call_id: call_id.clone(),
+            };
+            self.by_token.insert(t.token.as_str().into(), m);
+            tokens.push(t.token.as_str().into());
+        }
+        self.timers.push(at, call_id.clone());
+        self.dialogs.insert(
+            call_id,
+            DialogEntry {
+                tokens,
+                expires_at: at,
+            },
+        );
+    }
+
+    /// Every dialog with mappings.
+    pub fn call_ids(&self) -> impl Iterator<Item = &str> {
+        self.dialogs.keys().map(|k| &**k)
+    }
+
+    pub fn set_secret(&mut self, secret: u64) {
+        self.secret = secret;
     }
 
     /// Call-IDs of the dialogs changed or dropped since the last call (with repeats).

@@ -27,6 +27,7 @@ mod flow;
 mod gauges;
 mod ibcf;
 mod notify;
+mod persist;
 mod proxy;
 mod register;
 pub mod routing;
@@ -52,6 +53,7 @@ use crate::transaction::Timers;
 
 pub use crate::sip::{uri_target, Dest};
 pub use admin::pui_domain;
+pub use persist::Restored;
 pub use routing::{RoutePolicy, StaticRoutePolicy};
 pub use subscribe::render_subscribe;
 
@@ -91,6 +93,8 @@ pub enum Change {
     Subscription(SubId),
     /// The IBCF Contact mappings of this dialog (Call-ID).
     IbcfDialog(Box<str>),
+    /// The identifiers handed out (`state::MetaRecord`).
+    Meta,
 }
 
 /// What changed since the last [`Core::poll_change`]s, in first-change order, each key once.
@@ -105,6 +109,10 @@ struct Changes {
 }
 
 impl Changes {
+    fn clear(&mut self) {
+        self.order.clear();
+        self.seen.clear();
+    }
     fn push(&mut self, c: Change) {
         if self.seen.insert(c.clone()) {
             self.order.push_back(c);
@@ -127,6 +135,8 @@ pub struct Core {
     /// Registrar events the engine has not seen yet (empty outside `settle`).
     events: Vec<RegEvent>,
     changes: Changes,
+    /// The identifiers as last reported (a change in them is a `Change::Meta`).
+    last_meta: crate::state::MetaRecord,
 }
 
 impl Core {
@@ -165,6 +175,7 @@ impl Core {
             gauges: Gauges::default(),
             events: Vec::new(),
             changes: Changes::default(),
+            last_meta: crate::state::MetaRecord::default(),
             registrar,
             engine,
             ctx,
@@ -342,7 +353,11 @@ impl Core {
         self.proxy.handle_timeout(now, &mut self.ctx);
         self.ibcf.handle_timeout(now);
         self.register.handle_timeout(now);
+        // Registrations that expire now go to the engine before its own deadlines run: a
+        // registration and its subscription both due (after a restart, say) end with the
+        // unsubscribe in the dialog, not with a silent subscription expiry.
         self.registrar.handle_timeout(now, &mut self.events);
+        self.settle(now);
         self.engine.handle_timeout(now);
         self.settle(now);
         self.gauges
@@ -432,6 +447,8 @@ impl Core {
     /// core without a store keeps no list.
     pub fn track_changes(&mut self) {
         self.changes.tracking = true;
+        self.last_meta = self.meta();
+        self.changes.push(Change::Meta);
     }
 
     /// The next piece of durable state that changed since it was last returned.
@@ -458,6 +475,14 @@ impl Core {
             dialogs
                 .drain(..)
                 .for_each(|k| c.push(Change::IbcfDialog(k)));
+            let meta = crate::state::MetaRecord {
+                next_subscription: self.engine.next_id(),
+                ibcf_secret: self.ibcf.secret(),
+            };
+            if meta != self.last_meta {
+                self.last_meta = meta;
+                c.push(Change::Meta);
+            }
         }
         regs.clear();
         subs.clear();

@@ -10,6 +10,7 @@ use std::hash::BuildHasher;
 
 use super::events::{RegEvent, RemovalReason};
 use crate::sip::Transport;
+use crate::state::{BindingRecord, RegistrationRecord};
 use crate::time::DeadlineQueue;
 
 /// Where a UE's messages come from (and terminating requests go back to).
@@ -780,6 +781,107 @@ impl Registrar {
             }
         }
         self.tidy();
+    }
+
+    /// The durable record of a registration; `unix` turns an `Instant` into Unix milliseconds.
+    pub fn export(
+        &self,
+        default_pui: &str,
+        unix: &dyn Fn(Instant) -> u64,
+    ) -> Option<RegistrationRecord> {
+        let r = self.get(default_pui)?;
+        Some(RegistrationRecord {
+            default_pui: r.default_pui.to_string(),
+            trunk_group: r.trunk_group.to_string(),
+            associated: r.associated.iter().map(|p| p.to_string()).collect(),
+            service_route: r.service_route.iter().map(|s| s.to_string()).collect(),
+            bindings: r
+                .bindings
+                .iter()
+                .map(|b| BindingRecord {
+                    uri: b.uri.to_string(),
+                    instance: b.instance.as_deref().map(str::to_owned),
+                    reg_id: b.reg_id,
+                    expires_at: unix(self.instant(b.expires_at)),
+                    transport: b.flow.transport,
+                    peer: b.flow.peer,
+                    listener: b.flow.listener,
+                })
+                .collect(),
+        })
+    }
+
+    /// Put back a registration from its record (at start-up, before any message). `instant`
+    /// turns Unix milliseconds into an `Instant` (clamped at `now` for times already past, which
+    /// then expire at the first `handle_timeout`, as they would have). A record for a default
+    /// PUI already present replaces it. Returns false for a record without bindings.
+    pub fn restore(
+        &mut self,
+        now: Instant,
+        rec: &RegistrationRecord,
+        instant: &dyn Fn(u64) -> Instant,
+    ) -> bool {
+        // Pin the clock's epoch at `now` before any restored time is converted.
+        self.ceil_secs(now);
+        if rec.bindings.is_empty() {
+            return false;
+        }
+        let mut ignored = Vec::new();
+        self.remove(&rec.default_pui, RemovalReason::Expired, &mut ignored);
+        let key: Arc<str> = Arc::from(rec.default_pui.as_str());
+        let mut associated: Vec<Arc<str>> = vec![key.clone()];
+        associated.extend(
+            rec.associated
+                .iter()
+                .filter(|p| **p != rec.default_pui)
+                .map(|p| Arc::from(p.as_str())),
+        );
+        let bindings: Bindings = rec
+            .bindings
+            .iter()
+            .map(|b| Binding {
+                uri: Arc::from(b.uri.as_str()),
+                instance: b.instance.as_deref().map(Into::into),
+                reg_id: b.reg_id,
+                expires_at: match instant(b.expires_at) {
+                    // Already past: due at the first `handle_timeout`.
+                    at if at <= now => self.floor_secs(now),
+                    at => self.ceil_secs(at),
+                },
+                flow: Flow {
+                    transport: b.transport,
+                    peer: b.peer,
+                    listener: b.listener,
+                },
+            })
+            .collect::<Vec<_>>()
+            .into();
+        let route: Vec<&str> = rec.service_route.iter().map(String::as_str).collect();
+        let reg = Registration {
+            default_pui: key,
+            trunk_group: Arc::from(rec.trunk_group.as_str()),
+            associated: associated.into(),
+            service_route: self.intern_route(&route),
+            bindings,
+        };
+        let next = reg.next_expiry();
+        let slot = self.insert(reg);
+        let s = &self.slots[slot as usize];
+        if let Some(r) = &s.reg {
+            for_binding_keys(
+                &self.hasher,
+                &mut self.by_contact,
+                &mut self.by_flow,
+                slot,
+                &r.bindings,
+                MultiIndex::insert,
+            );
+        }
+        if let Some(exp) = next {
+            self.timers.push(exp, (s.generation, slot));
+        }
+        self.tidy();
+        true
     }
 
     /// Drop stale entries from the front of the expiry queue (so `poll_timeout` is exact), and

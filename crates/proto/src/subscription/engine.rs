@@ -31,7 +31,7 @@ use crate::time::DeadlineQueue;
 pub struct Engine {
     pub(super) cfg: EngineConfig,
     rng: fastrand::Rng,
-    next_id: u64,
+    pub(super) next_id: u64,
     pub(super) clock: Clock,
     pub(super) store: Store,
     /// Each subscription's next deadline (`Sub::deadline` says which entry is current).
@@ -39,7 +39,7 @@ pub struct Engine {
     pub(super) limiter: Limiter,
     pub(super) out: VecDeque<Output>,
     /// Registrations on an enabled trunk group with no live subscription: default PUI → trunk.
-    blind: HashMap<Arc<str>, Arc<str>>,
+    pub(super) blind: HashMap<Arc<str>, Arc<str>>,
 }
 
 impl Engine {

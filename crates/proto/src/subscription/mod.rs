@@ -24,6 +24,7 @@ mod dialog;
 mod engine;
 mod limiter;
 mod notify;
+mod persist;
 mod refresh;
 mod store;
 mod timers;

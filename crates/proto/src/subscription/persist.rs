@@ -1,0 +1,204 @@
+//! Subscriptions as durable records (`crate::state`): export one, restore many at start-up.
+//!
+//! Restoring puts the dialog, CSeq, route set, remote target, expiries, refresh time and reginfo
+//! version back as they were, and re-arms the timers at their wall-clock times. What was in
+//! flight when the process stopped has no transaction any more, so:
+//! - a queued or in-flight refresh / full-state request is queued again (through the rate
+//!   limiter: overdue refreshes after a long stop are spread, never a burst);
+//! - an initial SUBSCRIBE without an established dialog waits one Timer F (64×T1) for the
+//!   notifier's NOTIFY, which still establishes it; without one the subscription is dropped as
+//!   expired (no new initial SUBSCRIBE: the vendor never retries);
+//! - deadlines that passed while the process was down are due at once, so expiries take effect
+//!   as they would have.
+//!
+//! Never: decides anything new — a restored subscription behaves as if the process had been up.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::engine::Engine;
+use super::limiter::Kind;
+use super::store::{Life, Request, Sub};
+use super::timers::{add_dur, NEVER};
+use super::types::{SubId, SubscribeKind};
+use crate::state::{LifeRecord, RequestRecord, SubscriptionRecord};
+use crate::time::Wall;
+
+impl Engine {
+    /// The durable record of subscription `id` (live or lingering).
+    pub fn export(&self, id: SubId, wall: &Wall) -> Option<SubscriptionRecord> {
+        let s = self.store.get(id)?;
+        let at = |ms: u64| self.clock.unix(ms, wall);
+        Some(SubscriptionRecord {
+            id: id.0,
+            default_pui: s.pui.to_string(),
+            trunk_group: s.trunk_group.to_string(),
+            call_key: s.call_key,
+            tag_key: s.tag_key,
+            to_tag: Some(s.to_tag())
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+            route0: s.route0.iter().map(|r| r.to_string()).collect(),
+            remote: s.remote.as_deref().map(|r| {
+                (
+                    r.route.iter().map(|x| x.to_string()).collect(),
+                    r.target.to_string(),
+                )
+            }),
+            others: s.others().map(str::to_owned).collect(),
+            created: at(s.created).unwrap_or(0),
+            refresh_at: at(s.refresh_at),
+            expires_at: at(s.expires_at),
+            version: s.version,
+            cseq: s.cseq,
+            requested: s.requested,
+            granted: s.granted,
+            request: match s.request {
+                Request::Idle => RequestRecord::Idle,
+                Request::Queued(Kind::Refresh) => RequestRecord::QueuedRefresh,
+                Request::Queued(Kind::FullState) => RequestRecord::QueuedFullState,
+                Request::InFlight { kind, .. } => match kind {
+                    SubscribeKind::Initial => RequestRecord::InFlightInitial,
+                    SubscribeKind::FullStateRequest => RequestRecord::InFlightFullState,
+                    SubscribeKind::Refresh | SubscribeKind::Unsubscribe => {
+                        RequestRecord::InFlightRefresh
+                    }
+                },
+            },
+            life: match s.life {
+                Life::Live => LifeRecord::Live,
+                Life::Lingering => LifeRecord::Lingering,
+                Life::LingeringUntilDialog => LifeRecord::LingeringUntilDialog,
+            },
+            await_full: s.await_full,
+            notifier_pending: s.notifier_pending,
+        })
+    }
+
+    /// Every subscription id (live and lingering), in id order.
+    pub fn for_each_id(&self, f: &mut dyn FnMut(SubId)) {
+        for id in &self.store.order {
+            if self.store.get(*id).is_some() {
+                f(*id);
+            }
+        }
+    }
+
+    /// The next subscription id (a store keeps it so that no id is handed out twice).
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Never hand out an id below `next`.
+    pub fn reserve_ids(&mut self, next: u64) {
+        self.next_id = self.next_id.max(next);
+    }
+
+    /// Put back subscriptions from their records, at start-up before any message. Records are
+    /// restored in id order; a record whose id or default PUI is already present is skipped.
+    /// Returns how many were restored.
+    pub fn restore(
+        &mut self,
+        now: Instant,
+        records: &mut [SubscriptionRecord],
+        wall: &Wall,
+    ) -> usize {
+        let t = self.clock.ms(now);
+        records.sort_by_key(|r| r.id);
+        let mut restored = 0;
+        for r in records.iter() {
+            let id = SubId(r.id);
+            let live = r.life == LifeRecord::Live;
+            let dup = self.store.get(id).is_some()
+                || (live && self.store.by_pui(&r.default_pui).is_some())
+                || self.store.order.last().is_some_and(|last| *last >= id);
+            if dup {
+                continue;
+            }
+            let clock = &self.clock;
+            let ms = |u: u64| clock.of_unix(u, wall);
+            let pui: Arc<str> = Arc::from(r.default_pui.as_str());
+            let route0 = self.store.intern_route(r.route0.iter().cloned());
+            let others: Option<Arc<[Arc<str>]>> = (!r.others.is_empty())
+                .then(|| r.others.iter().map(|o| Arc::from(o.as_str())).collect());
+            let mut s = Sub::new(
+                pui,
+                Arc::from(r.trunk_group.as_str()),
+                r.call_key,
+                r.tag_key,
+                route0,
+                others,
+                ms(r.created),
+                r.requested,
+            );
+            if let Some(tag) = &r.to_tag {
+                s.set_to_tag(tag);
+            }
+            s.refresh_at = r.refresh_at.map_or(NEVER, ms);
+            s.expires_at = r.expires_at.map_or(NEVER, ms);
+            s.version = r.version;
+            s.cseq = r.cseq;
+            s.granted = r.granted;
+            s.await_full = r.await_full;
+            s.notifier_pending = r.notifier_pending;
+            s.life = match r.life {
+                LifeRecord::Live => Life::Live,
+                LifeRecord::Lingering => Life::Lingering,
+                LifeRecord::LingeringUntilDialog => Life::LingeringUntilDialog,
+            };
+            s.request = Request::Idle;
+            self.store.insert(id, s);
+            self.reserve_ids(r.id + 1);
+            if let Some((route, target)) = &r.remote {
+                self.store.set_remote(id, Some(route.clone()), Some(target));
+            }
+            if !live {
+                self.store.unindex_pui(id);
+            } else {
+                self.rearm(t, id, r.request);
+            }
+            self.reschedule(id);
+            restored += 1;
+        }
+        self.tidy();
+        restored
+    }
+
+    /// A restored registration on a reg-event trunk group: blind (counted) unless it has a live
+    /// subscription.
+    pub fn restore_registration(&mut self, default_pui: &Arc<str>, trunk_group: &Arc<str>) {
+        if self.store.by_pui(default_pui).is_none() {
+            self.blind.insert(default_pui.clone(), trunk_group.clone());
+        }
+    }
+
+    /// What was waiting or in flight when the process stopped (see the module docs).
+    fn rearm(&mut self, t: u64, id: SubId, request: RequestRecord) {
+        let linger = self.cfg.linger;
+        let Some(s) = self.store.get_mut(id) else {
+            return;
+        };
+        let kind = match request {
+            RequestRecord::Idle => None,
+            RequestRecord::QueuedRefresh | RequestRecord::InFlightRefresh => Some(Kind::Refresh),
+            RequestRecord::QueuedFullState | RequestRecord::InFlightFullState => {
+                Some(Kind::FullState)
+            }
+            RequestRecord::InFlightInitial => {
+                if s.granted == 0 {
+                    // One Timer F for a NOTIFY to establish it; then dropped as expired.
+                    s.expires_at = add_dur(t, linger);
+                }
+                None
+            }
+        };
+        if let Some(kind) = kind.filter(|_| s.is_established()) {
+            s.request = Request::Queued(kind);
+            let key = match kind {
+                Kind::Refresh => s.expires_at,
+                Kind::FullState => t,
+            };
+            self.limiter.enqueue(key, id, kind);
+        }
+    }
+}
