@@ -34,18 +34,6 @@ impl Running {
             .find(|(x, _)| *x == t)
             .map(|(_, a)| *a)
     }
-    /// Run `f` on the gateway task against its state and return the result.
-    pub async fn inspect<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Core) -> R + Send + 'static,
-    ) -> Option<R> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let ev = Event::Inspect(Box::new(move |gw| {
-            let _ = tx.send(f(gw));
-        }));
-        self.events.send(ev).await.ok()?;
-        rx.await.ok()
-    }
     /// Stop the admin server and the gateway task.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use regevent_gw::stats::admin::{self, AdminState};
@@ -338,29 +338,30 @@ async fn silent_client_times_out_without_blocking_others() {
         s.limits.read_timeout = Duration::from_millis(3000);
     })
     .await;
-    let started = Instant::now();
-    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let silent = TcpStream::connect(addr).await.unwrap();
     let mut partial = TcpStream::connect(addr).await.unwrap();
     partial.write_all(b"GET /metr").await.unwrap();
 
-    // Others are served meanwhile: before the silent client's read timeout has fired.
+    // Others are served meanwhile: the answer comes while the silent client is still waiting
+    // for its read timeout (its connection open, nothing to read).
     let r = get(addr, "/healthz").await;
     assert_eq!(r.status, 200);
+    let mut probe = [0u8; 1];
     assert!(
-        started.elapsed() < Duration::from_millis(3000),
-        "blocked behind a silent client"
+        matches!(silent.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the silent client was dropped before /healthz was served (blocked behind it?)"
     );
 
     // The silent one is closed without a response, the partial one gets 408.
+    let mut silent = silent;
     let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(8), silent.read_to_end(&mut buf))
+    tokio::time::timeout(Duration::from_secs(30), silent.read_to_end(&mut buf))
         .await
         .expect("silent client closed")
         .unwrap();
     assert!(buf.is_empty());
-    assert!(started.elapsed() >= Duration::from_millis(3000));
     let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(8), partial.read_to_end(&mut buf))
+    tokio::time::timeout(Duration::from_secs(30), partial.read_to_end(&mut buf))
         .await
         .expect("partial client closed")
         .unwrap();

@@ -213,10 +213,7 @@ async fn tcp_register_reaches_a_tcp_core_and_the_answer_returns_on_the_ue_connec
         .registered(&format!("sip:dave@{DOMAIN}"))
         .await
         .expect("learned");
-    assert_eq!(
-        reg.bindings[0].flow.transport,
-        regevent_gw::config::Transport::Tcp
-    );
+    assert_eq!(reg.bindings[0].transport, "tcp");
     h.gw.stop().await;
 }
 
@@ -369,7 +366,7 @@ async fn ipv6_register_round_trip_over_udp() {
         .await
         .expect("registration learned");
     assert_eq!(reg.bindings.len(), 1);
-    assert_eq!(reg.bindings[0].flow.peer, ue6.addr);
+    assert_eq!(reg.bindings[0].source, ue6.addr.to_string());
     h.gw.stop().await;
 }
 

@@ -59,7 +59,7 @@ async fn with_a_connection_per_ue_each_ue_is_bound_to_its_own_flow() {
             .registered(&format!("sip:ue{i}@ims.example.net"))
             .await
             .expect("registered");
-        flows.insert(reg.bindings[0].flow.peer);
+        flows.insert(reg.bindings[0].source.clone());
     }
     assert_eq!(flows.len(), USERS, "one connection (source port) per UE");
 }
@@ -137,8 +137,9 @@ async fn register_50_over_tcp(
         .await
         .expect("ue0 registered");
     let b = &reg.bindings[0];
-    assert_eq!(b.flow.transport, Transport::Tcp);
-    assert_eq!(b.flow.peer.ip(), std::net::IpAddr::from([127, 0, 1, 9]));
-    assert!(b.uri.ends_with(";transport=tcp"), "{}", b.uri);
+    assert_eq!(b.transport, Transport::Tcp.name());
+    let peer: std::net::SocketAddr = b.source.parse().expect("source address");
+    assert_eq!(peer.ip(), std::net::IpAddr::from([127, 0, 1, 9]));
+    assert!(b.contact.ends_with(";transport=tcp"), "{}", b.contact);
     stats
 }

@@ -39,8 +39,6 @@ pub enum Event {
     TcpClosed(SocketAddr),
     Admin(AdminQuery),
     Reload(Arc<Config>),
-    /// Run a closure against the gateway's state (tests, diagnostics).
-    Inspect(Box<dyn FnOnce(&Core) + Send>),
 }
 
 impl std::fmt::Debug for Event {
@@ -51,7 +49,6 @@ impl std::fmt::Debug for Event {
             Event::TcpClosed(a) => f.debug_tuple("TcpClosed").field(a).finish(),
             Event::Admin(q) => f.debug_tuple("Admin").field(q).finish(),
             Event::Reload(_) => f.write_str("Reload"),
-            Event::Inspect(_) => f.write_str("Inspect"),
         }
     }
 }
@@ -236,7 +233,6 @@ pub fn start(
                             }
                             Event::Admin(q) => answer_admin(&gw, q, t, wall0 + (t - mono0)),
                             Event::Reload(cfg) => gw.reload_profiles(Arc::new(cfg.core_settings())),
-                            Event::Inspect(f) => f(&gw),
                         }
                     }
                 }

@@ -223,19 +223,27 @@ impl Harness {
         }
     }
 
-    pub async fn registered(&self, pui: &str) -> Option<regevent_gw::registrar::Registration> {
-        let pui = pui.to_string();
-        self.gw
-            .inspect(move |g| g.registrar().get(&pui).cloned())
-            .await
-            .flatten()
+    /// The registration of a default PUI, as the admin API shows it (`/api/registrations`).
+    pub async fn registered(&self, pui: &str) -> Option<regevent_gw::stats::RegistrationView> {
+        let (admin, pui) = (self.gw.admin_addr.to_string(), pui.to_string());
+        tokio::task::spawn_blocking(move || {
+            regevent_gw::stats::client::fetch_registration(&admin, &pui).expect("admin API")
+        })
+        .await
+        .expect("admin query")
     }
 
+    /// Live subscriptions, as the admin API counts them (`/api/subscriptions`).
     pub async fn subscriptions(&self) -> usize {
-        self.gw
-            .inspect(|g| g.engine().len())
-            .await
-            .unwrap_or(usize::MAX)
+        let admin = self.gw.admin_addr.to_string();
+        tokio::task::spawn_blocking(move || {
+            let all = regevent_gw::stats::SubscriptionFilter::default();
+            regevent_gw::stats::client::fetch_subscriptions(&admin, &all, 1)
+                .expect("admin API")
+                .total
+        })
+        .await
+        .expect("admin query")
     }
 }
 
