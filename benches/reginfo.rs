@@ -29,7 +29,7 @@ fn contact(out: &mut String, user: usize, n: usize, event: &str) {
         user % 250 + 1,
         n + 1
     );
-    if user % 3 == 0 {
+    if user.is_multiple_of(3) {
         let _ = write!(
             out,
             "<gr:pub-gruu uri=\"sip:+4917{user:08}@{DOMAIN};gr=urn:gsma:imei:35209900-{user:06}-{n}\"/>"

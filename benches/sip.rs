@@ -88,7 +88,7 @@ fn bench_gateway(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                if user % RESET_EVERY == 0 {
+                if user.is_multiple_of(RESET_EVERY) {
                     sim = Sim::volte();
                 }
                 total += sim.registration(user).0;

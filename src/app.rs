@@ -8,10 +8,15 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::{mpsc, watch};
 
-use crate::config::Config;
+use std::time::{Instant, SystemTime};
+
+use crate::config::{Config, StateBackend};
 use crate::core::Core;
+use crate::names;
 use crate::sip::Transport;
+use crate::state::Record;
 use crate::stats::{admin, AdminQuery};
+use crate::store::{self, Persister};
 use crate::transport::{self, Event};
 
 /// A running gateway.
@@ -34,13 +39,25 @@ impl Running {
             .find(|(x, _)| *x == t)
             .map(|(_, a)| *a)
     }
-    /// Stop the admin server and the gateway task.
+    /// Stop: `/readyz` turns 503, the SIP task commits the state and ends (given at most
+    /// `SHUTDOWN_GRACE`), then the admin server stops.
     pub async fn stop(self) {
+        self.ready.store(false, Ordering::Relaxed);
+        let _ = self.events.send(Event::Shutdown).await;
+        let mut task = self.gateway_task;
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+            .await
+            .is_err()
+        {
+            tracing::error!("the SIP task did not stop in time");
+            task.abort();
+        }
         let _ = self.shutdown.send(true);
-        self.gateway_task.abort();
-        let _ = self.gateway_task.await;
     }
 }
+
+/// The most `Running::stop` waits for the SIP task (the state's last commit included).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Bind and start. `seed` fixes tags/Call-IDs (tests); `None` takes one from the OS.
 pub async fn start(
@@ -49,10 +66,12 @@ pub async fn start(
     seed: Option<u64>,
 ) -> anyhow::Result<Running> {
     let seed = seed.unwrap_or_else(os_seed);
-    let gw = Core::new(cfg.core_settings(), seed).map_err(anyhow::Error::msg)?;
+    let mut gw = Core::new(cfg.core_settings(), seed).map_err(anyhow::Error::msg)?;
+    // State first: everything is back before the listeners open.
+    let persister = restore(&cfg, &mut gw)?;
     let bound = transport::bind(&cfg).await?;
     let sip_addrs = bound.local_addrs.clone();
-    let (handle, gateway_task) = transport::start(bound, gw, cfg.sip.coalesce);
+    let (handle, gateway_task) = transport::start(bound, gw, cfg.sip.coalesce, persister);
 
     let (qtx, mut qrx) = mpsc::channel::<AdminQuery>(64);
     let events = handle.events.clone();
@@ -104,6 +123,73 @@ pub async fn start(
         shutdown,
         gateway_task,
     })
+}
+
+/// Open the configured store and put its state back into `core`; the persister that keeps the
+/// store up to date from then on (`None` with `state.backend = "none"`).
+pub fn restore(cfg: &Config, core: &mut Core) -> anyhow::Result<Option<Persister>> {
+    match cfg.state.backend {
+        StateBackend::None => Ok(None),
+        StateBackend::Redis => anyhow::bail!(
+            "state.backend = \"redis\" is not available in this build; use \"embedded\" or \"none\""
+        ),
+        StateBackend::Embedded => {
+            let began = Instant::now();
+            let mut opened = store::open(&cfg.state.dir)?;
+            let records = decode_all(&opened.loaded, &cfg.state.dir)?;
+            let n = records.len();
+            let now = transport::now();
+            let restored = core.restore(now, SystemTime::now(), records);
+            opened.loaded.release();
+            core.track_changes();
+            let took = began.elapsed();
+            metrics::gauge!(names::STATE_RESTORE_SECONDS).set(took.as_secs_f64());
+            for (kind, count) in [
+                ("registration", restored.registrations),
+                ("subscription", restored.subscriptions),
+                ("ibcf_dialog", restored.ibcf_dialogs),
+            ] {
+                metrics::gauge!(names::STATE_RESTORED, "kind" => kind).set(count as f64);
+            }
+            tracing::info!(
+                dir = %cfg.state.dir.display(),
+                records = n,
+                registrations = restored.registrations,
+                subscriptions = restored.subscriptions,
+                ibcf_dialogs = restored.ibcf_dialogs,
+                skipped = restored.skipped,
+                ms = took.as_millis() as u64,
+                "state restored"
+            );
+            Ok(Some(Persister::new(opened.store, cfg.state.commit)))
+        }
+    }
+}
+
+/// Decode every stored record; the first bad one stops start-up with its key and the problem.
+pub fn decode_all(
+    loaded: &store::journal::Loaded,
+    dir: &std::path::Path,
+) -> Result<Vec<Record>, store::StoreError> {
+    let mut records = Vec::with_capacity(loaded.len());
+    for (key, value) in loaded.entries() {
+        let key_text = || {
+            regevent_proto::state::decode_key(key)
+                .map(|k| format!("{k:?}"))
+                .unwrap_or_else(|_| format!("{:?}", String::from_utf8_lossy(key)))
+        };
+        match regevent_proto::state::decode(value) {
+            Ok(r) => records.push(r),
+            Err(e) => {
+                return Err(store::StoreError::Record {
+                    file: dir.to_path_buf(),
+                    key: key_text(),
+                    what: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(records)
 }
 
 /// A seed from the OS (hash-map randomness; no extra crate).

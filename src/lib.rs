@@ -19,6 +19,7 @@
 pub mod app;
 pub mod config;
 pub mod stats;
+pub mod store;
 pub mod transport;
 
 pub use regevent_proto::{

@@ -58,6 +58,11 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Inspect the durable state in `state.dir` (read-only; safe while the gateway runs).
+    State {
+        #[command(subcommand)]
+        cmd: StateCmd,
+    },
     /// Show one registration of a running gateway (bindings, flows, implicit set, Service-Route).
     Registration {
         /// The registration's default public user identity.
@@ -80,6 +85,22 @@ enum Cmd {
     /// Load generator: emulated IMS core + UE swarms against a gateway in another process.
     #[cfg(feature = "lab")]
     Loadgen(regevent_lab::loadgen::LoadgenArgs),
+}
+
+#[derive(Subcommand)]
+enum StateCmd {
+    /// Check the store: what it holds, or the file and what is wrong with it (exit 1).
+    Check {
+        /// The configuration naming `state.dir` (default: built-in, `./data`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print every stored registration, subscription and IBCF dialog as JSON lines.
+    Export {
+        /// The configuration naming `state.dir` (default: built-in, `./data`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -149,6 +170,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &mut std::io::stdout().lock(),
             )?;
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::State { cmd } => {
+            let (StateCmd::Check { config } | StateCmd::Export { config }) = &cmd;
+            let cfg = match Config::load(config.as_deref()) {
+                Ok(c) => c,
+                Err(errs) => {
+                    eprintln!("{errs}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let dir = &cfg.state.dir;
+            let mut out = std::io::stdout().lock();
+            match cmd {
+                StateCmd::Check { .. } => {
+                    let ok = regevent_gw::store::cli::check(dir, &mut out)?;
+                    Ok(if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    })
+                }
+                StateCmd::Export { .. } => {
+                    regevent_gw::store::cli::export(dir, &mut out)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
         }
         Cmd::Registration { pui, admin, format } => {
             let found = client::registration_command(
@@ -231,6 +278,8 @@ async fn demo_gateway(
     }];
     cfg.sip.core = spec.core;
     cfg.admin.listen = spec.admin;
+    // The demo starts from nothing every time and leaves nothing behind.
+    cfg.state.backend = regevent_gw::config::StateBackend::None;
     cfg.subscription.expiry_margin = spec.expiry_margin;
     for tg in &cfg.trunk_groups {
         cfg.profiles

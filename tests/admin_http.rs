@@ -26,8 +26,13 @@ fn row(id: u64) -> SubscriptionRow {
         id,
         package: "reg".into(),
         default_pui: format!("sip:user{id:04}@ims.example.net"),
-        trunk_group: if id % 2 == 0 { "even" } else { "odd" }.into(),
-        state: if id % 3 == 0 { "pending" } else { "active" }.into(),
+        trunk_group: if id.is_multiple_of(2) { "even" } else { "odd" }.into(),
+        state: if id.is_multiple_of(3) {
+            "pending"
+        } else {
+            "active"
+        }
+        .into(),
         call_id: format!("c{id}@gw"),
         registrar: "sip:scscf.ims.example.net".into(),
         domain: "ims.example.net".into(),

@@ -14,7 +14,7 @@ use super::profile::{load_dir_partial, Profile, Profiles};
 use super::schema;
 use super::settings::{
     AdminSettings, Config, ConfigError, ConfigErrors, LimitsSettings, Listener, SipSettings,
-    SubscriptionSettings, TrunkGroup,
+    StateBackend, StateSettings, SubscriptionSettings, TrunkGroup,
 };
 use super::values::{check_sip_uri, quote, Problems};
 
@@ -27,6 +27,8 @@ const DEFAULT_LISTEN: [&str; 2] = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"];
 const DEFAULT_IDENTITY: &str = "sip:127.0.0.1:5060";
 const DEFAULT_CORE: &str = "sip:127.0.0.1:5070";
 const DEFAULT_PROFILES_DIR: &str = "profiles";
+const DEFAULT_STATE_DIR: &str = "data";
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -36,7 +38,17 @@ struct RawConfig {
     subscription: RawSubscription,
     limits: RawLimits,
     profiles: RawProfiles,
+    state: RawState,
     trunk_group: Option<Vec<RawTrunkGroup>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawState {
+    backend: Option<Value>,
+    dir: Option<Value>,
+    commit: Option<Value>,
+    url: Option<Value>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -264,6 +276,7 @@ fn build(p: &mut Problems, file: Option<&Path>, raw: RawConfig) -> Config {
     };
     let trunk_groups = trunk_groups(p, file.is_some(), raw.trunk_group, &sip.listen);
     let profiles = profiles(p, file.is_some(), &profiles_dir, &trunk_groups);
+    let state = state(p, file, raw.state);
     Config {
         file: file.map(Path::to_path_buf),
         sip,
@@ -273,6 +286,61 @@ fn build(p: &mut Problems, file: Option<&Path>, raw: RawConfig) -> Config {
         profiles_dir,
         trunk_groups,
         profiles,
+        state,
+    }
+}
+
+/// `[state]` (SPEC §10): backend, directory (relative to the file's directory, or the working
+/// directory without a file), commit window, Redis URL.
+fn state(p: &mut Problems, file: Option<&Path>, raw: RawState) -> StateSettings {
+    let backend = match p.string("state.backend", raw.backend).as_deref() {
+        None | Some("embedded") => StateBackend::Embedded,
+        Some("none") => StateBackend::None,
+        Some("redis") => StateBackend::Redis,
+        Some(other) => {
+            p.push(
+                "state.backend",
+                format!(
+                    "unknown backend {}: expected embedded, redis or none",
+                    quote(other)
+                ),
+            );
+            StateBackend::Embedded
+        }
+    };
+    let dir = p
+        .string("state.dir", raw.dir)
+        .unwrap_or_else(|| DEFAULT_STATE_DIR.into());
+    if dir.trim().is_empty() {
+        p.push("state.dir", "must not be empty");
+    }
+    let dir = match file.and_then(Path::parent) {
+        Some(base) if Path::new(&dir).is_relative() => normalize(&base.join(&dir)),
+        _ => PathBuf::from(&dir),
+    };
+    let commit = p.duration("state.commit", raw.commit, Duration::from_millis(50));
+    if commit.is_zero() || commit > Duration::from_secs(10) {
+        p.push("state.commit", "must be between 1ms and 10s");
+    }
+    let url = p
+        .string("state.url", raw.url)
+        .unwrap_or_else(|| DEFAULT_REDIS_URL.into());
+    if backend == StateBackend::Redis
+        && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+    {
+        p.push(
+            "state.url",
+            format!(
+                "expected redis://HOST:PORT/DB or rediss://..., got {}",
+                quote(&url)
+            ),
+        );
+    }
+    StateSettings {
+        backend,
+        dir,
+        commit,
+        url,
     }
 }
 

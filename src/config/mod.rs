@@ -15,5 +15,5 @@ pub use profile::{Network, Profile, Profiles, Role};
 pub use settings::render_errors_for_cli;
 pub use settings::{
     AdminSettings, Config, ConfigError, ConfigErrors, LimitsSettings, Listener, SipSettings,
-    SubscriptionSettings, Transport, TrunkGroup,
+    StateBackend, StateSettings, SubscriptionSettings, Transport, TrunkGroup,
 };

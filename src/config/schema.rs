@@ -66,6 +66,12 @@ const LIMITS: &[Field] = &[
     f("expected_registrations", Kind::Int),
 ];
 const PROFILES: &[Field] = &[f("dir", Kind::Str)];
+const STATE: &[Field] = &[
+    f("backend", Kind::Enum(&["embedded", "redis", "none"])),
+    f("dir", Kind::Str),
+    f("commit", Kind::Duration),
+    f("url", Kind::Str),
+];
 const TRUNK_GROUP: &[Field] = &[
     f("name", Kind::Str),
     f("profile", Kind::Str),
@@ -80,6 +86,7 @@ pub(crate) const MAIN: &[Field] = &[
     f("subscription", Kind::Table(SUBSCRIPTION)),
     f("limits", Kind::Table(LIMITS)),
     f("profiles", Kind::Table(PROFILES)),
+    f("state", Kind::Table(STATE)),
     f("trunk_group", Kind::TableArray(TRUNK_GROUP)),
 ];
 

@@ -67,6 +67,28 @@ pub struct LimitsSettings {
     pub expected_registrations: usize,
 }
 
+/// Where durable state is kept (`state.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateBackend {
+    /// Files in `state.dir` (the default).
+    Embedded,
+    /// Redis or Valkey at `state.url`.
+    Redis,
+    /// Nothing is kept: a restart forgets every registration (for tests and measurements).
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateSettings {
+    pub backend: StateBackend,
+    /// `state.dir` (default `data`), resolved against the config file's directory.
+    pub dir: PathBuf,
+    /// `state.commit` (default 50ms): the group-commit window, the most a crash may lose.
+    pub commit: Duration,
+    /// `state.url` (default `redis://127.0.0.1:6379/0`).
+    pub url: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file this came from (None = built-in defaults).
@@ -79,6 +101,7 @@ pub struct Config {
     pub profiles_dir: PathBuf,
     pub trunk_groups: Vec<TrunkGroup>,
     pub profiles: Profiles,
+    pub state: StateSettings,
 }
 
 /// One configuration problem: file, key, what is wrong.

@@ -30,6 +30,7 @@ use crate::core::{Core, Dest, Inbound, Transmit};
 use crate::names;
 use crate::sip::Transport;
 use crate::stats::AdminQuery;
+use crate::store::Persister;
 
 /// What reaches the gateway task.
 pub enum Event {
@@ -39,6 +40,8 @@ pub enum Event {
     TcpClosed(SocketAddr),
     Admin(AdminQuery),
     Reload(Arc<Config>),
+    /// Stop: commit the state and end the task.
+    Shutdown,
 }
 
 impl std::fmt::Debug for Event {
@@ -49,6 +52,7 @@ impl std::fmt::Debug for Event {
             Event::TcpClosed(a) => f.debug_tuple("TcpClosed").field(a).finish(),
             Event::Admin(q) => f.debug_tuple("Admin").field(q).finish(),
             Event::Reload(_) => f.write_str("Reload"),
+            Event::Shutdown => f.write_str("Shutdown"),
         }
     }
 }
@@ -120,12 +124,15 @@ pub fn start(
     bound: Bound,
     mut gw: Core,
     coalesce_window: Duration,
+    mut persister: Option<Persister>,
 ) -> (Handle, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Event>(8192);
     let max = gw.settings().max_message;
-    for (idx, l) in bound.tcp {
-        tokio::spawn(tcp::accept_loop(l, idx, tx.clone(), max));
-    }
+    let accepting: Vec<tokio::task::JoinHandle<()>> = bound
+        .tcp
+        .into_iter()
+        .map(|(idx, l)| tokio::spawn(tcp::accept_loop(l, idx, tx.clone(), max)))
+        .collect();
     let udp: Vec<(bool, Arc<Watched>)> = bound
         .udp
         .iter()
@@ -163,7 +170,11 @@ pub fn start(
         let mut batching = Coalesce::new(coalesce_window);
         let mut udp_turn = None;
         loop {
-            let deadline = gw.poll_timeout().map(|d| coalesce(d, mono0, slack));
+            let deadline = crate::core::earliest_of(
+                gw.poll_timeout(),
+                persister.as_ref().and_then(Persister::poll_timeout),
+            )
+            .map(|d| coalesce(d, mono0, slack));
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
@@ -221,6 +232,7 @@ pub fn start(
                     if n == 0 {
                         break;
                     }
+                    let stopping = batch.iter().any(|e| matches!(e, Event::Shutdown));
                     let t = now();
                     for ev in batch.drain(..) {
                         match ev {
@@ -233,10 +245,20 @@ pub fn start(
                             }
                             Event::Admin(q) => answer_admin(&gw, q, t, wall0 + (t - mono0)),
                             Event::Reload(cfg) => gw.reload_profiles(Arc::new(cfg.core_settings())),
+                            Event::Shutdown => {}
                         }
+                    }
+                    if stopping {
+                        break;
                     }
                 }
                 _ = sleep => gw.handle_timeout(now()),
+            }
+            if let Some(p) = persister.as_mut() {
+                let t = now();
+                if p.poll_timeout().is_none_or(|d| d <= t) {
+                    p.tick(&mut gw, t, wall0 + (t - mono0));
+                }
             }
             while let Some(tr) = gw.poll_transmit() {
                 io.send(tr);
@@ -260,9 +282,30 @@ pub fn start(
                 }
             }
         }
+        // Stopping: no new connections; what changed since the last commit is made durable
+        // before the task ends.
+        for a in accepting {
+            a.abort();
+            let _ = a.await;
+        }
+        while let Some(tr) = gw.poll_transmit() {
+            io.send(tr);
+        }
+        io.flush();
+        if let Some(p) = persister.take() {
+            let t = now();
+            if p.close(&mut gw, t, wall0 + (t - mono0), SHUTDOWN_COMMIT) {
+                tracing::info!("state committed");
+            } else {
+                tracing::error!("state: the last commit did not finish in time");
+            }
+        }
     });
     (handle, task)
 }
+
+/// How long stopping may wait for the last commit to be durable.
+const SHUTDOWN_COMMIT: Duration = Duration::from_secs(4);
 
 /// Answer an admin query from the core's state. `wall` maps `now` to Unix time.
 fn answer_admin(gw: &Core, q: AdminQuery, now: Instant, wall: SystemTime) {

@@ -38,6 +38,7 @@ pub struct Harness {
     pub ue: UdpPeer,
     pub core: UdpPeer,
     pub scscf: UdpPeer,
+    pub cfg: Arc<Config>,
 }
 
 pub fn profile(enabled: bool) -> Profile {
@@ -84,14 +85,14 @@ impl Harness {
         cfg.sip.core = format!("sip:{}", core.addr);
         cfg.sip.t1 = Duration::from_millis(20);
         cfg.admin.listen = "127.0.0.1:0".parse().expect("addr");
+        cfg.state.backend = regevent_gw::config::StateBackend::None;
         for tg in cfg.trunk_groups.clone() {
             cfg.profiles.by_name.insert(tg.profile.clone(), p.clone());
         }
         tweak(&mut cfg);
+        let cfg = Arc::new(cfg);
         let prom = regevent_gw::stats::recorder::global_handle().expect("recorder");
-        let gw = app::start(Arc::new(cfg), prom, Some(7))
-            .await
-            .expect("start");
+        let gw = app::start(cfg.clone(), prom, Some(7)).await.expect("start");
         let gw_udp = gw.sip_addr(Transport::Udp).expect("udp");
         let gw_tcp = gw.sip_addr(Transport::Tcp).unwrap_or(gw_udp);
         Harness {
@@ -102,6 +103,38 @@ impl Harness {
             ue,
             core,
             scscf,
+            cfg,
+        }
+    }
+
+    /// Stop the gateway (as SIGTERM does) and start a new one with the same configuration and
+    /// peers, another seed (a new process).
+    pub async fn restart(self) -> Harness {
+        let Harness {
+            gw,
+            port,
+            ue,
+            core,
+            scscf,
+            cfg,
+            ..
+        } = self;
+        gw.stop().await;
+        let prom = regevent_gw::stats::recorder::global_handle().expect("recorder");
+        let gw = app::start(cfg.clone(), prom, Some(8))
+            .await
+            .expect("restart");
+        let gw_udp = gw.sip_addr(Transport::Udp).expect("udp");
+        let gw_tcp = gw.sip_addr(Transport::Tcp).unwrap_or(gw_udp);
+        Harness {
+            gw,
+            gw_udp,
+            gw_tcp,
+            port,
+            ue,
+            core,
+            scscf,
+            cfg,
         }
     }
 

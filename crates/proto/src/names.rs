@@ -49,3 +49,25 @@ pub const SCRAPE_SECONDS: &str = "regevent_admin_scrape_duration_seconds";
 /// Admin HTTP requests served, by route (metrics, subscriptions, api_subscriptions, api_stats,
 /// healthz, readyz, other) and status code.
 pub const ADMIN_REQUESTS: &str = "regevent_admin_requests_total";
+/// Durable state (SPEC §10): group commits written (and made durable), by backend.
+pub const STATE_COMMITS: &str = "regevent_state_commits_total";
+/// Records (puts and deletes) written to the store, by backend.
+pub const STATE_RECORDS: &str = "regevent_state_records_written_total";
+/// Time from a commit's hand-over to the writer until it is durable, seconds (histogram).
+pub const STATE_COMMIT_SECONDS: &str = "regevent_state_commit_duration_seconds";
+/// Commits waiting for the writer (gauge).
+pub const STATE_QUEUE: &str = "regevent_state_queue_depth";
+/// Changed keys not yet handed to the writer because it is behind (gauge).
+pub const STATE_PENDING: &str = "regevent_state_pending_changes";
+/// 1 while the writer cannot keep up (changes wait in memory), else 0 (gauge).
+pub const STATE_BACKLOG: &str = "regevent_state_backlogged";
+/// Store errors, by operation (write, sync, snapshot, ...).
+pub const STATE_ERRORS: &str = "regevent_state_errors_total";
+/// Snapshots completed (after which older journals are removed).
+pub const STATE_SNAPSHOTS: &str = "regevent_state_snapshots_total";
+/// Bytes of the store on disk (gauge).
+pub const STATE_BYTES: &str = "regevent_state_bytes";
+/// Seconds the last start-up spent restoring state (gauge).
+pub const STATE_RESTORE_SECONDS: &str = "regevent_state_restore_seconds";
+/// Records restored at the last start-up, by kind (registration, subscription, ibcf_dialog) (gauge).
+pub const STATE_RESTORED: &str = "regevent_state_records_restored";

@@ -55,6 +55,11 @@ pub use crate::sip::{uri_target, Dest};
 pub use admin::pui_domain;
 pub use persist::Restored;
 pub use routing::{RoutePolicy, StaticRoutePolicy};
+
+/// The earlier of two optional deadlines (for a caller that adds its own to the core's).
+pub fn earliest_of(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    earliest([a, b])
+}
 pub use subscribe::render_subscribe;
 
 use ctx::Ctx;
@@ -449,6 +454,11 @@ impl Core {
         self.changes.tracking = true;
         self.last_meta = self.meta();
         self.changes.push(Change::Meta);
+    }
+
+    /// How many changed keys wait for `poll_change`.
+    pub fn pending_changes(&self) -> usize {
+        self.changes.order.len()
     }
 
     /// The next piece of durable state that changed since it was last returned.

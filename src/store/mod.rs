@@ -1,0 +1,581 @@
+//! Durable state (SPEC §10) for the embedded backend: a writer thread that group-commits the
+//! core's changes to the journal (`journal.rs`) every `state.commit`, and the start-up load.
+//!
+//! ```text
+//!  SIP task, every state.commit:  core.poll_change() ─▶ record ─▶ encode ─▶ Batch ──┐ bounded
+//!                                 (skipped while the writer is behind: the core keeps │ channel
+//!                                  the changed keys, one entry per key)             ▼
+//!  writer thread:                 frames ─▶ one write ─▶ fdatasync ─▶ metrics
+//!                                 journal too big ─▶ "snapshot wanted" ─▶ the SIP task sends
+//!                                 every record in chunks ─▶ snapshot file ─▶ old files removed
+//! ```
+//!
+//! The SIP thread never waits for the disk: it hands over a batch or, when the writer's queue
+//! is full, leaves the changes in the core (deduplicated by key, so memory stays bounded by the
+//! state itself) and says so in metrics and the log. A crash loses at most what was not yet
+//! durable: the last commit window, plus whatever the writer was behind.
+//!
+//! Owns: the state directory (locked while running) and its files. Never: SIP, records'
+//! meaning (`regevent_proto::state`).
+
+pub mod cli;
+pub mod journal;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use journal::{frame, kind, Appender, DiskError, Loaded, Op};
+
+use crate::names;
+
+/// Commits (or snapshot chunks) the writer may have waiting before the SIP task holds back.
+const QUEUE: usize = 64;
+
+/// Journal bytes since the last snapshot that trigger a new snapshot: at least this, or twice
+/// the last snapshot's size.
+const SNAPSHOT_AFTER: u64 = 64 << 20;
+
+/// Why the store cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state.dir {dir}: cannot create it: {source}")]
+    CreateDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state.dir {dir}: another regevent-gw process is using it (lock {lock} is held)")]
+    Locked { dir: PathBuf, lock: PathBuf },
+    #[error("state.dir {dir}: cannot lock {lock}: {source}")]
+    Lock {
+        dir: PathBuf,
+        lock: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    #[error("{file}: record {key}: {what}")]
+    Record {
+        file: PathBuf,
+        key: String,
+        what: String,
+    },
+}
+
+/// What the SIP task hands the writer.
+#[derive(Debug)]
+enum Msg {
+    Commit { ops: Vec<Op>, handed: Instant },
+    SnapshotBegin,
+    SnapshotChunk(Vec<Op>),
+    SnapshotEnd,
+    Flush(mpsc::Sender<()>),
+}
+
+/// The state directory, locked, with its writer thread.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    tx: Option<SyncSender<Msg>>,
+    /// Messages queued for the writer.
+    queued: Arc<AtomicUsize>,
+    /// The writer asks for a snapshot (the journal grew enough).
+    snapshot_wanted: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Held for the store's life (released when dropped).
+    _lock: std::fs::File,
+    backlogged: bool,
+}
+
+/// A store opened at start-up, and what it held.
+#[derive(Debug)]
+pub struct Opened {
+    pub store: Store,
+    pub loaded: Loaded,
+}
+
+/// Lock `dir` (created if missing) for this process.
+fn lock(dir: &Path) -> Result<std::fs::File, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StoreError::Lock {
+            dir: dir.to_path_buf(),
+            lock: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+            dir: dir.to_path_buf(),
+            lock: path,
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Lock {
+            dir: dir.to_path_buf(),
+            lock: path,
+            source,
+        }),
+    }
+}
+
+/// Open (or create) the store in `dir`: lock it, load it (cutting off a torn tail), start the
+/// writer.
+pub fn open(dir: &Path) -> Result<Opened, StoreError> {
+    let lock_file = lock(dir)?;
+    let loaded = journal::load(dir, true)?;
+    if let Some((file, offset, what)) = &loaded.torn {
+        tracing::warn!(file = %file.display(), offset, what = %what, "state: torn write at the end of the journal cut off (the commit being written when the process stopped)");
+    }
+    let gen = loaded.journal_gen.max(loaded.snapshot_gen).max(1);
+    let journal = Appender::open(&journal::journal_path(dir, gen), b'J')?;
+    let snapshot_size = journal::list(dir)?
+        .snapshots
+        .iter()
+        .find(|(g, _)| *g == loaded.snapshot_gen)
+        .and_then(|(_, p)| std::fs::metadata(p).ok())
+        .map_or(0, |m| m.len());
+    let (tx, rx) = mpsc::sync_channel(QUEUE);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let snapshot_wanted = Arc::new(AtomicBool::new(false));
+    let writer = Writer {
+        dir: dir.to_path_buf(),
+        gen,
+        seq: loaded.seq,
+        journal,
+        snapshot: None,
+        journal_since_snapshot: 0,
+        last_snapshot: snapshot_size,
+        queued: queued.clone(),
+        snapshot_wanted: snapshot_wanted.clone(),
+        buf: Vec::new(),
+    };
+    writer.publish_size();
+    let thread = std::thread::Builder::new()
+        .name("state-writer".into())
+        .spawn(move || writer.run(rx))
+        .map_err(|source| StoreError::Lock {
+            dir: dir.to_path_buf(),
+            lock: dir.join("LOCK"),
+            source,
+        })?;
+    Ok(Opened {
+        store: Store {
+            dir: dir.to_path_buf(),
+            tx: Some(tx),
+            queued,
+            snapshot_wanted,
+            thread: Some(thread),
+            _lock: lock_file,
+            backlogged: false,
+        },
+        loaded,
+    })
+}
+
+impl Store {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the writer can take another batch now. Logs and counts the change of state
+    /// (behind / caught up), not every refusal.
+    pub fn ready(&mut self, pending: usize) -> bool {
+        let ready = self.queued.load(Ordering::Relaxed) < QUEUE - 1;
+        if ready == self.backlogged {
+            self.backlogged = !ready;
+            metrics::gauge!(names::STATE_BACKLOG).set(if ready { 0.0 } else { 1.0 });
+            if ready {
+                tracing::info!("state: the writer caught up");
+            } else {
+                tracing::warn!(
+                    pending,
+                    "state: the writer is behind (disk too slow?); changes wait in memory"
+                );
+            }
+        }
+        metrics::gauge!(names::STATE_PENDING).set(if ready { 0.0 } else { pending as f64 });
+        ready
+    }
+
+    fn send(&self, m: Msg) -> bool {
+        let Some(tx) = &self.tx else { return false };
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        match tx.try_send(m) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Hand a commit to the writer (call only after `ready`).
+    pub fn commit(&self, ops: Vec<Op>) -> bool {
+        if ops.is_empty() {
+            return true;
+        }
+        self.send(Msg::Commit {
+            ops,
+            handed: Instant::now(),
+        })
+    }
+
+    /// The writer wants a snapshot (the journal grew): the caller sends `snapshot_begin`,
+    /// chunks and `snapshot_end`.
+    pub fn snapshot_wanted(&self) -> bool {
+        self.snapshot_wanted.load(Ordering::Relaxed)
+    }
+
+    pub fn snapshot_begin(&self) -> bool {
+        let ok = self.send(Msg::SnapshotBegin);
+        if ok {
+            self.snapshot_wanted.store(false, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    pub fn snapshot_chunk(&self, ops: Vec<Op>) -> bool {
+        self.send(Msg::SnapshotChunk(ops))
+    }
+
+    pub fn snapshot_end(&self) -> bool {
+        self.send(Msg::SnapshotEnd)
+    }
+
+    /// Wait (at most `within`) until everything handed over is durable, then stop the writer.
+    /// Returns false when the writer did not finish in time.
+    pub fn close(mut self, within: Duration) -> bool {
+        let Some(tx) = self.tx.take() else {
+            return true;
+        };
+        let (done, rx) = mpsc::channel();
+        let flushed = tx.send(Msg::Flush(done)).is_ok() && rx.recv_timeout(within).is_ok();
+        drop(tx);
+        if flushed {
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+        flushed
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    dir: PathBuf,
+    gen: u64,
+    seq: u64,
+    journal: Appender,
+    snapshot: Option<Appender>,
+    journal_since_snapshot: u64,
+    last_snapshot: u64,
+    queued: Arc<AtomicUsize>,
+    snapshot_wanted: Arc<AtomicBool>,
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Msg>) {
+        while let Ok(first) = rx.recv() {
+            // Group what else is waiting into the same write and sync.
+            let mut msgs = vec![first];
+            while let Ok(m) = rx.try_recv() {
+                msgs.push(m);
+            }
+            let n = msgs.len();
+            self.handle(msgs);
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+            metrics::gauge!(names::STATE_QUEUE).set(self.queued.load(Ordering::Relaxed) as f64);
+        }
+    }
+
+    fn handle(&mut self, msgs: Vec<Msg>) {
+        let mut commits: Vec<Instant> = Vec::new();
+        let mut records = 0u64;
+        self.buf.clear();
+        for m in msgs {
+            match m {
+                Msg::Commit { ops, handed } => {
+                    self.seq += 1;
+                    records += ops.len() as u64;
+                    frame(kind::COMMIT, self.seq, &ops, &mut self.buf);
+                    commits.push(handed);
+                }
+                Msg::SnapshotBegin => {
+                    self.write_journal(&mut commits, records);
+                    records = 0;
+                    self.begin_snapshot();
+                }
+                Msg::SnapshotChunk(ops) => {
+                    self.write_journal(&mut commits, records);
+                    records = 0;
+                    self.chunk(&ops);
+                }
+                Msg::SnapshotEnd => {
+                    self.write_journal(&mut commits, records);
+                    records = 0;
+                    self.end_snapshot();
+                }
+                Msg::Flush(done) => {
+                    self.write_journal(&mut commits, records);
+                    records = 0;
+                    let _ = done.send(());
+                }
+            }
+        }
+        self.write_journal(&mut commits, records);
+    }
+
+    /// Write and sync the commits gathered in `buf`.
+    fn write_journal(&mut self, commits: &mut Vec<Instant>, records: u64) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let len = self.buf.len() as u64;
+        let buf = std::mem::take(&mut self.buf);
+        let mut tries = 0;
+        while let Err(e) = self.journal.append(&buf) {
+            metrics::counter!(names::STATE_ERRORS, "op" => "write").increment(1);
+            tries += 1;
+            if tries == 1 || tries % 100 == 0 {
+                tracing::error!(error = %e, tries, "state: cannot write the journal; retrying");
+            }
+            // Cut off whatever part of the batch got in, so the file stays whole frames.
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&self.journal.path)
+                .and_then(|f| f.set_len(self.journal.len));
+            std::thread::sleep(Duration::from_millis(100.min(10 * tries)));
+        }
+        self.buf = buf;
+        self.buf.clear();
+        self.journal_since_snapshot += len;
+        for handed in commits.drain(..) {
+            metrics::histogram!(names::STATE_COMMIT_SECONDS).record(handed.elapsed().as_secs_f64());
+        }
+        metrics::counter!(names::STATE_COMMITS, "backend" => "embedded").increment(1);
+        metrics::counter!(names::STATE_RECORDS, "backend" => "embedded").increment(records);
+        if self.snapshot.is_none()
+            && self.journal_since_snapshot > SNAPSHOT_AFTER.max(2 * self.last_snapshot)
+        {
+            self.snapshot_wanted.store(true, Ordering::Relaxed);
+        }
+        self.publish_size();
+    }
+
+    fn begin_snapshot(&mut self) {
+        self.gen += 1;
+        let snap = journal::snapshot_path(&self.dir, self.gen);
+        let jour = journal::journal_path(&self.dir, self.gen);
+        match (Appender::open(&snap, b'S'), Appender::open(&jour, b'J')) {
+            (Ok(s), Ok(j)) => {
+                self.snapshot = Some(s);
+                self.journal = j;
+                self.journal_since_snapshot = 0;
+                tracing::info!(generation = self.gen, "state: snapshot started");
+            }
+            (s, j) => {
+                let e = s.err().or(j.err());
+                metrics::counter!(names::STATE_ERRORS, "op" => "snapshot").increment(1);
+                tracing::error!(error = ?e, "state: cannot start a snapshot");
+            }
+        }
+    }
+
+    fn chunk(&mut self, ops: &[Op]) {
+        let Some(s) = &mut self.snapshot else { return };
+        let mut b = Vec::new();
+        frame(kind::CHUNK, self.seq, ops, &mut b);
+        if let Err(e) = s.append(&b) {
+            metrics::counter!(names::STATE_ERRORS, "op" => "snapshot").increment(1);
+            tracing::error!(error = %e, "state: snapshot write failed; the snapshot is abandoned");
+            self.snapshot = None;
+        }
+    }
+
+    fn end_snapshot(&mut self) {
+        let Some(mut s) = self.snapshot.take() else {
+            return;
+        };
+        let mut b = Vec::new();
+        frame(kind::END, self.seq, &[], &mut b);
+        if let Err(e) = s.append(&b) {
+            metrics::counter!(names::STATE_ERRORS, "op" => "snapshot").increment(1);
+            tracing::error!(error = %e, "state: snapshot end failed; the snapshot is abandoned");
+            return;
+        }
+        self.last_snapshot = s.len;
+        // The new snapshot and the journals from its generation hold everything: older files go.
+        if let Ok(files) = journal::list(&self.dir) {
+            let old = files
+                .snapshots
+                .iter()
+                .chain(files.journals.iter())
+                .filter(|(g, _)| *g < self.gen);
+            for (_, p) in old {
+                let _ = std::fs::remove_file(p);
+            }
+            journal::sync_dir(&self.dir);
+        }
+        metrics::counter!(names::STATE_SNAPSHOTS).increment(1);
+        tracing::info!(
+            generation = self.gen,
+            bytes = s.len,
+            "state: snapshot complete, older files removed"
+        );
+        self.publish_size();
+    }
+
+    fn publish_size(&self) {
+        let bytes: u64 = journal::list(&self.dir)
+            .map(|f| {
+                f.snapshots
+                    .iter()
+                    .chain(f.journals.iter())
+                    .filter_map(|(_, p)| std::fs::metadata(p).ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        metrics::gauge!(names::STATE_BYTES).set(bytes as f64);
+    }
+}
+
+/// Records per snapshot chunk: the SIP task materializes one chunk per commit window, so a
+/// snapshot of 1M records takes ~50 windows of ~20 ms of SIP-thread work each.
+const CHUNK: usize = 20_000;
+
+/// The SIP task's side of the store: every `state.commit` the core's changes become one commit;
+/// snapshots are fed chunk by chunk.
+#[derive(Debug)]
+pub struct Persister {
+    store: Store,
+    commit: Duration,
+    next: Option<Instant>,
+    /// Keys still to go into the snapshot being written.
+    snapshot: Option<std::vec::IntoIter<Change>>,
+}
+
+use regevent_proto::core::{Change, Core};
+use regevent_proto::state;
+
+/// A change as a store op: the key, and the record's bytes (None: delete).
+fn op(core: &Core, c: &Change, now: Instant, wall: std::time::SystemTime) -> Op {
+    let (k, r) = core.record(c, now, wall);
+    let mut key = Vec::with_capacity(48);
+    state::encode_key(&k, &mut key);
+    let value = r.map(|r| {
+        let mut v = Vec::with_capacity(256);
+        state::encode(&r, &mut v);
+        v
+    });
+    Op { key, value }
+}
+
+impl Persister {
+    pub fn new(store: Store, commit: Duration) -> Persister {
+        Persister {
+            store,
+            commit,
+            next: None,
+            snapshot: None,
+        }
+    }
+
+    /// When `tick` must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next
+    }
+
+    /// Hand what changed to the writer (unless it is behind), and the next snapshot chunk.
+    pub fn tick(&mut self, core: &mut Core, now: Instant, wall: std::time::SystemTime) {
+        if self.next.is_some_and(|t| t > now) {
+            return;
+        }
+        self.next = Some(now + self.commit);
+        if !self.store.ready(core.pending_changes()) {
+            return;
+        }
+        let mut ops = Vec::new();
+        while let Some(c) = core.poll_change() {
+            ops.push(op(core, &c, now, wall));
+        }
+        self.store.commit(ops);
+        self.snapshot_step(core, now, wall);
+    }
+
+    fn snapshot_step(&mut self, core: &Core, now: Instant, wall: std::time::SystemTime) {
+        match &mut self.snapshot {
+            None => {
+                if self.store.snapshot_wanted() && self.store.snapshot_begin() {
+                    self.snapshot = Some(core.changes_of_everything().into_iter());
+                }
+            }
+            Some(keys) => {
+                let ops: Vec<Op> = keys
+                    .by_ref()
+                    .take(CHUNK)
+                    .map(|c| op(core, &c, now, wall))
+                    .filter(|o| o.value.is_some())
+                    .collect();
+                let last = keys.len() == 0;
+                self.store.snapshot_chunk(ops);
+                if last {
+                    self.store.snapshot_end();
+                    self.snapshot = None;
+                }
+            }
+        }
+    }
+
+    /// Shutting down: commit everything and wait (at most `within`) for it to be durable.
+    pub fn close(
+        self,
+        core: &mut Core,
+        now: Instant,
+        wall: std::time::SystemTime,
+        within: Duration,
+    ) -> bool {
+        let deadline = Instant::now() + within;
+        let mut ops = Vec::new();
+        while let Some(c) = core.poll_change() {
+            ops.push(op(core, &c, now, wall));
+        }
+        // The queue may be full: wait for room rather than lose the last commit.
+        while !ops.is_empty() {
+            let Some(tx) = &self.store.tx else { break };
+            self.store.queued.fetch_add(1, Ordering::Relaxed);
+            let m = Msg::Commit {
+                ops: std::mem::take(&mut ops),
+                handed: Instant::now(),
+            };
+            match tx.try_send(m) {
+                Ok(()) => break,
+                Err(TrySendError::Full(Msg::Commit { ops: back, .. }))
+                    if Instant::now() < deadline =>
+                {
+                    self.store.queued.fetch_sub(1, Ordering::Relaxed);
+                    ops = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => {
+                    self.store.queued.fetch_sub(1, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.store.close(left)
+    }
+}
