@@ -8,7 +8,9 @@
 #   bench/loadgen-ab.sh OLD_BINARY NEW_BINARY [RUNS] [RATE] [SECONDS]
 #
 # The load generator of NEW_BINARY drives both (LOADGEN=... to choose another). Extra gateway
-# config lines can be given in GW_EXTRA (appended to the main file, e.g. a [state] section).
+# config lines can be given in GW_EXTRA (appended to the main file), and environment overrides
+# for one side only in ENV_A / ENV_B, e.g. ENV_B="REGEVENT_GW__STATE__BACKEND=none" to compare
+# the same binary with the store off and on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=${1:?usage: bench/loadgen-ab.sh OLD_BINARY NEW_BINARY [RUNS] [RATE] [SECONDS]}
@@ -41,10 +43,12 @@ sources = ["0.0.0.0/0"]
 ${GW_EXTRA:-}
 TOML
 
-# run LABEL BINARY: one fresh gateway, one load run; prints "LABEL sustained failures us/reg".
+# run LABEL BINARY ENV: one fresh gateway (fresh state), one load run; prints
+# "LABEL sustained failures us/reg RSS".
 run() {
-  local label=$1 bin=$2 out="$TMP/out"
-  (cd "$TMP" && REGEVENT_GW_LOG=warn exec "$bin" run --config "$TMP/gw.toml") > "$TMP/gw.log" 2>&1 &
+  local label=$1 bin=$2 env=$3 out="$TMP/out"
+  rm -rf "$TMP/data"
+  (cd "$TMP" && exec env REGEVENT_GW_LOG=warn $env "$bin" run --config "$TMP/gw.toml") > "$TMP/gw.log" 2>&1 &
   GW=$!
   sleep 1.5
   "$LOADGEN" loadgen --rate "$RATE" --seconds "$SECONDS_" --gateway-pid "$GW" > "$out" 2>&1 || true
@@ -62,8 +66,8 @@ run() {
 
 printf '%-4s %-10s %-8s %-14s %s\n' bin sustained failures "gateway µs/reg" "RSS MiB"
 for i in $(seq 1 "$RUNS"); do
-  run A "$A"
-  run B "$B"
+  run A "$A" "${ENV_A:-}"
+  run B "$B" "${ENV_B:-}"
 done | tee "$TMP/table"
 for l in A B; do
   awk -v l="$l" '$1 == l && $4 != "?" { print $4 }' "$TMP/table" | sort -g | awk -v l="$l" '

@@ -7,8 +7,9 @@
 //!  state.dir/journal-<gen>.rgj         commits since snapshot <gen> began
 //!  file   = header (16 bytes: b"RGWSTATE", format, kind, 6 × 0) frame*
 //!  frame  = len: u32 LE, crc32: u32 LE (of the payload), payload
-//!  payload= kind (b'C' commit | b'S' snapshot chunk | b'E' snapshot end), seq: varint, count: varint,
-//!           op* (1 = put key value | 2 = delete key; key and value as varint length + bytes)
+//!  payload= kind (b'C' commit | b'S' snapshot chunk | b'E' snapshot end), seq: varint,
+//!           count: u32 LE, op* (1 = put key value | 2 = delete key; key and value each a u32 LE
+//!           length and the bytes)
 //! ```
 //!
 //! Every commit is one frame, written with one `write` and made durable with `fdatasync`: a
@@ -150,34 +151,92 @@ fn read_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
-/// Encode one frame (header of the frame included) into `out`.
-pub fn frame(kind: u8, seq: u64, ops: &[Op], out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(&[0; 8]);
-    out.push(kind);
-    push_varint(out, seq);
-    push_varint(out, ops.len() as u64);
-    for op in ops {
-        match &op.value {
-            Some(v) => {
-                out.push(PUT);
-                push_varint(out, op.key.len() as u64);
-                out.extend_from_slice(&op.key);
-                push_varint(out, v.len() as u64);
-                out.extend_from_slice(v);
-            }
-            None => {
-                out.push(DEL);
-                push_varint(out, op.key.len() as u64);
-                out.extend_from_slice(&op.key);
-            }
+/// Builds one frame in place, op by op, in a caller's buffer (no allocation per op): `begin`,
+/// `put`/`delete`..., `finish` (which fills in the count, the length and the checksum).
+#[derive(Debug)]
+pub struct FrameBuilder {
+    start: usize,
+    count_at: usize,
+    count: u32,
+}
+
+impl FrameBuilder {
+    pub fn begin(kind: u8, seq: u64, out: &mut Vec<u8>) -> FrameBuilder {
+        let start = out.len();
+        out.extend_from_slice(&[0; 8]);
+        out.push(kind);
+        push_varint(out, seq);
+        let count_at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        FrameBuilder {
+            start,
+            count_at,
+            count: 0,
         }
     }
-    let payload = &out[start + 8..];
-    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    let crc = crc32fast::hash(payload);
-    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+
+    /// A put whose key and value the closures write.
+    pub fn put(
+        &mut self,
+        out: &mut Vec<u8>,
+        key: impl FnOnce(&mut Vec<u8>),
+        value: impl FnOnce(&mut Vec<u8>),
+    ) {
+        out.push(PUT);
+        len_prefixed(out, key);
+        len_prefixed(out, value);
+        self.count += 1;
+    }
+
+    pub fn delete(&mut self, out: &mut Vec<u8>, key: impl FnOnce(&mut Vec<u8>)) {
+        out.push(DEL);
+        len_prefixed(out, key);
+        self.count += 1;
+    }
+
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    pub fn finish(self, out: &mut [u8]) {
+        out[self.count_at..self.count_at + 4].copy_from_slice(&self.count.to_le_bytes());
+        let payload = &out[self.start + 8..];
+        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        let crc = crc32fast::hash(payload);
+        out[self.start..self.start + 4].copy_from_slice(&len.to_le_bytes());
+        out[self.start + 4..self.start + 8].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+/// Write what `f` writes, preceded by its length as a 4-byte LE (patched after).
+fn len_prefixed(out: &mut Vec<u8>, f: impl FnOnce(&mut Vec<u8>)) {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    f(out);
+    let n = u32::try_from(out.len() - at - 4).unwrap_or(u32::MAX);
+    out[at..at + 4].copy_from_slice(&n.to_le_bytes());
+}
+
+/// Encode one frame of `ops` into `out`.
+pub fn frame(kind: u8, seq: u64, ops: &[Op], out: &mut Vec<u8>) {
+    let mut f = FrameBuilder::begin(kind, seq, out);
+    for op in ops {
+        match &op.value {
+            Some(v) => f.put(
+                out,
+                |o| o.extend_from_slice(&op.key),
+                |o| o.extend_from_slice(v),
+            ),
+            None => f.delete(out, |o| o.extend_from_slice(&op.key)),
+        }
+    }
+    f.finish(out);
+}
+
+fn read_u32(b: &[u8], pos: &mut usize) -> Option<u32> {
+    let v = b.get(*pos..*pos + 4)?;
+    *pos += 4;
+    Some(u32::from_le_bytes([v[0], v[1], v[2], v[3]]))
 }
 
 /// The ops of a frame payload, borrowed: (key, value or None for a delete), after `kind`,
@@ -192,21 +251,21 @@ fn decode_payload(p: &[u8]) -> Option<Payload<'_>> {
     let (&kind, _) = p.split_first()?;
     let mut pos = 1;
     let seq = read_varint(p, &mut pos)?;
-    let n = read_varint(p, &mut pos)?;
-    // Every op takes at least 2 bytes: a larger count is corrupt (and must not allocate).
-    if n > (p.len() as u64) / 2 {
+    let n = read_u32(p, &mut pos)?;
+    // Every op takes at least 5 bytes: a larger count is corrupt (and must not allocate).
+    if n as usize > p.len() / 5 {
         return None;
     }
-    let mut ops = Vec::with_capacity(usize::try_from(n).ok()?);
+    let mut ops = Vec::with_capacity(n as usize);
     for _ in 0..n {
         let op = *p.get(pos)?;
         pos += 1;
-        let klen = usize::try_from(read_varint(p, &mut pos)?).ok()?;
+        let klen = read_u32(p, &mut pos)? as usize;
         let key = p.get(pos..pos.checked_add(klen)?)?;
         pos += klen;
         let value = match op {
             PUT => {
-                let vlen = usize::try_from(read_varint(p, &mut pos)?).ok()?;
+                let vlen = read_u32(p, &mut pos)? as usize;
                 let v = p.get(pos..pos.checked_add(vlen)?)?;
                 pos += vlen;
                 Some(v)

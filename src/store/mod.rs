@@ -27,7 +27,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use journal::{frame, kind, Appender, DiskError, Loaded, Op};
+use journal::{kind, Appender, DiskError, Loaded};
 
 use crate::names;
 
@@ -66,13 +66,18 @@ pub enum StoreError {
     },
 }
 
-/// What the SIP task hands the writer.
+/// What the SIP task hands the writer: frames encoded (sequence numbers, checksums and all) on
+/// the SIP thread, so the writer only writes and syncs.
 #[derive(Debug)]
 enum Msg {
-    Commit { ops: Vec<Op>, handed: Instant },
+    Commit {
+        frames: Vec<u8>,
+        records: u64,
+        handed: Instant,
+    },
     SnapshotBegin,
-    SnapshotChunk(Vec<Op>),
-    SnapshotEnd,
+    SnapshotChunk(Vec<u8>),
+    SnapshotEnd(Vec<u8>),
     Flush(mpsc::Sender<()>),
 }
 
@@ -86,6 +91,10 @@ pub struct Store {
     /// The writer asks for a snapshot (the journal grew enough).
     snapshot_wanted: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Buffers the writer is done with, for the next commits (their memory stays touched).
+    spare: Receiver<Vec<u8>>,
+    /// The last sequence number written (the SIP task numbers the frames).
+    seq: u64,
     /// Held for the store's life (released when dropped).
     _lock: std::fs::File,
     backlogged: bool,
@@ -146,19 +155,19 @@ pub fn open(dir: &Path) -> Result<Opened, StoreError> {
         .and_then(|(_, p)| std::fs::metadata(p).ok())
         .map_or(0, |m| m.len());
     let (tx, rx) = mpsc::sync_channel(QUEUE);
+    let (spare_tx, spare) = mpsc::channel();
     let queued = Arc::new(AtomicUsize::new(0));
     let snapshot_wanted = Arc::new(AtomicBool::new(false));
     let writer = Writer {
         dir: dir.to_path_buf(),
         gen,
-        seq: loaded.seq,
         journal,
         snapshot: None,
         journal_since_snapshot: 0,
         last_snapshot: snapshot_size,
         queued: queued.clone(),
         snapshot_wanted: snapshot_wanted.clone(),
-        buf: Vec::new(),
+        spare: spare_tx,
     };
     writer.publish_size();
     let thread = std::thread::Builder::new()
@@ -176,6 +185,8 @@ pub fn open(dir: &Path) -> Result<Opened, StoreError> {
             queued,
             snapshot_wanted,
             thread: Some(thread),
+            spare,
+            seq: loaded.seq,
             _lock: lock_file,
             backlogged: false,
         },
@@ -220,19 +231,15 @@ impl Store {
         }
     }
 
-    /// Hand a commit to the writer (call only after `ready`).
-    pub fn commit(&self, ops: Vec<Op>) -> bool {
-        if ops.is_empty() {
-            return true;
-        }
-        self.send(Msg::Commit {
-            ops,
-            handed: Instant::now(),
-        })
+    /// A buffer for the next frames (one the writer is done with, when there is one).
+    fn buffer(&self) -> Vec<u8> {
+        let mut b = self.spare.try_recv().unwrap_or_default();
+        b.clear();
+        b
     }
 
-    /// The writer wants a snapshot (the journal grew): the caller sends `snapshot_begin`,
-    /// chunks and `snapshot_end`.
+    /// The writer wants a snapshot (the journal grew): the caller begins one and sends every
+    /// record in chunks.
     pub fn snapshot_wanted(&self) -> bool {
         self.snapshot_wanted.load(Ordering::Relaxed)
     }
@@ -243,14 +250,6 @@ impl Store {
             self.snapshot_wanted.store(false, Ordering::Relaxed);
         }
         ok
-    }
-
-    pub fn snapshot_chunk(&self, ops: Vec<Op>) -> bool {
-        self.send(Msg::SnapshotChunk(ops))
-    }
-
-    pub fn snapshot_end(&self) -> bool {
-        self.send(Msg::SnapshotEnd)
     }
 
     /// Wait (at most `within`) until everything handed over is durable, then stop the writer.
@@ -275,18 +274,18 @@ impl Store {
 struct Writer {
     dir: PathBuf,
     gen: u64,
-    seq: u64,
     journal: Appender,
     snapshot: Option<Appender>,
     journal_since_snapshot: u64,
     last_snapshot: u64,
     queued: Arc<AtomicUsize>,
     snapshot_wanted: Arc<AtomicBool>,
-    buf: Vec<u8>,
+    spare: mpsc::Sender<Vec<u8>>,
 }
 
 impl Writer {
     fn run(mut self, rx: Receiver<Msg>) {
+        let mut batch = Vec::new();
         while let Ok(first) = rx.recv() {
             // Group what else is waiting into the same write and sync.
             let mut msgs = vec![first];
@@ -294,58 +293,67 @@ impl Writer {
                 msgs.push(m);
             }
             let n = msgs.len();
-            self.handle(msgs);
+            self.handle(msgs, &mut batch);
             self.queued.fetch_sub(n, Ordering::Relaxed);
             metrics::gauge!(names::STATE_QUEUE).set(self.queued.load(Ordering::Relaxed) as f64);
         }
     }
 
-    fn handle(&mut self, msgs: Vec<Msg>) {
+    fn handle(&mut self, msgs: Vec<Msg>, batch: &mut Vec<u8>) {
         let mut commits: Vec<Instant> = Vec::new();
         let mut records = 0u64;
-        self.buf.clear();
+        batch.clear();
         for m in msgs {
             match m {
-                Msg::Commit { ops, handed } => {
-                    self.seq += 1;
-                    records += ops.len() as u64;
-                    frame(kind::COMMIT, self.seq, &ops, &mut self.buf);
+                Msg::Commit {
+                    frames,
+                    records: r,
+                    handed,
+                } => {
+                    records += r;
+                    if batch.is_empty() {
+                        *batch = frames;
+                    } else {
+                        batch.extend_from_slice(&frames);
+                        let _ = self.spare.send(frames);
+                    }
                     commits.push(handed);
                 }
                 Msg::SnapshotBegin => {
-                    self.write_journal(&mut commits, records);
-                    records = 0;
+                    self.write_journal(batch, &mut commits, &mut records);
                     self.begin_snapshot();
                 }
-                Msg::SnapshotChunk(ops) => {
-                    self.write_journal(&mut commits, records);
-                    records = 0;
-                    self.chunk(&ops);
+                Msg::SnapshotChunk(frames) => {
+                    self.write_journal(batch, &mut commits, &mut records);
+                    self.snapshot_write(&frames);
+                    let _ = self.spare.send(frames);
                 }
-                Msg::SnapshotEnd => {
-                    self.write_journal(&mut commits, records);
-                    records = 0;
-                    self.end_snapshot();
+                Msg::SnapshotEnd(frames) => {
+                    self.write_journal(batch, &mut commits, &mut records);
+                    self.end_snapshot(&frames);
                 }
                 Msg::Flush(done) => {
-                    self.write_journal(&mut commits, records);
-                    records = 0;
+                    self.write_journal(batch, &mut commits, &mut records);
                     let _ = done.send(());
                 }
             }
         }
-        self.write_journal(&mut commits, records);
+        self.write_journal(batch, &mut commits, &mut records);
     }
 
-    /// Write and sync the commits gathered in `buf`.
-    fn write_journal(&mut self, commits: &mut Vec<Instant>, records: u64) {
-        if self.buf.is_empty() {
+    /// Write and sync the commits gathered in `batch` (then hand the buffer back).
+    fn write_journal(
+        &mut self,
+        batch: &mut Vec<u8>,
+        commits: &mut Vec<Instant>,
+        records: &mut u64,
+    ) {
+        if batch.is_empty() {
             return;
         }
-        let len = self.buf.len() as u64;
-        let buf = std::mem::take(&mut self.buf);
+        let len = batch.len() as u64;
         let mut tries = 0;
-        while let Err(e) = self.journal.append(&buf) {
+        while let Err(e) = self.journal.append(batch) {
             metrics::counter!(names::STATE_ERRORS, "op" => "write").increment(1);
             tries += 1;
             if tries == 1 || tries % 100 == 0 {
@@ -358,14 +366,14 @@ impl Writer {
                 .and_then(|f| f.set_len(self.journal.len));
             std::thread::sleep(Duration::from_millis(100.min(10 * tries)));
         }
-        self.buf = buf;
-        self.buf.clear();
+        let _ = self.spare.send(std::mem::take(batch));
         self.journal_since_snapshot += len;
         for handed in commits.drain(..) {
             metrics::histogram!(names::STATE_COMMIT_SECONDS).record(handed.elapsed().as_secs_f64());
         }
         metrics::counter!(names::STATE_COMMITS, "backend" => "embedded").increment(1);
-        metrics::counter!(names::STATE_RECORDS, "backend" => "embedded").increment(records);
+        metrics::counter!(names::STATE_RECORDS, "backend" => "embedded").increment(*records);
+        *records = 0;
         if self.snapshot.is_none()
             && self.journal_since_snapshot > SNAPSHOT_AFTER.max(2 * self.last_snapshot)
         {
@@ -393,28 +401,20 @@ impl Writer {
         }
     }
 
-    fn chunk(&mut self, ops: &[Op]) {
+    fn snapshot_write(&mut self, frames: &[u8]) {
         let Some(s) = &mut self.snapshot else { return };
-        let mut b = Vec::new();
-        frame(kind::CHUNK, self.seq, ops, &mut b);
-        if let Err(e) = s.append(&b) {
+        if let Err(e) = s.append(frames) {
             metrics::counter!(names::STATE_ERRORS, "op" => "snapshot").increment(1);
             tracing::error!(error = %e, "state: snapshot write failed; the snapshot is abandoned");
             self.snapshot = None;
         }
     }
 
-    fn end_snapshot(&mut self) {
-        let Some(mut s) = self.snapshot.take() else {
+    fn end_snapshot(&mut self, end: &[u8]) {
+        self.snapshot_write(end);
+        let Some(s) = self.snapshot.take() else {
             return;
         };
-        let mut b = Vec::new();
-        frame(kind::END, self.seq, &[], &mut b);
-        if let Err(e) = s.append(&b) {
-            metrics::counter!(names::STATE_ERRORS, "op" => "snapshot").increment(1);
-            tracing::error!(error = %e, "state: snapshot end failed; the snapshot is abandoned");
-            return;
-        }
         self.last_snapshot = s.len;
         // The new snapshot and the journals from its generation hold everything: older files go.
         if let Ok(files) = journal::list(&self.dir) {
@@ -462,6 +462,7 @@ const CHUNK: usize = 20_000;
 pub struct Persister {
     store: Store,
     commit: Duration,
+    started: Instant,
     next: Option<Instant>,
     /// Keys still to go into the snapshot being written.
     snapshot: Option<std::vec::IntoIter<Change>>,
@@ -470,17 +471,26 @@ pub struct Persister {
 use regevent_proto::core::{Change, Core};
 use regevent_proto::state;
 
-/// A change as a store op: the key, and the record's bytes (None: delete).
-fn op(core: &Core, c: &Change, now: Instant, wall: std::time::SystemTime) -> Op {
+/// Put `c`'s record (or its deletion) into the frame being built.
+fn add(
+    f: &mut journal::FrameBuilder,
+    buf: &mut Vec<u8>,
+    core: &Core,
+    c: &Change,
+    now: Instant,
+    wall: std::time::SystemTime,
+) -> bool {
     let (k, r) = core.record(c, now, wall);
-    let mut key = Vec::with_capacity(48);
-    state::encode_key(&k, &mut key);
-    let value = r.map(|r| {
-        let mut v = Vec::with_capacity(256);
-        state::encode(&r, &mut v);
-        v
-    });
-    Op { key, value }
+    match r {
+        Some(r) => {
+            f.put(buf, |o| state::encode_key(&k, o), |o| state::encode(&r, o));
+            true
+        }
+        None => {
+            f.delete(buf, |o| state::encode_key(&k, o));
+            false
+        }
+    }
 }
 
 impl Persister {
@@ -488,14 +498,18 @@ impl Persister {
         Persister {
             store,
             commit,
+            started: Instant::now(),
             next: None,
             snapshot: None,
         }
     }
 
-    /// When `tick` must run next.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.next
+    /// When `tick` must run next: `None` while there is nothing to write, so an idle gateway
+    /// does not wake up every commit window.
+    pub fn poll_timeout(&self, core: &Core) -> Option<Instant> {
+        let work =
+            core.pending_changes() > 0 || self.snapshot.is_some() || self.store.snapshot_wanted();
+        work.then_some(self.next.unwrap_or(self.started))
     }
 
     /// Hand what changed to the writer (unless it is behind), and the next snapshot chunk.
@@ -507,15 +521,46 @@ impl Persister {
         if !self.store.ready(core.pending_changes()) {
             return;
         }
-        let mut ops = Vec::new();
-        while let Some(c) = core.poll_change() {
-            ops.push(op(core, &c, now, wall));
-        }
-        self.store.commit(ops);
+        self.commit_changes(core, now, wall);
         self.snapshot_step(core, now, wall);
     }
 
+    /// One commit frame of everything changed; false if the writer's queue was full.
+    fn commit_changes(
+        &mut self,
+        core: &mut Core,
+        now: Instant,
+        wall: std::time::SystemTime,
+    ) -> bool {
+        if core.pending_changes() == 0 {
+            return true;
+        }
+        // Only this task sends: with a free slot now, the send below cannot fail for room, so
+        // the changes are never taken out of the core and then dropped.
+        if self.store.queued.load(Ordering::Relaxed) >= QUEUE {
+            return false;
+        }
+        let mut buf = self.store.buffer();
+        let seq = self.store.seq + 1;
+        let mut f = journal::FrameBuilder::begin(kind::COMMIT, seq, &mut buf);
+        while let Some(c) = core.poll_change() {
+            add(&mut f, &mut buf, core, &c, now, wall);
+        }
+        let records = u64::from(f.count());
+        f.finish(&mut buf);
+        let sent = self.store.send(Msg::Commit {
+            frames: buf,
+            records,
+            handed: Instant::now(),
+        });
+        if sent {
+            self.store.seq = seq;
+        }
+        sent
+    }
+
     fn snapshot_step(&mut self, core: &Core, now: Instant, wall: std::time::SystemTime) {
+        let seq = self.store.seq;
         match &mut self.snapshot {
             None => {
                 if self.store.snapshot_wanted() && self.store.snapshot_begin() {
@@ -523,16 +568,24 @@ impl Persister {
                 }
             }
             Some(keys) => {
-                let ops: Vec<Op> = keys
-                    .by_ref()
-                    .take(CHUNK)
-                    .map(|c| op(core, &c, now, wall))
-                    .filter(|o| o.value.is_some())
-                    .collect();
-                let last = keys.len() == 0;
-                self.store.snapshot_chunk(ops);
-                if last {
-                    self.store.snapshot_end();
+                let mut buf = self.store.buffer();
+                let mut f = journal::FrameBuilder::begin(kind::CHUNK, seq, &mut buf);
+                for c in keys.by_ref().take(CHUNK) {
+                    let (k, r) = core.record(&c, now, wall);
+                    if let Some(r) = r {
+                        f.put(
+                            &mut buf,
+                            |o| state::encode_key(&k, o),
+                            |o| state::encode(&r, o),
+                        );
+                    }
+                }
+                f.finish(&mut buf);
+                self.store.send(Msg::SnapshotChunk(buf));
+                if keys.len() == 0 {
+                    let mut end = Vec::new();
+                    journal::FrameBuilder::begin(kind::END, seq, &mut end).finish(&mut end);
+                    self.store.send(Msg::SnapshotEnd(end));
                     self.snapshot = None;
                 }
             }
@@ -541,39 +594,16 @@ impl Persister {
 
     /// Shutting down: commit everything and wait (at most `within`) for it to be durable.
     pub fn close(
-        self,
+        mut self,
         core: &mut Core,
         now: Instant,
         wall: std::time::SystemTime,
         within: Duration,
     ) -> bool {
         let deadline = Instant::now() + within;
-        let mut ops = Vec::new();
-        while let Some(c) = core.poll_change() {
-            ops.push(op(core, &c, now, wall));
-        }
         // The queue may be full: wait for room rather than lose the last commit.
-        while !ops.is_empty() {
-            let Some(tx) = &self.store.tx else { break };
-            self.store.queued.fetch_add(1, Ordering::Relaxed);
-            let m = Msg::Commit {
-                ops: std::mem::take(&mut ops),
-                handed: Instant::now(),
-            };
-            match tx.try_send(m) {
-                Ok(()) => break,
-                Err(TrySendError::Full(Msg::Commit { ops: back, .. }))
-                    if Instant::now() < deadline =>
-                {
-                    self.store.queued.fetch_sub(1, Ordering::Relaxed);
-                    ops = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(_) => {
-                    self.store.queued.fetch_sub(1, Ordering::Relaxed);
-                    break;
-                }
-            }
+        while !self.commit_changes(core, now, wall) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
         }
         let left = deadline.saturating_duration_since(Instant::now());
         self.store.close(left)

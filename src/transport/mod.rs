@@ -172,7 +172,7 @@ pub fn start(
         loop {
             let deadline = crate::core::earliest_of(
                 gw.poll_timeout(),
-                persister.as_ref().and_then(Persister::poll_timeout),
+                persister.as_ref().and_then(|p| p.poll_timeout(&gw)),
             )
             .map(|d| coalesce(d, mono0, slack));
             let sleep = async {
@@ -256,7 +256,7 @@ pub fn start(
             }
             if let Some(p) = persister.as_mut() {
                 let t = now();
-                if p.poll_timeout().is_none_or(|d| d <= t) {
+                if p.poll_timeout(&gw).is_some_and(|d| d <= t) {
                     p.tick(&mut gw, t, wall0 + (t - mono0));
                 }
             }

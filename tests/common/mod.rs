@@ -377,7 +377,7 @@ pub fn notify(
     let pui = sub.to().uri;
     format!(
         "NOTIFY sip:127.0.0.1:{port} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {scscf};branch=z9hG4bKnotify{cseq}x{}\r\n\
+         Via: SIP/2.0/UDP {scscf};branch=z9hG4bKnotify{cseq}x{}x{from_tag}\r\n\
          Max-Forwards: 70\r\n\
          From: <{pui}>;tag=scscf-tag\r\n\
          To: <{}>;tag={from_tag}\r\n\
