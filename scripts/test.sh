@@ -48,6 +48,9 @@ trap - EXIT
 echo "== scripts/loadgen-smoke.sh"
 REGEVENT_GW_BIN="$BIN" scripts/loadgen-smoke.sh
 
+echo "== scripts/kill9-load.sh (kill -9 under load, five times; no committed registration lost)"
+MARGIN_MS=25 REGEVENT_GW_BIN="$BIN" scripts/kill9-load.sh 5 10000
+
 if [ -x scripts/interop.sh ]; then
   echo "== scripts/interop.sh"
   scripts/interop.sh

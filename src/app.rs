@@ -140,6 +140,7 @@ pub fn restore(cfg: &Config, core: &mut Core) -> anyhow::Result<Option<Persister
             let n = records.len();
             let now = transport::now();
             let restored = core.restore(now, SystemTime::now(), records);
+            // The records borrowed the files' bytes; restored, those can go.
             opened.loaded.release();
             core.track_changes();
             let took = began.elapsed();
@@ -167,10 +168,10 @@ pub fn restore(cfg: &Config, core: &mut Core) -> anyhow::Result<Option<Persister
 }
 
 /// Decode every stored record; the first bad one stops start-up with its key and the problem.
-pub fn decode_all(
-    loaded: &store::journal::Loaded,
+pub fn decode_all<'a>(
+    loaded: &'a store::journal::Loaded,
     dir: &std::path::Path,
-) -> Result<Vec<Record>, store::StoreError> {
+) -> Result<Vec<Record<'a>>, store::StoreError> {
     let mut records = Vec::with_capacity(loaded.len());
     for (key, value) in loaded.entries() {
         let key_text = || {

@@ -257,9 +257,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REGEVENT_GW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        // Colour codes only for a person at a terminal, never into a file or the journal.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

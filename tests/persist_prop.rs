@@ -56,7 +56,7 @@ struct Dialog {
 #[derive(Clone)]
 struct World {
     dialogs: BTreeMap<String, Dialog>,
-    store: BTreeMap<Key, Record>,
+    store: BTreeMap<Key, Record<'static>>,
     cseq: BTreeMap<u8, u32>,
 }
 
@@ -72,7 +72,7 @@ fn persist(sim: &mut Sim, w: &mut World) {
         match r {
             Some(r) => {
                 assert_eq!(r.key(), k);
-                w.store.insert(k, r);
+                w.store.insert(k, r.into_owned());
             }
             None => {
                 w.store.remove(&k);
@@ -266,12 +266,12 @@ fn apply(sim: &mut Sim, w: &mut World, op: &Op, seen: &mut Vec<String>) {
 }
 
 /// Every record of a core, by key.
-fn records(sim: &Sim) -> BTreeMap<Key, Record> {
+fn records(sim: &Sim) -> BTreeMap<Key, Record<'static>> {
     sim.core
         .changes_of_everything()
         .iter()
         .filter_map(|c| sim.core.record(c, sim.now, wall(sim)).1)
-        .map(|r| (r.key(), r))
+        .map(|r| (r.key(), r.into_owned()))
         .collect()
 }
 

@@ -25,7 +25,7 @@ pub struct Summary {
 }
 
 /// Read and decode everything in `dir`. Errors name the file and what is wrong.
-pub fn read(dir: &Path) -> Result<(Summary, Vec<Record>), StoreError> {
+pub fn read(dir: &Path) -> Result<(Summary, Vec<Record<'static>>), StoreError> {
     if !dir.is_dir() {
         return Err(StoreError::CreateDir {
             dir: dir.to_path_buf(),
@@ -33,7 +33,10 @@ pub fn read(dir: &Path) -> Result<(Summary, Vec<Record>), StoreError> {
         });
     }
     let loaded = journal::load(dir, false)?;
-    let records = crate::app::decode_all(&loaded, dir)?;
+    let records: Vec<Record<'static>> = crate::app::decode_all(&loaded, dir)?
+        .into_iter()
+        .map(Record::into_owned)
+        .collect();
     let mut s = Summary {
         bytes: loaded.bytes,
         snapshot_gen: loaded.snapshot_gen,
@@ -97,7 +100,7 @@ pub fn export(dir: &Path, out: &mut impl Write) -> Result<usize, anyhow::Error> 
     Ok(records.len())
 }
 
-fn json_of(r: &Record) -> serde_json::Value {
+fn json_of(r: &Record<'_>) -> serde_json::Value {
     match r {
         Record::Registration(r) => json!({
             "type": "registration",

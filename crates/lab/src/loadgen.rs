@@ -63,6 +63,10 @@ pub struct LoadgenArgs {
     /// PID of the gateway, to report its CPU time and memory.
     #[arg(long)]
     pub gateway_pid: Option<u32>,
+    /// Append "USER UNIX_MS" to this file for every initial registration's 200 OK (written once
+    /// a second): to check, after a crash, which answered registrations the gateway kept.
+    #[arg(long)]
+    pub answered_log: Option<std::path::PathBuf>,
 }
 
 /// Local ports one address has for connections to one listener (Linux's default ephemeral
@@ -243,10 +247,29 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
+    let mut answered_log = match &args.answered_log {
+        Some(path) => {
+            stats.note_answers.store(true, Relaxed);
+            Some(std::io::BufWriter::new(std::fs::File::create(path)?))
+        }
+        None => None,
+    };
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = tokio::signal::ctrl_c() => break,
+        }
+        if let Some(log) = answered_log.as_mut() {
+            use std::io::Write;
+            let answered = stats
+                .answered
+                .lock()
+                .map(|mut a| std::mem::take(&mut *a))
+                .unwrap_or_default();
+            for (user, unix_ms) in answered {
+                writeln!(log, "{user} {unix_ms}")?;
+            }
+            log.flush()?;
         }
         let ok = stats.initial_ok.load(Relaxed);
         let notified = CoreStats::get(&core.stats.subscriptions_notified);

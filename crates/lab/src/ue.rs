@@ -99,6 +99,10 @@ pub struct SwarmStats {
     pub done: AtomicBool,
     /// Per-UE TCP connections opened so far.
     pub connections_opened: Arc<AtomicU64>,
+    /// When set, every initial registration's 200 OK is noted in `answered`.
+    pub note_answers: AtomicBool,
+    /// (user number, Unix milliseconds) of initial 200 OKs, with `note_answers`.
+    pub answered: Mutex<Vec<(usize, u64)>>,
 }
 
 impl SwarmStats {
@@ -715,6 +719,14 @@ impl Swarm {
                     stats.reregister_ok.fetch_add(1, Relaxed);
                 } else {
                     stats.initial_ok.fetch_add(1, Relaxed);
+                    if stats.note_answers.load(Relaxed) {
+                        let unix_ms = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as u64);
+                        if let Ok(mut a) = stats.answered.lock() {
+                            a.push((cfg.first_user + i, unix_ms));
+                        }
+                    }
                 }
                 ue.registered = true;
                 let half =

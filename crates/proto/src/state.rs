@@ -14,6 +14,7 @@
 //!
 //! Never: files, sockets, the clock.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::sip::Transport;
@@ -34,40 +35,104 @@ pub enum Key {
     Meta,
 }
 
+/// Text in a record: borrowed from the live state when written, from the file's bytes when
+/// read (no copy per field either way), owned when built by hand.
+pub type Text<'a> = Cow<'a, str>;
+
 /// One piece of durable state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    Registration(RegistrationRecord),
-    Subscription(SubscriptionRecord),
-    IbcfDialog(IbcfDialogRecord),
+pub enum Record<'a> {
+    Registration(RegistrationRecord<'a>),
+    Subscription(SubscriptionRecord<'a>),
+    IbcfDialog(IbcfDialogRecord<'a>),
     Meta(MetaRecord),
 }
 
-impl Record {
+fn own(t: Text<'_>) -> Text<'static> {
+    Cow::Owned(t.into_owned())
+}
+
+fn own_all(v: Vec<Text<'_>>) -> Vec<Text<'static>> {
+    v.into_iter().map(own).collect()
+}
+
+impl Record<'_> {
+    /// The same record, owning its text.
+    pub fn into_owned(self) -> Record<'static> {
+        match self {
+            Record::Registration(r) => Record::Registration(RegistrationRecord {
+                default_pui: own(r.default_pui),
+                trunk_group: own(r.trunk_group),
+                associated: own_all(r.associated),
+                service_route: own_all(r.service_route),
+                bindings: r
+                    .bindings
+                    .into_iter()
+                    .map(|b| BindingRecord {
+                        uri: own(b.uri),
+                        instance: b.instance.map(own),
+                        reg_id: b.reg_id,
+                        expires_at: b.expires_at,
+                        transport: b.transport,
+                        peer: b.peer,
+                        listener: b.listener,
+                    })
+                    .collect(),
+            }),
+            Record::Subscription(s) => Record::Subscription(SubscriptionRecord {
+                default_pui: own(s.default_pui),
+                trunk_group: own(s.trunk_group),
+                to_tag: s.to_tag.map(own),
+                route0: own_all(s.route0),
+                remote: s.remote.map(|(r, t)| (own_all(r), own(t))),
+                others: own_all(s.others),
+                ..s
+            }),
+            Record::IbcfDialog(d) => Record::IbcfDialog(IbcfDialogRecord {
+                call_id: own(d.call_id),
+                expires_at: d.expires_at,
+                tokens: d
+                    .tokens
+                    .into_iter()
+                    .map(|t| IbcfTokenRecord {
+                        token: own(t.token),
+                        uri: own(t.uri),
+                        transport: t.transport,
+                        dest: match t.dest {
+                            DestRecord::Addr(a) => DestRecord::Addr(a),
+                            DestRecord::Name(n, p) => DestRecord::Name(own(n), p),
+                        },
+                    })
+                    .collect(),
+            }),
+            Record::Meta(m) => Record::Meta(m),
+        }
+    }
+
     pub fn key(&self) -> Key {
         match self {
-            Record::Registration(r) => Key::Registration(r.default_pui.clone()),
+            Record::Registration(r) => Key::Registration(r.default_pui.to_string()),
             Record::Subscription(s) => Key::Subscription(s.id),
-            Record::IbcfDialog(d) => Key::IbcfDialog(d.call_id.clone()),
+            Record::IbcfDialog(d) => Key::IbcfDialog(d.call_id.to_string()),
             Record::Meta(_) => Key::Meta,
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegistrationRecord {
-    pub default_pui: String,
-    pub trunk_group: String,
+pub struct RegistrationRecord<'a> {
+    pub default_pui: Text<'a>,
+    pub trunk_group: Text<'a>,
     /// The implicit registration set, default PUI first.
-    pub associated: Vec<String>,
-    pub service_route: Vec<String>,
-    pub bindings: Vec<BindingRecord>,
+    pub associated: Vec<Text<'a>>,
+    pub service_route: Vec<Text<'a>>,
+    pub bindings: Vec<BindingRecord<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BindingRecord {
-    pub uri: String,
-    pub instance: Option<String>,
+pub struct BindingRecord<'a> {
+    pub uri: Text<'a>,
+    pub instance: Option<Text<'a>>,
     pub reg_id: Option<u32>,
     /// Unix milliseconds.
     pub expires_at: u64,
@@ -96,21 +161,21 @@ pub enum LifeRecord {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubscriptionRecord {
+pub struct SubscriptionRecord<'a> {
     pub id: u64,
-    pub default_pui: String,
-    pub trunk_group: String,
+    pub default_pui: Text<'a>,
+    pub trunk_group: Text<'a>,
     /// Random parts of our Call-ID and From tag.
     pub call_key: u64,
     pub tag_key: u64,
     /// The remote tag, once the dialog exists.
-    pub to_tag: Option<String>,
+    pub to_tag: Option<Text<'a>>,
     /// The route of the initial SUBSCRIBE.
-    pub route0: Vec<String>,
+    pub route0: Vec<Text<'a>>,
     /// The dialog's route set and remote target, once established.
-    pub remote: Option<(Vec<String>, String)>,
+    pub remote: Option<(Vec<Text<'a>>, Text<'a>)>,
     /// The implicit set as this subscription knows it (other PUIs than the default).
-    pub others: Vec<String>,
+    pub others: Vec<Text<'a>>,
     /// Unix milliseconds; `None` = not set.
     pub created: u64,
     pub refresh_at: Option<u64>,
@@ -127,25 +192,25 @@ pub struct SubscriptionRecord {
 
 /// Where a translated Contact leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DestRecord {
+pub enum DestRecord<'a> {
     Addr(SocketAddr),
-    Name(String, u16),
+    Name(Text<'a>, u16),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IbcfTokenRecord {
-    pub token: String,
-    pub uri: String,
+pub struct IbcfTokenRecord<'a> {
+    pub token: Text<'a>,
+    pub uri: Text<'a>,
     pub transport: Transport,
-    pub dest: DestRecord,
+    pub dest: DestRecord<'a>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IbcfDialogRecord {
-    pub call_id: String,
+pub struct IbcfDialogRecord<'a> {
+    pub call_id: Text<'a>,
     /// Unix milliseconds.
     pub expires_at: u64,
-    pub tokens: Vec<IbcfTokenRecord>,
+    pub tokens: Vec<IbcfTokenRecord<'a>>,
 }
 
 /// Identifiers handed out, so that none is reused after a restart.
@@ -214,7 +279,7 @@ impl W<'_> {
             }
         }
     }
-    fn list(&mut self, l: &[String]) {
+    fn list(&mut self, l: &[Text<'_>]) {
         self.u(l.len() as u64);
         for s in l {
             self.s(s);
@@ -242,7 +307,7 @@ impl W<'_> {
 }
 
 /// Append the encoding of `r` to `out`.
-pub fn encode(r: &Record, out: &mut Vec<u8>) {
+pub fn encode(r: &Record<'_>, out: &mut Vec<u8>) {
     out.push(FORMAT);
     let mut w = W(out);
     match r {
@@ -429,20 +494,20 @@ impl<'a> Rd<'a> {
         }
         Ok(n)
     }
-    fn s(&mut self) -> Result<String, DecodeError> {
+    fn s(&mut self) -> Result<Text<'a>, DecodeError> {
         let n = self.len()?;
         let b = self.take(n)?;
         std::str::from_utf8(b)
-            .map(str::to_owned)
+            .map(Cow::Borrowed)
             .map_err(|_| DecodeError::Invalid("text"))
     }
-    fn os(&mut self) -> Result<Option<String>, DecodeError> {
+    fn os(&mut self) -> Result<Option<Text<'a>>, DecodeError> {
         Ok(if self.b()? { Some(self.s()?) } else { None })
     }
     fn ou(&mut self) -> Result<Option<u64>, DecodeError> {
         Ok(if self.b()? { Some(self.u()?) } else { None })
     }
-    fn list(&mut self) -> Result<Vec<String>, DecodeError> {
+    fn list(&mut self) -> Result<Vec<Text<'a>>, DecodeError> {
         let n = self.len()?;
         (0..n).map(|_| self.s()).collect()
     }
@@ -475,8 +540,8 @@ impl<'a> Rd<'a> {
     }
 }
 
-/// Decode one record (the whole of `b`).
-pub fn decode(b: &[u8]) -> Result<Record, DecodeError> {
+/// Decode one record (the whole of `b`); its text borrows from `b`.
+pub fn decode(b: &[u8]) -> Result<Record<'_>, DecodeError> {
     let mut r = Rd(b);
     match r.byte()? {
         FORMAT => {}
@@ -592,7 +657,7 @@ pub fn decode(b: &[u8]) -> Result<Record, DecodeError> {
 mod tests {
     use super::*;
 
-    pub(crate) fn samples() -> Vec<Record> {
+    pub(crate) fn samples() -> Vec<Record<'static>> {
         vec![
             Record::Registration(RegistrationRecord {
                 default_pui: "sip:alice@ims.example.net".into(),

@@ -9,6 +9,7 @@
 //! Contact, so a refresh carrying the same Contact reuses its token. Never generates requests and
 //! never touches the body.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
@@ -191,48 +192,52 @@ impl ContactMap {
     }
 
     /// The durable record of a dialog's mappings.
-    pub fn export(&self, call_id: &str, unix: &dyn Fn(Instant) -> u64) -> Option<IbcfDialogRecord> {
-        let d = self.dialogs.get(call_id)?;
+    pub fn export(
+        &self,
+        call_id: &str,
+        unix: &dyn Fn(Instant) -> u64,
+    ) -> Option<IbcfDialogRecord<'_>> {
+        let (call_id, d) = self.dialogs.get_key_value(call_id)?;
         let tokens = d
             .tokens
             .iter()
             .filter_map(|t| {
                 let m = self.by_token.get(t)?;
                 Some(IbcfTokenRecord {
-                    token: t.to_string(),
-                    uri: m.uri.to_string(),
+                    token: Cow::Borrowed(&**t),
+                    uri: Cow::Borrowed(&*m.uri),
                     transport: m.transport,
                     dest: match &m.dest {
                         Dest::Addr(a) => DestRecord::Addr(*a),
-                        Dest::Name(n, p) => DestRecord::Name(n.to_string(), *p),
+                        Dest::Name(n, p) => DestRecord::Name(Cow::Borrowed(&**n), *p),
                     },
                 })
             })
             .collect();
         Some(IbcfDialogRecord {
-            call_id: call_id.to_owned(),
+            call_id: Cow::Borrowed(&**call_id),
             expires_at: unix(d.expires_at),
             tokens,
         })
     }
 
     /// Put back a dialog's mappings (at start-up); `secret` from the stored identifiers.
-    pub fn restore(&mut self, rec: &IbcfDialogRecord, at: Instant) {
-        let call_id: Box<str> = rec.call_id.as_str().into();
+    pub fn restore(&mut self, rec: &IbcfDialogRecord<'_>, at: Instant) {
+        let call_id: Box<str> = (*rec.call_id).into();
         let mut tokens = Vec::with_capacity(rec.tokens.len());
         for t in &rec.tokens {
             let dest = match &t.dest {
                 DestRecord::Addr(a) => Dest::Addr(*a),
-                DestRecord::Name(n, p) => Dest::Name(n.as_str().into(), *p),
+                DestRecord::Name(n, p) => Dest::Name((**n).into(), *p),
             };
             let m = Mapped {
-                uri: t.uri.as_str().into(),
+                uri: (*t.uri).into(),
                 transport: t.transport,
                 dest,
                 call_id: call_id.clone(),
             };
-            self.by_token.insert(t.token.as_str().into(), m);
-            tokens.push(t.token.as_str().into());
+            self.by_token.insert((*t.token).into(), m);
+            tokens.push((*t.token).into());
         }
         self.timers.push(at, call_id.clone());
         self.dialogs.insert(

@@ -28,7 +28,12 @@ pub struct Restored {
 impl Core {
     /// The store key of a change, and its current record (`None`: the key is gone). `wall` is
     /// the wall-clock time at `now`.
-    pub fn record(&self, change: &Change, now: Instant, wall: SystemTime) -> (Key, Option<Record>) {
+    pub fn record(
+        &self,
+        change: &Change,
+        now: Instant,
+        wall: SystemTime,
+    ) -> (Key, Option<Record<'_>>) {
         let w = Wall::new(now, wall);
         let unix = |t: Instant| w.unix(t);
         match change {
@@ -73,7 +78,12 @@ impl Core {
 
     /// Put the state back from `records` (at start-up, before any message). `wall` is the
     /// wall-clock time at `now`.
-    pub fn restore(&mut self, now: Instant, wall: SystemTime, records: Vec<Record>) -> Restored {
+    pub fn restore(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        records: Vec<Record<'_>>,
+    ) -> Restored {
         let w = Wall::new(now, wall);
         let instant = |ms: u64| w.instant(ms);
         let mut out = Restored::default();

@@ -1,6 +1,7 @@
 //! The registration store: one entry per default PUI, O(1) lookup by default PUI, by contact
 //! URI and by UE flow; one expiry queue for all bindings.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -788,19 +789,23 @@ impl Registrar {
         &self,
         default_pui: &str,
         unix: &dyn Fn(Instant) -> u64,
-    ) -> Option<RegistrationRecord> {
+    ) -> Option<RegistrationRecord<'_>> {
         let r = self.get(default_pui)?;
         Some(RegistrationRecord {
-            default_pui: r.default_pui.to_string(),
-            trunk_group: r.trunk_group.to_string(),
-            associated: r.associated.iter().map(|p| p.to_string()).collect(),
-            service_route: r.service_route.iter().map(|s| s.to_string()).collect(),
+            default_pui: Cow::Borrowed(&r.default_pui),
+            trunk_group: Cow::Borrowed(&r.trunk_group),
+            associated: r.associated.iter().map(|p| Cow::Borrowed(&**p)).collect(),
+            service_route: r
+                .service_route
+                .iter()
+                .map(|s| Cow::Borrowed(&**s))
+                .collect(),
             bindings: r
                 .bindings
                 .iter()
                 .map(|b| BindingRecord {
-                    uri: b.uri.to_string(),
-                    instance: b.instance.as_deref().map(str::to_owned),
+                    uri: Cow::Borrowed(&b.uri),
+                    instance: b.instance.as_deref().map(Cow::Borrowed),
                     reg_id: b.reg_id,
                     expires_at: unix(self.instant(b.expires_at)),
                     transport: b.flow.transport,
@@ -818,7 +823,7 @@ impl Registrar {
     pub fn restore(
         &mut self,
         now: Instant,
-        rec: &RegistrationRecord,
+        rec: &RegistrationRecord<'_>,
         instant: &dyn Fn(u64) -> Instant,
     ) -> bool {
         // Pin the clock's epoch at `now` before any restored time is converted.
@@ -828,19 +833,19 @@ impl Registrar {
         }
         let mut ignored = Vec::new();
         self.remove(&rec.default_pui, RemovalReason::Expired, &mut ignored);
-        let key: Arc<str> = Arc::from(rec.default_pui.as_str());
+        let key: Arc<str> = Arc::from(&*rec.default_pui);
         let mut associated: Vec<Arc<str>> = vec![key.clone()];
         associated.extend(
             rec.associated
                 .iter()
                 .filter(|p| **p != rec.default_pui)
-                .map(|p| Arc::from(p.as_str())),
+                .map(|p| Arc::from(&**p)),
         );
         let bindings: Bindings = rec
             .bindings
             .iter()
             .map(|b| Binding {
-                uri: Arc::from(b.uri.as_str()),
+                uri: Arc::from(&*b.uri),
                 instance: b.instance.as_deref().map(Into::into),
                 reg_id: b.reg_id,
                 expires_at: match instant(b.expires_at) {
@@ -856,10 +861,10 @@ impl Registrar {
             })
             .collect::<Vec<_>>()
             .into();
-        let route: Vec<&str> = rec.service_route.iter().map(String::as_str).collect();
+        let route: Vec<&str> = rec.service_route.iter().map(|r| &**r).collect();
         let reg = Registration {
             default_pui: key,
-            trunk_group: Arc::from(rec.trunk_group.as_str()),
+            trunk_group: Arc::from(&*rec.trunk_group),
             associated: associated.into(),
             service_route: self.intern_route(&route),
             bindings,

@@ -13,6 +13,7 @@
 //!
 //! Never: decides anything new — a restored subscription behaves as if the process had been up.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,26 +27,26 @@ use crate::time::Wall;
 
 impl Engine {
     /// The durable record of subscription `id` (live or lingering).
-    pub fn export(&self, id: SubId, wall: &Wall) -> Option<SubscriptionRecord> {
+    pub fn export(&self, id: SubId, wall: &Wall) -> Option<SubscriptionRecord<'_>> {
         let s = self.store.get(id)?;
         let at = |ms: u64| self.clock.unix(ms, wall);
         Some(SubscriptionRecord {
             id: id.0,
-            default_pui: s.pui.to_string(),
-            trunk_group: s.trunk_group.to_string(),
+            default_pui: Cow::Borrowed(&s.pui),
+            trunk_group: Cow::Borrowed(&s.trunk_group),
             call_key: s.call_key,
             tag_key: s.tag_key,
             to_tag: Some(s.to_tag())
                 .filter(|t| !t.is_empty())
-                .map(str::to_owned),
-            route0: s.route0.iter().map(|r| r.to_string()).collect(),
+                .map(Cow::Borrowed),
+            route0: s.route0.iter().map(|r| Cow::Borrowed(&**r)).collect(),
             remote: s.remote.as_deref().map(|r| {
                 (
-                    r.route.iter().map(|x| x.to_string()).collect(),
-                    r.target.to_string(),
+                    r.route.iter().map(|x| Cow::Borrowed(&**x)).collect(),
+                    Cow::Borrowed(&*r.target),
                 )
             }),
-            others: s.others().map(str::to_owned).collect(),
+            others: s.others().map(Cow::Borrowed).collect(),
             created: at(s.created).unwrap_or(0),
             refresh_at: at(s.refresh_at),
             expires_at: at(s.expires_at),
@@ -100,7 +101,7 @@ impl Engine {
     pub fn restore(
         &mut self,
         now: Instant,
-        records: &mut [SubscriptionRecord],
+        records: &mut [SubscriptionRecord<'_>],
         wall: &Wall,
     ) -> usize {
         let t = self.clock.ms(now);
@@ -117,13 +118,15 @@ impl Engine {
             }
             let clock = &self.clock;
             let ms = |u: u64| clock.of_unix(u, wall);
-            let pui: Arc<str> = Arc::from(r.default_pui.as_str());
-            let route0 = self.store.intern_route(r.route0.iter().cloned());
-            let others: Option<Arc<[Arc<str>]>> = (!r.others.is_empty())
-                .then(|| r.others.iter().map(|o| Arc::from(o.as_str())).collect());
+            let pui: Arc<str> = Arc::from(&*r.default_pui);
+            let route0 = self
+                .store
+                .intern_route(r.route0.iter().map(|x| x.to_string()));
+            let others: Option<Arc<[Arc<str>]>> =
+                (!r.others.is_empty()).then(|| r.others.iter().map(|o| Arc::from(&**o)).collect());
             let mut s = Sub::new(
                 pui,
-                Arc::from(r.trunk_group.as_str()),
+                Arc::from(&*r.trunk_group),
                 r.call_key,
                 r.tag_key,
                 route0,
@@ -150,7 +153,8 @@ impl Engine {
             self.store.insert(id, s);
             self.reserve_ids(r.id + 1);
             if let Some((route, target)) = &r.remote {
-                self.store.set_remote(id, Some(route.clone()), Some(target));
+                let route = route.iter().map(|x| x.to_string()).collect();
+                self.store.set_remote(id, Some(route), Some(target));
             }
             if !live {
                 self.store.unindex_pui(id);
