@@ -278,6 +278,35 @@ fn decode_payload(p: &[u8]) -> Option<Payload<'_>> {
     (pos == p.len() && matches!(kind, COMMIT | CHUNK | END)).then_some(Payload { kind, seq, ops })
 }
 
+/// Every op of a buffer of whole frames (what the SIP task hands a writer), in order: (frame
+/// kind, sequence number, key, value or None for a delete). Stops at the first frame that is
+/// not whole and valid, and says where.
+pub fn for_each_op(
+    frames: &[u8],
+    mut f: impl FnMut(u8, u64, &[u8], Option<&[u8]>),
+) -> Result<(), (usize, &'static str)> {
+    let mut pos = 0;
+    while pos < frames.len() {
+        let head = frames
+            .get(pos..pos + 8)
+            .ok_or((pos, "frame header cut off"))?;
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        let payload = frames
+            .get(pos + 8..pos + 8 + len)
+            .ok_or((pos, "frame cut off"))?;
+        if crc32fast::hash(payload) != crc {
+            return Err((pos, "checksum mismatch"));
+        }
+        let p = decode_payload(payload).ok_or((pos, "undecodable frame"))?;
+        for (k, v) in p.ops {
+            f(p.kind, p.seq, k, v);
+        }
+        pos += 8 + len;
+    }
+    Ok(())
+}
+
 /// Where the frames of a file end.
 enum Ending {
     /// Every byte was a good frame.
@@ -397,6 +426,27 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// What another backend read (every live key and its value), in the same shape.
+    pub fn from_entries(entries: Vec<(Vec<u8>, Vec<u8>)>, seq: u64) -> Loaded {
+        let size = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let mut buf = Vec::with_capacity(size);
+        let mut live = Vec::with_capacity(entries.len());
+        for (k, v) in entries {
+            let ko = buf.len();
+            buf.extend_from_slice(&k);
+            let vo = buf.len();
+            buf.extend_from_slice(&v);
+            live.push((0, ko..ko + k.len(), vo..vo + v.len()));
+        }
+        Loaded {
+            bytes: buf.len() as u64,
+            bufs: vec![buf],
+            live,
+            seq,
+            ..Loaded::default()
+        }
+    }
+
     /// Number of live keys.
     pub fn len(&self) -> usize {
         self.live.len()

@@ -66,38 +66,104 @@ pub enum StoreError {
     },
 }
 
-/// What the SIP task hands the writer: frames encoded (sequence numbers, checksums and all) on
-/// the SIP thread, so the writer only writes and syncs.
+/// What the SIP task hands a backend's writer thread: frames encoded (sequence numbers,
+/// checksums and all) on the SIP thread, so that a writer only stores them. Every backend reads
+/// the same frames (`journal::frames`); the embedded one appends them as they are.
 #[derive(Debug)]
-enum Msg {
+pub enum Msg {
+    /// One or more commit frames.
     Commit {
         frames: Vec<u8>,
         records: u64,
         handed: Instant,
     },
+    /// A full copy of the state follows in chunks (the writer asked for it with
+    /// [`WriterLink::want_snapshot`]).
     SnapshotBegin,
     SnapshotChunk(Vec<u8>),
     SnapshotEnd(Vec<u8>),
+    /// Reply once everything before is durable.
     Flush(mpsc::Sender<()>),
 }
 
-/// The state directory, locked, with its writer thread.
+/// What a backend's writer thread shares with the SIP task's side of the [`Store`].
+#[derive(Debug, Clone)]
+pub struct WriterLink {
+    queued: Arc<AtomicUsize>,
+    snapshot_wanted: Arc<AtomicBool>,
+    spare: mpsc::Sender<Vec<u8>>,
+}
+
+impl WriterLink {
+    /// `n` messages are done with (stored, or given up).
+    pub fn done(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::Relaxed);
+        metrics::gauge!(names::STATE_QUEUE).set(self.queued.load(Ordering::Relaxed) as f64);
+    }
+    /// Ask the SIP task for a full copy of the state (snapshot chunks).
+    pub fn want_snapshot(&self) {
+        self.snapshot_wanted.store(true, Ordering::Relaxed);
+    }
+    /// Give a frame buffer back for reuse.
+    pub fn recycle(&self, buf: Vec<u8>) {
+        let _ = self.spare.send(buf);
+    }
+}
+
+/// The SIP task's side of the durable state: a bounded queue to a backend's writer thread.
 #[derive(Debug)]
 pub struct Store {
-    dir: PathBuf,
+    /// Where the state is (a directory, or a Redis URL without its password), for messages.
+    place: String,
     tx: Option<SyncSender<Msg>>,
     /// Messages queued for the writer.
     queued: Arc<AtomicUsize>,
-    /// The writer asks for a snapshot (the journal grew enough).
+    /// The writer asks for a snapshot (the journal grew, or Redis came back empty).
     snapshot_wanted: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Buffers the writer is done with, for the next commits (their memory stays touched).
     spare: Receiver<Vec<u8>>,
-    /// The last sequence number written (the SIP task numbers the frames).
+    /// The last sequence number handed over (the SIP task numbers the frames).
     seq: u64,
-    /// Held for the store's life (released when dropped).
-    _lock: std::fs::File,
+    /// Held for the store's life (the embedded store's directory lock).
+    _lock: Option<std::fs::File>,
     backlogged: bool,
+}
+
+impl Store {
+    /// Start a backend: `writer` runs on a thread of its own, taking [`Msg`]s until the channel
+    /// closes. `seq` is the last sequence number already stored.
+    pub fn spawn(
+        place: String,
+        thread_name: &str,
+        seq: u64,
+        lock: Option<std::fs::File>,
+        writer: impl FnOnce(Receiver<Msg>, WriterLink) + Send + 'static,
+    ) -> std::io::Result<Store> {
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let (spare_tx, spare) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let snapshot_wanted = Arc::new(AtomicBool::new(false));
+        let link = WriterLink {
+            queued: queued.clone(),
+            snapshot_wanted: snapshot_wanted.clone(),
+            spare: spare_tx,
+        };
+        let thread = std::thread::Builder::new()
+            .name(thread_name.into())
+            .spawn(move || writer(rx, link))?;
+        Ok(Store {
+            place,
+            tx: Some(tx),
+            queued,
+            snapshot_wanted,
+            thread: Some(thread),
+            spare,
+            seq,
+            _lock: lock,
+            backlogged: false,
+        })
+    }
 }
 
 /// A store opened at start-up, and what it held.
@@ -154,49 +220,38 @@ pub fn open(dir: &Path) -> Result<Opened, StoreError> {
         .find(|(g, _)| *g == loaded.snapshot_gen)
         .and_then(|(_, p)| std::fs::metadata(p).ok())
         .map_or(0, |m| m.len());
-    let (tx, rx) = mpsc::sync_channel(QUEUE);
-    let (spare_tx, spare) = mpsc::channel();
-    let queued = Arc::new(AtomicUsize::new(0));
-    let snapshot_wanted = Arc::new(AtomicBool::new(false));
-    let writer = Writer {
+    let mut writer = Writer {
         dir: dir.to_path_buf(),
         gen,
         journal,
         snapshot: None,
         journal_since_snapshot: 0,
         last_snapshot: snapshot_size,
-        queued: queued.clone(),
-        snapshot_wanted: snapshot_wanted.clone(),
-        spare: spare_tx,
+        link: None,
     };
     writer.publish_size();
-    let thread = std::thread::Builder::new()
-        .name("state-writer".into())
-        .spawn(move || writer.run(rx))
-        .map_err(|source| StoreError::Lock {
-            dir: dir.to_path_buf(),
-            lock: dir.join("LOCK"),
-            source,
-        })?;
-    Ok(Opened {
-        store: Store {
-            dir: dir.to_path_buf(),
-            tx: Some(tx),
-            queued,
-            snapshot_wanted,
-            thread: Some(thread),
-            spare,
-            seq: loaded.seq,
-            _lock: lock_file,
-            backlogged: false,
+    let store = Store::spawn(
+        dir.display().to_string(),
+        "state-writer",
+        loaded.seq,
+        Some(lock_file),
+        move |rx, link| {
+            writer.link = Some(link);
+            writer.run(rx)
         },
-        loaded,
-    })
+    )
+    .map_err(|source| StoreError::Lock {
+        dir: dir.to_path_buf(),
+        lock: dir.join("LOCK"),
+        source,
+    })?;
+    Ok(Opened { store, loaded })
 }
 
 impl Store {
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Where the state is, for messages.
+    pub fn place(&self) -> &str {
+        &self.place
     }
 
     /// Whether the writer can take another batch now. Logs and counts the change of state
@@ -278,9 +333,7 @@ struct Writer {
     snapshot: Option<Appender>,
     journal_since_snapshot: u64,
     last_snapshot: u64,
-    queued: Arc<AtomicUsize>,
-    snapshot_wanted: Arc<AtomicBool>,
-    spare: mpsc::Sender<Vec<u8>>,
+    link: Option<WriterLink>,
 }
 
 impl Writer {
@@ -294,8 +347,9 @@ impl Writer {
             }
             let n = msgs.len();
             self.handle(msgs, &mut batch);
-            self.queued.fetch_sub(n, Ordering::Relaxed);
-            metrics::gauge!(names::STATE_QUEUE).set(self.queued.load(Ordering::Relaxed) as f64);
+            if let Some(l) = &self.link {
+                l.done(n);
+            }
         }
     }
 
@@ -315,7 +369,7 @@ impl Writer {
                         *batch = frames;
                     } else {
                         batch.extend_from_slice(&frames);
-                        let _ = self.spare.send(frames);
+                        self.recycle(frames);
                     }
                     commits.push(handed);
                 }
@@ -326,7 +380,7 @@ impl Writer {
                 Msg::SnapshotChunk(frames) => {
                     self.write_journal(batch, &mut commits, &mut records);
                     self.snapshot_write(&frames);
-                    let _ = self.spare.send(frames);
+                    self.recycle(frames);
                 }
                 Msg::SnapshotEnd(frames) => {
                     self.write_journal(batch, &mut commits, &mut records);
@@ -366,7 +420,8 @@ impl Writer {
                 .and_then(|f| f.set_len(self.journal.len));
             std::thread::sleep(Duration::from_millis(100.min(10 * tries)));
         }
-        let _ = self.spare.send(std::mem::take(batch));
+        let buf = std::mem::take(batch);
+        self.recycle(buf);
         self.journal_since_snapshot += len;
         for handed in commits.drain(..) {
             metrics::histogram!(names::STATE_COMMIT_SECONDS).record(handed.elapsed().as_secs_f64());
@@ -377,9 +432,17 @@ impl Writer {
         if self.snapshot.is_none()
             && self.journal_since_snapshot > SNAPSHOT_AFTER.max(2 * self.last_snapshot)
         {
-            self.snapshot_wanted.store(true, Ordering::Relaxed);
+            if let Some(l) = &self.link {
+                l.want_snapshot();
+            }
         }
         self.publish_size();
+    }
+
+    fn recycle(&self, buf: Vec<u8>) {
+        if let Some(l) = &self.link {
+            l.recycle(buf);
+        }
     }
 
     fn begin_snapshot(&mut self) {

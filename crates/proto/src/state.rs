@@ -27,8 +27,9 @@ pub const FORMAT: u8 = 1;
 pub enum Key {
     /// The registration of a default PUI.
     Registration(String),
-    /// A subscription by id.
-    Subscription(u64),
+    /// A subscription by id, with the default PUI of its registration (so that a store can keep
+    /// a registration and its subscription together, e.g. in one Redis Cluster hash slot).
+    Subscription { id: u64, default_pui: String },
     /// The IBCF Contact mappings of a dialog (Call-ID).
     IbcfDialog(String),
     /// Identifiers handed out (one record).
@@ -112,7 +113,10 @@ impl Record<'_> {
     pub fn key(&self) -> Key {
         match self {
             Record::Registration(r) => Key::Registration(r.default_pui.to_string()),
-            Record::Subscription(s) => Key::Subscription(s.id),
+            Record::Subscription(s) => Key::Subscription {
+                id: s.id,
+                default_pui: s.default_pui.to_string(),
+            },
             Record::IbcfDialog(d) => Key::IbcfDialog(d.call_id.to_string()),
             Record::Meta(_) => Key::Meta,
         }
@@ -407,9 +411,10 @@ pub fn encode_key(k: &Key, out: &mut Vec<u8>) {
             w.0.push(b'R');
             w.0.extend_from_slice(p.as_bytes());
         }
-        Key::Subscription(id) => {
+        Key::Subscription { id, default_pui } => {
             w.0.push(b'S');
             w.0.extend_from_slice(&id.to_be_bytes());
+            w.0.extend_from_slice(default_pui.as_bytes());
         }
         Key::IbcfDialog(c) => {
             w.0.push(b'I');
@@ -429,10 +434,15 @@ pub fn decode_key(b: &[u8]) -> Result<Key, DecodeError> {
     };
     match kind {
         b'R' => Ok(Key::Registration(text(rest)?)),
-        b'S' => Ok(Key::Subscription(u64::from_be_bytes(
-            rest.try_into()
-                .map_err(|_| DecodeError::Invalid("key id"))?,
-        ))),
+        b'S' => {
+            let (id, pui) = rest
+                .split_first_chunk::<8>()
+                .ok_or(DecodeError::Invalid("key id"))?;
+            Ok(Key::Subscription {
+                id: u64::from_be_bytes(*id),
+                default_pui: text(pui)?,
+            })
+        }
         b'I' => Ok(Key::IbcfDialog(text(rest)?)),
         b'M' if rest.is_empty() => Ok(Key::Meta),
         _ => Err(DecodeError::Invalid("key kind")),

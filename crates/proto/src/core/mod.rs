@@ -94,8 +94,8 @@ pub struct Transmit {
 pub enum Change {
     /// The registration of this default PUI.
     Registration(Arc<str>),
-    /// This subscription (live or lingering).
-    Subscription(SubId),
+    /// This subscription (live or lingering), of this default PUI.
+    Subscription(SubId, Arc<str>),
     /// The IBCF Contact mappings of this dialog (Call-ID).
     IbcfDialog(Box<str>),
     /// The identifiers handed out (`state::MetaRecord`).
@@ -109,7 +109,7 @@ struct Changes {
     order: VecDeque<Change>,
     seen: HashSet<Change>,
     registrations: Vec<Arc<str>>,
-    subscriptions: Vec<SubId>,
+    subscriptions: Vec<(SubId, Arc<str>)>,
     dialogs: Vec<Box<str>>,
 }
 
@@ -481,7 +481,8 @@ impl Core {
         );
         if c.tracking {
             regs.drain(..).for_each(|k| c.push(Change::Registration(k)));
-            subs.drain(..).for_each(|k| c.push(Change::Subscription(k)));
+            subs.drain(..)
+                .for_each(|(id, pui)| c.push(Change::Subscription(id, pui)));
             dialogs
                 .drain(..)
                 .for_each(|k| c.push(Change::IbcfDialog(k)));

@@ -41,8 +41,11 @@ impl Core {
                 Key::Registration(pui.to_string()),
                 self.registrar.export(pui, &unix).map(Record::Registration),
             ),
-            Change::Subscription(id) => (
-                Key::Subscription(id.0),
+            Change::Subscription(id, pui) => (
+                Key::Subscription {
+                    id: id.0,
+                    default_pui: pui.to_string(),
+                },
                 self.engine.export(*id, &w).map(Record::Subscription),
             ),
             Change::IbcfDialog(call_id) => (
@@ -70,7 +73,7 @@ impl Core {
             .map(|r| Change::Registration(r.default_pui.clone()))
             .collect();
         self.engine
-            .for_each_id(&mut |id| v.push(Change::Subscription(id)));
+            .for_each_sub(&mut |id, pui| v.push(Change::Subscription(id, pui.clone())));
         v.extend(self.ibcf.call_ids().map(|c| Change::IbcfDialog(c.into())));
         v.push(Change::Meta);
         v
@@ -131,7 +134,7 @@ impl Core {
     /// The subscription ids of the live list and the lingering ones (for tests and exports).
     pub fn subscription_ids(&self) -> Vec<SubId> {
         let mut v = Vec::new();
-        self.engine.for_each_id(&mut |id| v.push(id));
+        self.engine.for_each_sub(&mut |id, _| v.push(id));
         v
     }
 }

@@ -504,7 +504,7 @@ impl Engine {
 
     /// Subscriptions changed or removed since the last call (with repeats): what a store must
     /// write.
-    pub fn take_changed(&mut self, out: &mut Vec<SubId>) {
+    pub fn take_changed(&mut self, out: &mut Vec<(SubId, Arc<str>)>) {
         self.store.take_touched(out);
     }
 }

@@ -76,11 +76,11 @@ impl Engine {
         })
     }
 
-    /// Every subscription id (live and lingering), in id order.
-    pub fn for_each_id(&self, f: &mut dyn FnMut(SubId)) {
+    /// Every subscription (live and lingering) with its default PUI, in id order.
+    pub fn for_each_sub(&self, f: &mut dyn FnMut(SubId, &Arc<str>)) {
         for id in &self.store.order {
-            if self.store.get(*id).is_some() {
-                f(*id);
+            if let Some(s) = self.store.get(*id) {
+                f(*id, &s.pui);
             }
         }
     }

@@ -246,8 +246,9 @@ pub(super) struct Store {
     /// Records handed out by `get_mut` since the last `flush_counts`, with the state they were
     /// counted in then (first entry per id wins).
     dirty: Vec<(SubId, Option<SubState>)>,
-    /// Records changed, inserted or removed since the last `take_touched` (with repeats).
-    touched: Vec<SubId>,
+    /// Records changed, inserted or removed since the last `take_touched` (with repeats), with
+    /// their default PUI.
+    touched: Vec<(SubId, Arc<str>)>,
 }
 
 /// The state a record is counted in (`None`: lingering records are not counted).
@@ -339,8 +340,8 @@ impl Store {
     pub fn insert(&mut self, id: SubId, sub: Sub) {
         self.counts.add(&sub.trunk_group, counted(&sub), 1);
         let hp = Self::pui_hash(&self.hasher, &sub.pui);
+        self.touched.push((id, sub.pui.clone()));
         self.subs.insert(id, Box::new(sub));
-        self.touched.push(id);
         debug_assert!(self.order.last().is_none_or(|l| *l < id));
         self.order.push(id);
         let (subs, h) = (&self.subs, &self.hasher);
@@ -357,7 +358,7 @@ impl Store {
         }
         let s = self.subs.get_mut(&id)?;
         self.dirty.push((id, counted(s)));
-        self.touched.push(id);
+        self.touched.push((id, s.pui.clone()));
         Some(&mut **s)
     }
     /// Bring the per-(trunk group, state) counts up to date with the records changed since the
@@ -443,7 +444,9 @@ impl Store {
     }
     /// Forget a subscription entirely.
     pub fn remove(&mut self, id: SubId) {
-        self.touched.push(id);
+        if let Some(s) = self.subs.get(&id) {
+            self.touched.push((id, s.pui.clone()));
+        }
         self.unindex_pui(id);
         self.flush_counts();
         if let Some(s) = self.subs.remove(&id) {
@@ -488,14 +491,16 @@ impl Store {
                 r
             }
         };
-        self.touched.push(id);
-        let old = self.subs.get_mut(&id).and_then(|s| s.remote.replace(r));
+        let old = self.subs.get_mut(&id).and_then(|s| {
+            self.touched.push((id, s.pui.clone()));
+            s.remote.replace(r)
+        });
         if let Some(o) = old {
             self.release_remote(o);
         }
     }
     /// Subscriptions touched since the last call (with repeats).
-    pub fn take_touched(&mut self, out: &mut Vec<SubId>) {
+    pub fn take_touched(&mut self, out: &mut Vec<(SubId, Arc<str>)>) {
         out.append(&mut self.touched);
     }
     /// Number of live subscriptions (in the PUI index).
