@@ -49,6 +49,9 @@ struct RawState {
     dir: Option<Value>,
     commit: Option<Value>,
     url: Option<Value>,
+    prefix: Option<Value>,
+    standby: Option<Value>,
+    lease: Option<Value>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -336,11 +339,37 @@ fn state(p: &mut Problems, file: Option<&Path>, raw: RawState) -> StateSettings 
             ),
         );
     }
+    let prefix = p.string("state.prefix", raw.prefix);
+    if let Some(bad) = prefix
+        .as_deref()
+        .filter(|x| x.is_empty() || x.contains(['{', '}']))
+    {
+        p.push(
+            "state.prefix",
+            format!(
+                "{}: must be non-empty and without braces (they mark Redis Cluster hash tags)",
+                quote(bad)
+            ),
+        );
+    }
+    let standby = p
+        .get("state.standby", raw.standby, |v| {
+            v.into_bool()
+                .map_err(|_| "expected true or false".to_string())
+        })
+        .unwrap_or(false);
+    let lease = p.duration("state.lease", raw.lease, Duration::from_secs(5));
+    if lease < Duration::from_millis(500) || lease > Duration::from_secs(600) {
+        p.push("state.lease", "must be between 500ms and 10m");
+    }
     StateSettings {
         backend,
         dir,
         commit,
         url,
+        prefix,
+        standby,
+        lease,
     }
 }
 

@@ -71,6 +71,9 @@ const STATE: &[Field] = &[
     f("dir", Kind::Str),
     f("commit", Kind::Duration),
     f("url", Kind::Str),
+    f("prefix", Kind::Str),
+    f("standby", Kind::Bool),
+    f("lease", Kind::Duration),
 ];
 const TRUNK_GROUP: &[Field] = &[
     f("name", Kind::Str),

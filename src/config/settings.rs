@@ -87,6 +87,16 @@ pub struct StateSettings {
     pub commit: Duration,
     /// `state.url` (default `redis://127.0.0.1:6379/0`).
     pub url: String,
+    /// `state.prefix`: the Redis key prefix of this gateway's records (default: from
+    /// `sip.identity`, so one Redis can serve many gateways and a standby with the same
+    /// identity finds them).
+    pub prefix: Option<String>,
+    /// `state.standby` (default false): wait for the active instance's lease to lapse before
+    /// restoring and serving (Redis only).
+    pub standby: bool,
+    /// `state.lease` (default 5s): how long the active instance's lease lives without renewal
+    /// (renewed every third of it).
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
