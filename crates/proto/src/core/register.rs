@@ -15,7 +15,7 @@ use super::ctx::Ctx;
 use super::flow::flow_token;
 use super::Inbound;
 use crate::names;
-use crate::registrar::{Flow, Granted, RegisterOutcome};
+use crate::registrar::{BindingMatch, Flow, Granted, RegisterOutcome};
 use crate::sip::{Contacts, HeaderName, Message, Method, NameAddr, Via};
 use crate::time::DeadlineQueue;
 
@@ -28,9 +28,28 @@ pub(super) struct PendingRegister {
     pub trunk_group: Arc<str>,
     pub flow: Flow,
     pub aor: Box<str>,
-    pub contacts: Vec<Box<str>>,
+    /// The contacts the REGISTER named.
+    pub contacts: Vec<NamedContact>,
     /// When it is forgotten without a final response.
     forget_at: Instant,
+}
+
+/// A contact a REGISTER named: URI, `+sip.instance`, `reg-id`.
+#[derive(Debug, Clone)]
+pub(super) struct NamedContact {
+    uri: Box<str>,
+    instance: Option<Box<str>>,
+    reg_id: Option<u32>,
+}
+
+impl NamedContact {
+    fn id(&self) -> BindingMatch<'_> {
+        BindingMatch {
+            uri: &self.uri,
+            instance: self.instance.as_deref(),
+            reg_id: self.reg_id,
+        }
+    }
 }
 
 /// The REGISTER-forwarding role.
@@ -89,9 +108,19 @@ impl Registering {
         if max_forwards == 0 {
             return ctx.answer(inb, msg, 483, "Too Many Hops", &[]);
         }
-        let contacts: Vec<Box<str>> = match msg.contacts() {
+        let contacts: Vec<_> = match msg.contacts() {
             Ok(Contacts::Star) => Vec::new(),
-            Ok(Contacts::List(l)) => l.iter().map(|c| Box::from(c.uri)).collect(),
+            Ok(Contacts::List(l)) => l
+                .iter()
+                .map(|c| {
+                    let (instance, reg_id) = flow_of(&c.params);
+                    NamedContact {
+                        uri: c.uri.into(),
+                        instance: instance.map(Box::from),
+                        reg_id,
+                    }
+                })
+                .collect(),
             Err(_) => {
                 return ctx.answer(inb, msg, 400, "Bad Request (Malformed Contact header)", &[])
             }
@@ -184,21 +213,20 @@ pub(super) fn outcome<'a>(p: &'a PendingRegister, msg: &'a Message) -> RegisterO
     let bindings = match msg.contacts() {
         Ok(Contacts::List(l)) => l
             .iter()
-            .map(|c| Granted {
-                uri: c.uri,
-                expires: c
-                    .params
-                    .get("expires")
-                    .flatten()
-                    .and_then(|v| v.trim().parse::<u32>().ok())
-                    .or(expires_hdr)
-                    .unwrap_or(DEFAULT_EXPIRES),
-                instance: c.params.get("+sip.instance").flatten().map(strip_instance),
-                reg_id: c
-                    .params
-                    .get("reg-id")
-                    .flatten()
-                    .and_then(|v| v.trim().parse().ok()),
+            .map(|c| {
+                let (instance, reg_id) = flow_of(&c.params);
+                Granted {
+                    uri: c.uri,
+                    expires: c
+                        .params
+                        .get("expires")
+                        .flatten()
+                        .and_then(|v| v.trim().parse::<u32>().ok())
+                        .or(expires_hdr)
+                        .unwrap_or(DEFAULT_EXPIRES),
+                    instance,
+                    reg_id,
+                }
             })
             .collect(),
         _ => Vec::new(),
@@ -213,7 +241,7 @@ pub(super) fn outcome<'a>(p: &'a PendingRegister, msg: &'a Message) -> RegisterO
         trunk_group: &p.trunk_group,
         flow: p.flow,
         aor: &p.aor,
-        request_contacts: p.contacts.iter().map(|c| &**c).collect(),
+        request_contacts: p.contacts.iter().map(NamedContact::id).collect(),
         bindings,
         associated: uris(HeaderName::PAssociatedUri),
         service_route: uris(HeaderName::ServiceRoute),
@@ -223,6 +251,16 @@ pub(super) fn outcome<'a>(p: &'a PendingRegister, msg: &'a Message) -> RegisterO
 /// The URI of a name-addr value (`<sip:a@b;lr>` → `sip:a@b;lr`); the text itself if unparseable.
 pub(super) fn addr_uri(v: &str) -> &str {
     NameAddr::parse(v).map(|n| n.uri).unwrap_or(v.trim())
+}
+
+/// A Contact's `+sip.instance` (quotes and `<>` stripped) and `reg-id` (RFC 5626).
+fn flow_of<'a>(params: &crate::sip::Params<'a>) -> (Option<&'a str>, Option<u32>) {
+    let instance = params.get("+sip.instance").flatten().map(strip_instance);
+    let reg_id = params
+        .get("reg-id")
+        .flatten()
+        .and_then(|v| v.trim().parse().ok());
+    (instance, reg_id)
 }
 
 /// `"<urn:uuid:...>"` → `urn:uuid:...`.

@@ -152,8 +152,8 @@ pub struct RegisterOutcome<'a> {
     pub flow: Flow,
     /// The To URI of the REGISTER (address of record), used when P-Associated-URI is absent.
     pub aor: &'a str,
-    /// Contact URIs the REGISTER named (empty for `Contact: *` or a fetch).
-    pub request_contacts: Vec<&'a str>,
+    /// The contacts the REGISTER named (empty for `Contact: *` or a fetch).
+    pub request_contacts: Vec<BindingMatch<'a>>,
     /// Contacts listed in the 2xx. The 2xx enumerates every current binding (RFC 3261 §10.3
     /// step 8).
     pub bindings: Vec<Granted<'a>>,
@@ -173,8 +173,12 @@ pub struct Granted<'a> {
     pub reg_id: Option<u32>,
 }
 
-/// Binding to remove or update, as named by a reginfo `<contact>`.
-#[derive(Debug, Clone, Copy)]
+/// A binding as a REGISTER's Contact or a reginfo `<contact>` names it.
+///
+/// What makes a binding itself (RFC 5626 §6, RFC 5627): with a `reg-id`, the pair
+/// (`+sip.instance`, `reg-id`) — one flow of one device, whatever the Contact URI (a UE's flows
+/// usually share it); with an instance and no `reg-id`, the instance; otherwise the Contact URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BindingMatch<'a> {
     pub uri: &'a str,
     pub instance: Option<&'a str>,
@@ -182,13 +186,51 @@ pub struct BindingMatch<'a> {
 }
 
 impl BindingMatch<'_> {
-    fn matches(&self, b: &Binding) -> bool {
-        if let (Some(i), Some(r)) = (self.instance, self.reg_id) {
-            if b.instance.as_deref() == Some(i) && b.reg_id == Some(r) {
-                return true;
-            }
+    /// The same binding as `uri`/`instance`/`reg_id` (see the type's docs).
+    pub fn same(&self, uri: &str, instance: Option<&str>, reg_id: Option<u32>) -> bool {
+        match (self.reg_id, reg_id) {
+            (Some(a), Some(b)) => a == b && self.instance == instance,
+            (Some(_), None) | (None, Some(_)) => false,
+            (None, None) => match (self.instance, instance) {
+                (Some(a), Some(b)) => a == b,
+                _ => uri_eq(uri, self.uri),
+            },
         }
-        uri_eq(&b.uri, self.uri)
+    }
+
+    /// Whether a reginfo `<contact>` names binding `b`. A contact that names no flow (no
+    /// `reg-id`) names every binding of its URI: a notifier that does not tell flows apart
+    /// means them all.
+    fn matches(&self, b: &Binding) -> bool {
+        if self.reg_id.is_none() && self.instance.is_none() {
+            return uri_eq(&b.uri, self.uri);
+        }
+        self.same(&b.uri, b.instance.as_deref(), b.reg_id)
+    }
+
+    fn is(&self, b: &Binding) -> bool {
+        self.same(&b.uri, b.instance.as_deref(), b.reg_id)
+    }
+}
+
+impl Binding {
+    /// This binding's identity.
+    pub fn id(&self) -> BindingMatch<'_> {
+        BindingMatch {
+            uri: &self.uri,
+            instance: self.instance.as_deref(),
+            reg_id: self.reg_id,
+        }
+    }
+}
+
+impl Granted<'_> {
+    fn id(&self) -> BindingMatch<'_> {
+        BindingMatch {
+            uri: self.uri,
+            instance: self.instance,
+            reg_id: self.reg_id,
+        }
     }
 }
 
@@ -449,11 +491,15 @@ impl Registrar {
             return;
         }
         // Granted: the longest expiry among the contacts this REGISTER named, else among all.
-        let named = |uri: &str| o.request_contacts.iter().any(|c| uri_eq(c, uri));
+        let named = |b: BindingMatch<'_>| {
+            o.request_contacts
+                .iter()
+                .any(|c| c.same(b.uri, b.instance, b.reg_id))
+        };
         let granted = o
             .bindings
             .iter()
-            .filter(|g| g.expires > 0 && named(g.uri))
+            .filter(|g| g.expires > 0 && named(g.id()))
             .map(|g| g.expires)
             .max()
             .or_else(|| o.bindings.iter().map(|g| g.expires).max())
@@ -477,17 +523,18 @@ impl Registrar {
             service_route: Arc::from(Vec::new()),
             bindings: live,
         };
-        // Keep flows of bindings that this REGISTER did not come from (other devices, reg-id).
+        // Keep the flows of the bindings this REGISTER did not come from (other devices, other
+        // flows of this one).
         if let Some(old) = old {
             for b in &mut reg.bindings {
-                if !named(&b.uri) {
-                    if let Some(ob) = old.bindings.iter().find(|x| x.uri == b.uri) {
+                if !named(b.id()) {
+                    if let Some(ob) = old.bindings.iter().find(|x| x.id().is(b)) {
                         b.flow = ob.flow;
                     }
                 }
             }
             for ob in &old.bindings {
-                if !reg.bindings.iter().any(|b| b.uri == ob.uri) {
+                if !reg.bindings.iter().any(|b| ob.id().is(b)) {
                     events.push(RegEvent::BindingRemoved {
                         default_pui: key.clone(),
                         contact: ob.uri.to_string(),
@@ -496,7 +543,7 @@ impl Registrar {
             }
         }
         for b in &reg.bindings {
-            if !old.is_some_and(|r| r.bindings.iter().any(|ob| ob.uri == b.uri)) {
+            if !old.is_some_and(|r| r.bindings.iter().any(|ob| ob.id().is(b))) {
                 events.push(RegEvent::BindingAdded {
                     default_pui: key.clone(),
                     contact: b.uri.to_string(),
@@ -685,20 +732,35 @@ impl Registrar {
         let Some(reg) = s.reg.as_mut() else {
             return false;
         };
-        let Some(i) = reg.bindings.iter().position(|b| m.matches(b)) else {
+        let gone: Vec<Arc<str>> = reg
+            .bindings
+            .iter()
+            .filter(|b| m.matches(b))
+            .map(|b| b.uri.clone())
+            .collect();
+        if gone.is_empty() {
             return false;
-        };
+        }
         let (h, ct, fl) = (&self.hasher, &mut self.by_contact, &mut self.by_flow);
         for_binding_keys(h, ct, fl, slot, &reg.bindings, MultiIndex::remove);
-        let b = reg.bindings.remove(i);
+        reg.bindings.retain(|b| !m.matches(b));
         for_binding_keys(h, ct, fl, slot, &reg.bindings, MultiIndex::insert);
         let key = reg.default_pui.clone();
         let last = reg.bindings.is_empty();
         self.changed.push(key.clone());
-        events.push(RegEvent::BindingRemoved {
-            default_pui: key.clone(),
-            contact: b.uri.to_string(),
-        });
+        for uri in gone {
+            events.push(RegEvent::BindingRemoved {
+                default_pui: key.clone(),
+                contact: uri.to_string(),
+            });
+        }
+        if !last {
+            // The next expiry may have been a removed binding's.
+            if let Some(next) = reg.next_expiry() {
+                s.generation = s.generation.wrapping_add(1);
+                self.timers.push(next, (s.generation, slot));
+            }
+        }
         if last {
             self.remove(&key, RemovalReason::Network, events);
         }
