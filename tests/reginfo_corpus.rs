@@ -365,6 +365,24 @@ fn cases() -> Vec<(&'static str, Expect)> {
         ("err_version_nonnumeric.xml", E(Invalid("version"))),
         ("err_version_negative.xml", E(Invalid("version"))),
         ("err_version_overflow.xml", E(Invalid("version"))),
+        // xs:unsignedInt (RFC 3680 §5.1): 2^32 - 1 is the last version.
+        ("err_version_over_32_bits.xml", E(Invalid("version"))),
+        ("version_32_bit_max.xml", K(4_294_967_295, Full, 0, |_| {})),
+        // Contradictory: two answers to one question.
+        ("err_same_aor_twice.xml", E(Contradictory("aor twice"))),
+        (
+            "err_same_registration_id_twice.xml",
+            E(Contradictory("registration id twice")),
+        ),
+        (
+            "err_same_contact_id_twice.xml",
+            E(Contradictory("contact id twice in a registration")),
+        ),
+        // Odd but unambiguous: a terminated contact whose event we do not know is still gone.
+        (
+            "terminated_contact_unknown_event.xml",
+            K(1, Full, 1, |_| {}),
+        ),
         ("err_bad_doc_state.xml", E(Invalid("state"))),
         (
             "err_missing_registration_id.xml",

@@ -198,17 +198,29 @@ prop_compose! {
         contacts in prop::collection::vec(contact(), 0..4),
         wildcarded_identity in prop::option::of(text()),
     ) -> Registration {
+        // Contact ids are unique within a registration (a repeated one is a contradictory
+        // document, refused: `tests/reginfo_corpus.rs`).
+        let mut contacts = contacts;
+        for (i, c) in contacts.iter_mut().enumerate() {
+            c.id = format!("{}{i}", c.id);
+        }
         Registration { aor, id, state, contacts, wildcarded_identity }
     }
 }
 
 prop_compose! {
     fn reginfo()(
-        version in any::<u64>(),
+        version in any::<u32>(),
         full in any::<bool>(),
         registrations in prop::collection::vec(registration(), 0..5),
     ) -> Reginfo {
-        Reginfo { version, state: if full { DocState::Full } else { DocState::Partial }, registrations }
+        // AORs and registration ids are unique in a document (see above).
+        let mut registrations = registrations;
+        for (i, r) in registrations.iter_mut().enumerate() {
+            r.aor = format!("{}{i}", r.aor);
+            r.id = format!("{}{i}", r.id);
+        }
+        Reginfo { version: u64::from(version), state: if full { DocState::Full } else { DocState::Partial }, registrations }
     }
 }
 

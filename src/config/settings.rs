@@ -209,6 +209,7 @@ impl Config {
             expiry_margin: self.subscription.expiry_margin,
             max_subscribe_rate: self.subscription.max_subscribe_rate,
             max_message: self.limits.max_message,
+            max_message_tcp: regevent_proto::settings::DEFAULT_MAX_MESSAGE_TCP.max(self.limits.max_message),
             reginfo_max_bytes: self.limits.reginfo_max_bytes,
             reginfo_max_depth: self.limits.reginfo_max_depth,
             expected_registrations: self.limits.expected_registrations,

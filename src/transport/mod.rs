@@ -40,6 +40,8 @@ pub enum Event {
     TcpClosed(SocketAddr),
     Admin(AdminQuery),
     Reload(Arc<Config>),
+    /// A TCP message over `limits.max_message_tcp`: its header section, to be answered 513.
+    Oversize(Inbound),
     /// Stop: commit the state and end the task.
     Shutdown,
 }
@@ -52,6 +54,7 @@ impl std::fmt::Debug for Event {
             Event::TcpClosed(a) => f.debug_tuple("TcpClosed").field(a).finish(),
             Event::Admin(q) => f.debug_tuple("Admin").field(q).finish(),
             Event::Reload(_) => f.write_str("Reload"),
+            Event::Oversize(i) => f.debug_tuple("Oversize").field(&i.peer).finish(),
             Event::Shutdown => f.write_str("Shutdown"),
         }
     }
@@ -128,10 +131,11 @@ pub fn start(
 ) -> (Handle, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Event>(8192);
     let max = gw.settings().max_message;
+    let max_tcp = gw.settings().max_message_tcp;
     let accepting: Vec<tokio::task::JoinHandle<()>> = bound
         .tcp
         .into_iter()
-        .map(|(idx, l)| tokio::spawn(tcp::accept_loop(l, idx, tx.clone(), max)))
+        .map(|(idx, l)| tokio::spawn(tcp::accept_loop(l, idx, tx.clone(), max_tcp)))
         .collect();
     let udp: Vec<(bool, Arc<Watched>)> = bound
         .udp
@@ -159,7 +163,7 @@ pub fn start(
             offload_at: udp::OFFLOAD_AT,
             conns: HashMap::new(),
             events: tx,
-            max,
+            max: max_tcp,
         };
         let wall0 = SystemTime::now();
         let mono0 = now();
@@ -245,6 +249,7 @@ pub fn start(
                             }
                             Event::Admin(q) => answer_admin(&gw, q, t, wall0 + (t - mono0)),
                             Event::Reload(cfg) => gw.reload_profiles(Arc::new(cfg.core_settings())),
+                            Event::Oversize(inb) => gw.reject_oversize(inb),
                             Event::Shutdown => {}
                         }
                     }

@@ -221,6 +221,18 @@ async fn run_conn(
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
                 Err(_) => Err(None),
             });
+            // Oversize messages are answered 513 from their heads; the stream goes on.
+            for bytes in framer.take_oversize() {
+                let inb = Inbound {
+                    transport: Transport::Tcp,
+                    listener,
+                    peer,
+                    bytes,
+                };
+                if tx.send(Event::Oversize(inb)).await.is_err() {
+                    return;
+                }
+            }
             // The messages before a framing error are still delivered.
             for bytes in frames.drain(..) {
                 let inb = Inbound {

@@ -51,6 +51,14 @@ impl UdpPeer {
     }
 }
 
+/// What a test peer accepts: as much as any gateway may send (a 500-registration reginfo is
+/// about 210 KB).
+const PEER_LIMITS: Limits = Limits {
+    max_message: 16 << 20,
+    max_header_bytes: 65_536,
+    max_headers: 1024,
+};
+
 /// A TCP peer: one connection, Content-Length framed.
 #[derive(Debug)]
 pub struct TcpPeer {
@@ -83,17 +91,17 @@ impl TcpPeer {
     pub async fn recv(&mut self, wait: Duration) -> Option<Message> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            match framer::check_stream(&self.buf, &Limits::default()) {
+            match framer::check_stream(&self.buf, &PEER_LIMITS) {
                 Ok(Frame::Message(n)) => {
                     let b = self.buf.split_to(n).freeze();
-                    return Message::parse(b, &Limits::default()).ok();
+                    return Message::parse(b, &PEER_LIMITS).ok();
                 }
                 Ok(Frame::KeepAlive(n)) => {
                     let _ = self.buf.split_to(n);
                     continue;
                 }
                 Ok(Frame::Incomplete) => {}
-                Err(_) => return None,
+                Ok(Frame::Oversize { .. }) | Err(_) => return None,
             }
             let mut tmp = [0u8; 8192];
             let n = tokio::time::timeout_at(deadline, self.stream.read(&mut tmp))

@@ -87,6 +87,9 @@ impl TrunkGroup {
     }
 }
 
+/// `limits.max_message_tcp` by default: 1 MiB.
+pub const DEFAULT_MAX_MESSAGE_TCP: usize = 1 << 20;
+
 /// Everything the core is configured with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -109,8 +112,11 @@ pub struct Settings {
     pub expiry_margin: Duration,
     /// Ceiling on SUBSCRIBEs sent per second (`subscription.max_subscribe_rate`); 0 = none.
     pub max_subscribe_rate: u32,
-    /// Largest message accepted (`limits.max_message`).
+    /// Largest message accepted over UDP (`limits.max_message`).
     pub max_message: usize,
+    /// Largest message accepted over TCP (`limits.max_message_tcp`): a NOTIFY with a large
+    /// implicit set (500 registrations, ~210 KB of reginfo) must fit.
+    pub max_message_tcp: usize,
     /// reginfo limits (`limits.reginfo_max_bytes`, `limits.reginfo_max_depth`).
     pub reginfo_max_bytes: usize,
     pub reginfo_max_depth: usize,
@@ -142,6 +148,7 @@ impl Default for Settings {
             expiry_margin: Duration::from_secs(60),
             max_subscribe_rate: 2000,
             max_message: 65_535,
+            max_message_tcp: DEFAULT_MAX_MESSAGE_TCP,
             reginfo_max_bytes: 1 << 20,
             reginfo_max_depth: 16,
             expected_registrations: 0,

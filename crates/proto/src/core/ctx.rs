@@ -38,7 +38,9 @@ pub(super) struct Ctx {
     pub core: Target,
     pub trunks: HashMap<Arc<str>, Trunk>,
     pub route_policy: Arc<dyn RoutePolicy>,
+    /// Parser limits over UDP and over TCP.
     pub limits: sip::Limits,
+    pub limits_tcp: sip::Limits,
     pub counters: MessageCounters,
     out: VecDeque<Transmit>,
     pub secret: u64,
@@ -60,6 +62,10 @@ impl Ctx {
             route_policy: Arc::new(StaticRoutePolicy),
             limits: sip::Limits {
                 max_message: cfg.max_message,
+                ..sip::Limits::default()
+            },
+            limits_tcp: sip::Limits {
+                max_message: cfg.max_message_tcp,
                 ..sip::Limits::default()
             },
             counters: MessageCounters::default(),

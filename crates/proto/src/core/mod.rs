@@ -239,7 +239,11 @@ impl Core {
 
     /// Process one received message.
     pub fn handle(&mut self, now: Instant, inb: Inbound) {
-        match Message::parse(inb.bytes.clone(), &self.ctx.limits) {
+        let limits = match inb.transport {
+            Transport::Udp => &self.ctx.limits,
+            Transport::Tcp => &self.ctx.limits_tcp,
+        };
+        match Message::parse(inb.bytes.clone(), limits) {
             Ok(msg) => {
                 self.ctx.counters.count_in(&msg);
                 tracing::trace!(peer = %inb.peer, transport = inb.transport.name(), method = msg.method_str(), status = msg.status(), "received");
@@ -252,6 +256,22 @@ impl Core {
             Err(e) => self.reject_unparseable(&inb, &e),
         }
         self.settle(now);
+    }
+
+    /// A message over the size limit of its transport whose header section (`inb.bytes`) could
+    /// be read: answered `513 Message Too Large` (RFC 3261 §21.5.14), counted, never processed.
+    pub fn reject_oversize(&mut self, inb: Inbound) {
+        let proto = inb.transport.name();
+        metrics::counter!(names::SIP_DROPS, "reason" => "oversize").increment(1);
+        match sip::writer::error_response_from_raw(&inb.bytes, 513, "Message Too Large") {
+            Some(resp) => {
+                tracing::debug!(peer = %inb.peer, transport = proto, "oversize message answered 513");
+                self.ctx.send(inb.transport, Dest::Addr(inb.peer), resp);
+            }
+            None => {
+                tracing::debug!(peer = %inb.peer, transport = proto, "oversize message dropped")
+            }
+        }
     }
 
     fn reject_unparseable(&mut self, inb: &Inbound, e: &sip::ParseError) {

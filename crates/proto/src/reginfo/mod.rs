@@ -152,4 +152,6 @@ pub enum ReginfoError {
     Missing(&'static str),
     #[error("reginfo invalid {0}")]
     Invalid(&'static str),
+    #[error("reginfo contradictory: {0}")]
+    Contradictory(&'static str),
 }

@@ -86,7 +86,8 @@ fn root<'i>(
     let (mut version, mut state) = (None, None);
     for_each_attr(start, |k, v| {
         match k {
-            "version" => version = Some(number::<u64>(&v, "version")?),
+            // xs:unsignedInt (RFC 3680 §5.1): 32 bits.
+            "version" => version = Some(u64::from(number::<u32>(&v, "version")?)),
             "state" => state = Some(value::doc_state(&v)?),
             _ => {}
         }
@@ -102,11 +103,35 @@ fn root<'i>(
         registrations.push(registration(cur, start, empty)?);
         Ok(true)
     })?;
+    unambiguous(&registrations)?;
     Ok(Reginfo {
         version,
         state,
         registrations,
     })
+}
+
+/// A document that says two things about one thing is refused (and changes nothing): the same
+/// AOR or the same registration id in two `<registration>`s, or the same contact id twice in a
+/// registration. Odd but unambiguous documents pass.
+fn unambiguous(regs: &[Registration]) -> Result<(), ReginfoError> {
+    for (i, r) in regs.iter().enumerate() {
+        let before = &regs[..i];
+        if before.iter().any(|o| o.aor == r.aor) {
+            return Err(ReginfoError::Contradictory("aor twice"));
+        }
+        if before.iter().any(|o| o.id == r.id) {
+            return Err(ReginfoError::Contradictory("registration id twice"));
+        }
+        for (j, c) in r.contacts.iter().enumerate() {
+            if r.contacts[..j].iter().any(|o| o.id == c.id) {
+                return Err(ReginfoError::Contradictory(
+                    "contact id twice in a registration",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn registration<'i>(

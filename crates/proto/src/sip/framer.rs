@@ -19,6 +19,10 @@ pub enum Frame {
     KeepAlive(usize),
     /// A complete message occupies the first `n` bytes.
     Message(usize),
+    /// A message whose header section (the first `head` bytes) is complete and readable but
+    /// whose Content-Length takes it past the limit: `total` bytes in all. It can be answered
+    /// (513) from its head and skipped without losing the stream.
+    Oversize { head: usize, total: u64 },
 }
 
 /// Framing failed: the stream cannot be resynchronised; the connection should be closed.
@@ -27,8 +31,6 @@ pub enum Frame {
 pub enum FrameError {
     #[error("header section exceeds {0} bytes")]
     HeadersTooLarge(usize),
-    #[error("message exceeds {0} bytes")]
-    MessageTooLarge(usize),
     #[error("missing Content-Length on a stream transport")]
     MissingContentLength,
     #[error("invalid Content-Length: {0}")]
@@ -55,7 +57,10 @@ pub fn check_stream(buf: &[u8], limits: &Limits) -> Result<Frame, FrameError> {
     let cl = content_length(&buf[..header_end], limits)?.ok_or(FrameError::MissingContentLength)?;
     let total = (body_start as u64).saturating_add(cl);
     if total > limits.max_message as u64 {
-        return Err(FrameError::MessageTooLarge(limits.max_message));
+        return Ok(Frame::Oversize {
+            head: body_start,
+            total,
+        });
     }
     let total = total as usize;
     Ok(if buf.len() < total {
@@ -110,6 +115,10 @@ fn content_length(head: &[u8], limits: &Limits) -> Result<Option<u64>, FrameErro
 pub struct StreamFramer {
     partial: Vec<u8>,
     limits: Limits,
+    /// Bytes of an oversize message's body still to be skipped.
+    skip: u64,
+    /// Header sections of oversize messages (to be answered 513), see [`Self::take_oversize`].
+    oversize: Vec<Bytes>,
 }
 
 impl StreamFramer {
@@ -117,38 +126,67 @@ impl StreamFramer {
         StreamFramer {
             partial: Vec::new(),
             limits,
+            skip: 0,
+            oversize: Vec::new(),
         }
     }
 
     /// Frame `data`, just read, after what was kept: each whole message is copied to `out`,
-    /// and the start of an incomplete one is kept. An error is a stream that cannot be framed
-    /// (the connection must close); the messages before it are in `out`.
+    /// and the start of an incomplete one is kept. A message over the size limit whose header
+    /// section could be read is skipped (its head kept for [`Self::take_oversize`]) and the
+    /// stream goes on. An error is a stream that cannot be framed (the connection must close);
+    /// the messages before it are in `out`.
     pub fn push(&mut self, data: &[u8], out: &mut Vec<Bytes>) -> Result<(), FrameError> {
+        let mut data = data;
+        if self.skip > 0 {
+            let n = usize::try_from(self.skip)
+                .unwrap_or(usize::MAX)
+                .min(data.len());
+            self.skip -= n as u64;
+            data = &data[n..];
+        }
         if self.partial.is_empty() {
-            let used = split_frames(data, &self.limits, out)?;
+            let used = self.split_frames_of(data, out)?;
             self.partial.extend_from_slice(&data[used..]);
         } else {
-            self.partial.extend_from_slice(data);
-            let used = split_frames(&self.partial, &self.limits, out)?;
-            self.partial.drain(..used);
-            if self.partial.is_empty() {
-                self.partial = Vec::new(); // give the memory back
+            let mut buf = std::mem::take(&mut self.partial);
+            buf.extend_from_slice(data);
+            let used = self.split_frames_of(&buf, out)?;
+            buf.drain(..used);
+            if !buf.is_empty() {
+                self.partial = buf; // otherwise the memory goes back
             }
         }
         Ok(())
     }
-}
 
-/// Split the whole messages (and keep-alives) off the front of `buf`; returns the bytes used.
-fn split_frames(buf: &[u8], limits: &Limits, out: &mut Vec<Bytes>) -> Result<usize, FrameError> {
-    let mut pos = 0;
-    loop {
-        match check_stream(&buf[pos..], limits)? {
-            Frame::Incomplete => return Ok(pos),
-            Frame::KeepAlive(n) => pos += n,
-            Frame::Message(n) => {
-                out.push(Bytes::copy_from_slice(&buf[pos..pos + n]));
-                pos += n;
+    /// The header sections of the oversize messages skipped since the last call.
+    pub fn take_oversize(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.oversize)
+    }
+
+    /// Split the whole messages (and keep-alives) off the front of `buf`; returns the bytes
+    /// used (an oversize message's bytes in `buf` included; the rest of it is `skip`).
+    fn split_frames_of(&mut self, buf: &[u8], out: &mut Vec<Bytes>) -> Result<usize, FrameError> {
+        let mut pos = 0;
+        loop {
+            match check_stream(&buf[pos..], &self.limits)? {
+                Frame::Incomplete => return Ok(pos),
+                Frame::KeepAlive(n) => pos += n,
+                Frame::Message(n) => {
+                    out.push(Bytes::copy_from_slice(&buf[pos..pos + n]));
+                    pos += n;
+                }
+                Frame::Oversize { head, total } => {
+                    self.oversize
+                        .push(Bytes::copy_from_slice(&buf[pos..pos + head]));
+                    let here = (buf.len() - pos) as u64;
+                    if total > here {
+                        self.skip = total - here;
+                        return Ok(buf.len());
+                    }
+                    pos += total as usize;
+                }
             }
         }
     }
@@ -203,10 +241,14 @@ mod tests {
             check_stream(&[b'A'; 30], &small),
             Err(FrameError::HeadersTooLarge(20))
         ));
+        // Over the limit, its head readable: answerable (513) and skippable, not a dead stream.
         let big = b"A\r\nl: 100\r\n\r\n";
         assert_eq!(
             check_stream(big, &small),
-            Err(FrameError::MessageTooLarge(60))
+            Ok(Frame::Oversize {
+                head: 13,
+                total: 113
+            })
         );
         let many = b"A\r\nX: 1\r\nl: 0\r\n\r\n";
         assert_eq!(
@@ -266,5 +308,35 @@ mod tests {
         assert!(f.push(&data, &mut out).is_err());
         assert_eq!(out.len(), 1);
         assert_eq!(&out[0][..], &msg(1)[..]);
+    }
+
+    #[test]
+    fn an_oversize_message_is_skipped_with_its_head_kept_and_the_stream_goes_on() {
+        let limits = Limits {
+            max_message: 200,
+            ..L
+        };
+        let big = format!(
+            "NOTIFY sip:gw SIP/2.0\r\nCall-ID: big\r\nContent-Length: 1000\r\n\r\n{}",
+            "x".repeat(1000)
+        )
+        .into_bytes();
+        let mut stream = msg(1);
+        stream.extend_from_slice(&big);
+        stream.extend_from_slice(&msg(2));
+        for chunk in [1, 7, 64, 300, stream.len()] {
+            let mut f = StreamFramer::new(limits);
+            let mut out = Vec::new();
+            for part in stream.chunks(chunk) {
+                f.push(part, &mut out).unwrap();
+            }
+            let got: Vec<&[u8]> = out.iter().map(|b| &b[..]).collect();
+            assert_eq!(got, [&msg(1)[..], &msg(2)[..]], "reads of {chunk} bytes");
+            let heads = f.take_oversize();
+            assert_eq!(heads.len(), 1, "reads of {chunk} bytes");
+            assert!(heads[0].starts_with(b"NOTIFY sip:gw SIP/2.0\r\nCall-ID: big"));
+            assert!(heads[0].ends_with(b"\r\n\r\n"), "the head only");
+            assert_eq!(f.skip, 0);
+        }
     }
 }
