@@ -2,7 +2,7 @@
 # Checks the deploy/ files against real tools and a running gateway:
 #   1. promtool check config deploy/prometheus.yml, promtool check rules deploy/alerts.yml;
 #   2. systemd-analyze verify deploy/regevent-gw.service (ExecStart pointed at the built binary);
-#   3. against a running gateway admin API at $ADMIN (default 127.0.0.1:9090): starts Prometheus
+#   3. against a running gateway admin API at $ADMIN (default 127.0.0.1:9464): starts Prometheus
 #      on 127.0.0.1:19090 scraping it every second, then asserts through the query API that
 #      regevent_build_info is 1, regevent_subscribes_sent_total exists, and — when
 #      $EXPECT_SUBSCRIPTIONS is set — sum(regevent_subscriptions) and
@@ -16,7 +16,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-ADMIN=${ADMIN:-127.0.0.1:9090}
+ADMIN=${ADMIN:-127.0.0.1:9464}
 PROM_PORT=${PROM_PORT:-19090}
 PROM="http://127.0.0.1:${PROM_PORT}"
 FAILURES=0
@@ -105,7 +105,7 @@ curl -fsS --max-time 5 "http://$ADMIN/healthz" >/dev/null \
 ok "healthz"
 
 # Scrape config: our targets replaced by $ADMIN, every second; rules beside it.
-sed -e "s#127\.0\.0\.1:9090#${ADMIN}#g" \
+sed -e "s#127\.0\.0\.1:9464#${ADMIN}#g" \
     -e 's#scrape_interval: .*#scrape_interval: 1s#' \
     -e 's#evaluation_interval: .*#evaluation_interval: 1s#' \
     -e 's#scrape_timeout: .*#scrape_timeout: 1s#' \

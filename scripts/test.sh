@@ -10,6 +10,7 @@ command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -28,6 +29,8 @@ echo "== cargo test"
 cargo test --workspace --all-features
 echo "== cargo bench --no-run"
 cargo bench --workspace --no-run >/dev/null
+echo "== scripts/container-check.sh"
+scripts/container-check.sh
 
 cargo build --release --bin regevent-gw
 BIN=target/release/regevent-gw

@@ -28,7 +28,12 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     pub ready: Arc<AtomicBool>,
     shutdown: watch::Sender<bool>,
-    gateway_task: tokio::task::JoinHandle<()>,
+    /// Watches the SIP task; ends with it.
+    monitor: tokio::task::JoinHandle<()>,
+    /// Set by `stop`: the SIP task ending is then expected.
+    stopping: Arc<AtomicBool>,
+    /// Why the SIP task ended on its own (it panicked, or returned), once it has.
+    died: watch::Receiver<Option<&'static str>>,
 }
 
 impl Running {
@@ -43,8 +48,9 @@ impl Running {
     /// `SHUTDOWN_GRACE`), then the admin server stops.
     pub async fn stop(self) {
         self.ready.store(false, Ordering::Relaxed);
+        self.stopping.store(true, Ordering::Relaxed);
         let _ = self.events.send(Event::Shutdown).await;
-        let mut task = self.gateway_task;
+        let mut task = self.monitor;
         if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
             .await
             .is_err()
@@ -54,10 +60,57 @@ impl Running {
         }
         let _ = self.shutdown.send(true);
     }
+
+    /// Resolves if the SIP task ends without [`Running::stop`] (a panic, say), with what
+    /// happened to it. By then `/readyz` and `/healthz` answer 503: the caller must end the
+    /// process with a failure status (SPEC: fail loud; systemd or Kubernetes restart it, and
+    /// the durable state makes that a short blip), not live on without SIP.
+    pub async fn failed(&self) -> &'static str {
+        let mut died = self.died.clone();
+        let why = match died.wait_for(Option::is_some).await {
+            Ok(why) => *why,
+            // The monitor is gone without a verdict: only after `stop`.
+            Err(_) => None,
+        };
+        match why {
+            Some(why) => why,
+            None => std::future::pending().await,
+        }
+    }
 }
 
-/// The most `Running::stop` waits for the SIP task (the state's last commit included).
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Await the SIP task; if it ends while nobody stopped it, say so: `/readyz` and `/healthz`
+/// turn 503, an error is logged, and `died` carries why.
+fn monitor(
+    task: tokio::task::JoinHandle<()>,
+    stopping: Arc<AtomicBool>,
+    ready: Arc<AtomicBool>,
+    alive: Arc<AtomicBool>,
+) -> (
+    tokio::task::JoinHandle<()>,
+    watch::Receiver<Option<&'static str>>,
+) {
+    let (tx, rx) = watch::channel(None);
+    let handle = tokio::spawn(async move {
+        let why = match task.await {
+            Ok(()) => "ended",
+            Err(e) if e.is_panic() => "panicked",
+            Err(_) => "was cancelled",
+        };
+        if stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        ready.store(false, Ordering::Relaxed);
+        alive.store(false, Ordering::Relaxed);
+        tracing::error!("the SIP task {why}: no SIP is served any more; stopping");
+        let _ = tx.send(Some(why));
+    });
+    (handle, rx)
+}
+
+/// The most `Running::stop` waits for the SIP task: what is in flight finishes (at most 2 s),
+/// then the state's last commit (at most 4 s).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// Bind and start. `seed` fixes tags/Call-IDs (tests); `None` takes one from the OS.
 pub async fn start(
@@ -90,6 +143,7 @@ pub async fn start(
     let admin_addr = listener.local_addr()?;
     let state = admin::AdminState::new(prom, qtx, cfg.admin.subscription_series_cap);
     let ready = state.ready.clone();
+    let alive = state.alive.clone();
     let (shutdown, mut rx) = watch::channel(false);
     std::thread::Builder::new()
         .name("admin".into())
@@ -115,13 +169,17 @@ pub async fn start(
         })?;
     ready.store(true, Ordering::Relaxed);
     tracing::info!(sip = ?sip_addrs, admin = %admin_addr, core = %cfg.sip.core, "regevent-gw running");
+    let stopping = Arc::new(AtomicBool::new(false));
+    let (monitor, died) = monitor(gateway_task, stopping.clone(), ready.clone(), alive);
     Ok(Running {
         events: handle.events,
         sip_addrs,
         admin_addr,
         ready,
         shutdown,
-        gateway_task,
+        monitor,
+        stopping,
+        died,
     })
 }
 

@@ -4,9 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use std::io::Write;
+
 use clap::{Parser, Subcommand, ValueEnum};
-use regevent_gw::config::Config;
+use regevent_gw::config::{render_errors_for_cli, Config, ConfigErrors};
 use regevent_gw::stats::{client, SubscriptionFilter};
+use regevent_gw::transport::Event;
+use tokio::signal::unix::{signal, SignalKind};
 
 /// mimalloc instead of glibc malloc: the gateway allocates many small, short-lived buffers per
 /// message next to a million long-lived records; glibc's free-list searches dominated a profile
@@ -18,7 +22,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "regevent-gw",
     version,
-    about = "P-CSCF/SBC reg-event subscription gateway (RFC 3680, 3GPP TS 24.229)"
+    about = "P-CSCF/SBC reg-event subscription gateway (RFC 3680, 3GPP TS 24.229)",
+    after_help = "Exit status: 0 success; 1 a failure at run time (a socket that cannot be \
+                  bound, a damaged state store, an admin API that cannot be reached); 2 a bad \
+                  configuration or command line (a restart cannot fix it: systemd's \
+                  RestartPreventExitStatus=2)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,34 +35,68 @@ struct Cli {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
+    /// Aligned columns for a person.
     Table,
+    /// JSON, for scripts.
     Json,
 }
 
+/// How `run` writes its log lines (to stderr).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// One human-readable line per event; colours only on a terminal.
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `message`, fields), for log shippers.
+    Json,
+}
+
+/// Help of `--admin` and `--config` of the admin-client sub-commands (`subscriptions`, `stats`,
+/// `registration`; see `client::admin_address`).
+const ADMIN_HELP: &str = "Admin API of the gateway (IP:PORT). Default: admin.listen of --config \
+                          FILE, else $REGEVENT_GW__ADMIN__LISTEN, else 127.0.0.1:9464";
+const ADMIN_CONFIG_HELP: &str =
+    "The gateway's main configuration file, to take its admin.listen when --admin is not given";
+
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the gateway (built-in loopback defaults without --config).
+    /// Run the gateway (built-in loopback defaults without --config). SIGHUP reloads trunk
+    /// groups and profiles; SIGTERM/SIGINT commit the state and stop.
     Run {
-        #[arg(long)]
+        /// The main configuration file (TOML; docs/configuration.md). Without it: built-in
+        /// defaults, SIP on 127.0.0.1:5060, admin API on 127.0.0.1:9464.
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Log line format on stderr [default: $REGEVENT_GW_LOG_FORMAT, else text]. The level
+        /// comes from $REGEVENT_GW_LOG (e.g. `debug`; default `info`).
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        log_format: Option<LogFormat>,
     },
-    /// Validate the main file and every profile; exit 0 when valid, 1 otherwise.
+    /// Validate the main file and every profile: exit 0 when valid (warnings on stdout as
+    /// `warning: ...`), 2 with every problem on stderr otherwise.
     CheckConfig {
-        #[arg(long)]
+        /// The main configuration file to check (with its profiles directory).
+        #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
     /// List live subscriptions of a running gateway.
     Subscriptions {
-        #[arg(long, default_value = "127.0.0.1:9090")]
-        admin: String,
+        #[arg(long, value_name = "ADDR", help = ADMIN_HELP)]
+        admin: Option<String>,
+        #[arg(long, value_name = "FILE", help = ADMIN_CONFIG_HELP)]
+        config: Option<PathBuf>,
+        /// Only subscriptions of this trunk group.
         #[arg(long)]
         trunk_group: Option<String>,
+        /// Only subscriptions in this state (pending, active, refreshing, unsubscribing).
         #[arg(long)]
         state: Option<String>,
+        /// Only subscriptions whose default PUI starts with this.
         #[arg(long)]
         pui_prefix: Option<String>,
+        /// At most this many rows.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+        /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -67,15 +109,21 @@ enum Cmd {
     Registration {
         /// The registration's default public user identity.
         pui: String,
-        #[arg(long, default_value = "127.0.0.1:9090")]
-        admin: String,
+        #[arg(long, value_name = "ADDR", help = ADMIN_HELP)]
+        admin: Option<String>,
+        #[arg(long, value_name = "FILE", help = ADMIN_CONFIG_HELP)]
+        config: Option<PathBuf>,
+        /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
     /// Show the subscription count statistics of a running gateway.
     Stats {
-        #[arg(long, default_value = "127.0.0.1:9090")]
-        admin: String,
+        #[arg(long, value_name = "ADDR", help = ADMIN_HELP)]
+        admin: Option<String>,
+        #[arg(long, value_name = "FILE", help = ADMIN_CONFIG_HELP)]
+        config: Option<PathBuf>,
+        /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -84,6 +132,11 @@ enum Cmd {
     Demo(regevent_lab::demo::DemoArgs),
     /// Load generator: emulated IMS core + UE swarms against a gateway in another process.
     #[cfg(feature = "lab")]
+    // `--hold-seconds` has no doc comment in the lab; until it has one, its help is given here.
+    #[command(mut_arg("hold_seconds", |a| a.help(
+        "With --hold: keep the users registered this many seconds after the offered load ends \
+         (default: until Ctrl-C)"
+    )))]
     Loadgen(regevent_lab::loadgen::LoadgenArgs),
 }
 
@@ -92,16 +145,22 @@ enum StateCmd {
     /// Check the store: what it holds, or the file and what is wrong with it (exit 1).
     Check {
         /// The configuration naming `state.dir` (default: built-in, `./data`).
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
     /// Print every stored registration, subscription and IBCF dialog as JSON lines.
     Export {
         /// The configuration naming `state.dir` (default: built-in, `./data`).
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
 }
+
+/// Exit status of a failure at run time (a socket, the store, the admin API).
+const EXIT_RUNTIME: u8 = 1;
+/// Exit status of a bad configuration or command line (clap's usage errors are 2 too): a
+/// restart cannot fix it, so systemd stops retrying (`RestartPreventExitStatus=2`).
+const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -111,9 +170,15 @@ fn main() -> ExitCode {
         Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("regevent-gw: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_RUNTIME)
         }
     }
+}
+
+/// A configuration that cannot be used: every problem on stderr, exit status 2.
+fn bad_config(errs: &ConfigErrors) -> ExitCode {
+    eprintln!("{}", render_errors_for_cli(errs));
+    ExitCode::from(EXIT_CONFIG)
 }
 
 /// Whether the error is (or was caused by) a write to a closed pipe.
@@ -131,32 +196,46 @@ fn fmt(f: Format) -> client::OutputFormat {
     }
 }
 
+/// The admin address of a client sub-command, or the exit status of a bad configuration.
+fn admin_of(admin: Option<String>, config: Option<PathBuf>) -> Result<String, ExitCode> {
+    let env = std::env::var(client::ADMIN_ENV).ok();
+    client::admin_address(admin.as_deref(), config.as_deref(), env.as_deref())
+        .map_err(|errs| bad_config(&errs))
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::CheckConfig { config } => match Config::load(Some(&config)) {
             Ok(c) => {
-                println!(
+                let mut out = std::io::stdout().lock();
+                for w in c.warnings() {
+                    writeln!(out, "warning: {w}")?;
+                }
+                writeln!(
+                    out,
                     "{}: OK ({} listeners, {} trunk groups, {} profiles)",
                     config.display(),
                     c.sip.listen.len(),
                     c.trunk_groups.len(),
                     c.profiles.by_name.len()
-                );
+                )?;
                 Ok(ExitCode::SUCCESS)
             }
-            Err(errs) => {
-                eprintln!("{errs}");
-                Ok(ExitCode::FAILURE)
-            }
+            Err(errs) => Ok(bad_config(&errs)),
         },
         Cmd::Subscriptions {
             admin,
+            config,
             trunk_group,
             state,
             pui_prefix,
             limit,
             format,
         } => {
+            let admin = match admin_of(admin, config) {
+                Ok(a) => a,
+                Err(code) => return Ok(code),
+            };
             let filter = SubscriptionFilter {
                 trunk_group,
                 pui_prefix,
@@ -175,10 +254,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (StateCmd::Check { config } | StateCmd::Export { config }) = &cmd;
             let cfg = match Config::load(config.as_deref()) {
                 Ok(c) => c,
-                Err(errs) => {
-                    eprintln!("{errs}");
-                    return Ok(ExitCode::FAILURE);
-                }
+                Err(errs) => return Ok(bad_config(&errs)),
             };
             let dir = &cfg.state.dir;
             let mut out = std::io::stdout().lock();
@@ -188,7 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(if ok {
                         ExitCode::SUCCESS
                     } else {
-                        ExitCode::FAILURE
+                        ExitCode::from(EXIT_RUNTIME)
                     })
                 }
                 StateCmd::Export { .. } => {
@@ -197,7 +273,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Cmd::Registration { pui, admin, format } => {
+        Cmd::Registration {
+            pui,
+            admin,
+            config,
+            format,
+        } => {
+            let admin = match admin_of(admin, config) {
+                Ok(a) => a,
+                Err(code) => return Ok(code),
+            };
             let found = client::registration_command(
                 &admin,
                 &pui,
@@ -207,28 +292,49 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if found {
                 ExitCode::SUCCESS
             } else {
-                ExitCode::FAILURE
+                ExitCode::from(EXIT_RUNTIME)
             })
         }
-        Cmd::Stats { admin, format } => {
+        Cmd::Stats {
+            admin,
+            config,
+            format,
+        } => {
+            let admin = match admin_of(admin, config) {
+                Ok(a) => a,
+                Err(code) => return Ok(code),
+            };
             client::stats_command(&admin, fmt(format), &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Run { config } => {
-            init_tracing("info");
+        Cmd::Run { config, log_format } => {
+            let format = match log_format.map_or_else(log_format_from_env, Ok) {
+                Ok(f) => f,
+                Err(problem) => {
+                    eprintln!("environment variable {LOG_FORMAT_ENV}: {problem}");
+                    return Ok(ExitCode::from(EXIT_CONFIG));
+                }
+            };
+            init_tracing("info", format);
             let cfg = match Config::load(config.as_deref()) {
                 Ok(c) => Arc::new(c),
                 Err(errs) => {
-                    eprintln!("{errs}");
-                    return Ok(ExitCode::FAILURE);
+                    // One log line per problem (they may go to a log shipper as JSON).
+                    for e in &errs.0 {
+                        tracing::error!(problem = %e, "configuration invalid, not starting");
+                    }
+                    return Ok(ExitCode::from(EXIT_CONFIG));
                 }
             };
-            runtime()?.block_on(serve(cfg, config))?;
+            for w in cfg.warnings() {
+                tracing::warn!(warning = %w, "configuration");
+            }
+            runtime()?.block_on(serve(cfg))?;
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "lab")]
         Cmd::Loadgen(args) => {
-            init_tracing("warn");
+            init_tracing("warn", log_format_from_env().unwrap_or(LogFormat::Text));
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
@@ -238,7 +344,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         #[cfg(feature = "lab")]
         Cmd::Demo(args) => {
             // The demo prints its own summary; per-registration log lines at warn and above only.
-            init_tracing("warn");
+            init_tracing("warn", log_format_from_env().unwrap_or(LogFormat::Text));
             runtime()?.block_on(regevent_lab::demo::run(args, demo_gateway))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -253,17 +359,48 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Logs to stderr; `REGEVENT_GW_LOG` (e.g. `debug`, `regevent_gw::gateway=debug`) overrides.
-fn init_tracing(default: &str) {
+/// The variable that chooses the log format when `--log-format` is not given.
+const LOG_FORMAT_ENV: &str = "REGEVENT_GW_LOG_FORMAT";
+
+/// `REGEVENT_GW_LOG_FORMAT` (`text` or `json`); text when unset or empty.
+fn log_format_from_env() -> Result<LogFormat, String> {
+    match std::env::var(LOG_FORMAT_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(LogFormat::Text),
+        Err(std::env::VarError::NotUnicode(_)) => Err("not valid UTF-8".into()),
+        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "" | "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("unknown log format {v:?}: expected text or json")),
+        },
+    }
+}
+
+/// Logs to stderr; `REGEVENT_GW_LOG` (e.g. `debug`, `regevent_proto=debug`) overrides the level.
+/// Per-registration and per-subscription events are at DEBUG; INFO is the gateway's lifecycle.
+fn init_tracing(default: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REGEVENT_GW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        // Colour codes only for a person at a terminal, never into a file or the journal.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            use std::io::IsTerminal;
+            builder
+                .with_target(false)
+                // Colour codes only for a person at a terminal, never into a file or the journal.
+                .with_ansi(std::io::stderr().is_terminal())
+                .init()
+        }
+        // `level`, `message` and the event's fields at the top level of each object.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_ansi(false)
+            .init(),
+    }
 }
 
 /// The gateway `regevent-gw demo` runs: built-in defaults, the demo's listeners, core and
@@ -297,39 +434,118 @@ async fn demo_gateway(
     Ok(regevent_lab::demo::DemoGateway {
         sip,
         admin: running.admin_addr,
-        metrics: Box::new(move || prom.render()),
+        metrics: Box::new(move || regevent_gw::stats::recorder::render(&prom)),
         stop: Box::new(move || Box::pin(running.stop())),
     })
 }
 
-async fn serve(cfg: Arc<Config>, file: Option<PathBuf>) -> anyhow::Result<()> {
+async fn serve(cfg: Arc<Config>) -> anyhow::Result<()> {
     let files = regevent_gw::transport::raise_fd_limit();
     tracing::debug!(?files, "open-file limit");
     let prom = regevent_gw::stats::recorder::global_handle()?;
-    let running = regevent_gw::app::start(cfg, prom, None).await?;
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    regevent_gw::stats::recorder::register_reload_counters();
+    let running = regevent_gw::app::start(cfg.clone(), prom, None).await?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut current = cfg;
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
-            _ = hup.recv() => match Config::load(file.as_deref()) {
-                Ok(c) => {
-                    tracing::info!(profiles = c.profiles.by_name.len(), "SIGHUP: profiles reloaded");
-                    let _ = running.events.send(regevent_gw::transport::Event::Reload(Arc::new(c))).await;
+            _ = int.recv() => {
+                tracing::info!("SIGINT: shutting down");
+                break;
+            }
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                break;
+            }
+            why = running.failed() => {
+                // Fail loud: the process must not live on without its SIP task.
+                anyhow::bail!("the SIP task {why}");
+            }
+            _ = hup.recv() => {
+                let Some(applied) = reload(&current) else { continue };
+                current = applied;
+                if running.events.send(Event::Reload(current.clone())).await.is_err() {
+                    tracing::error!("SIGHUP: the SIP task is gone; nothing reloaded");
                 }
-                Err(errs) => tracing::error!(%errs, "SIGHUP: configuration invalid, keeping the running one"),
-            },
+            }
         }
     }
-    tracing::info!("shutting down");
     running.stop().await;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP: load and validate the whole configuration again; on any problem keep the running
+/// one (each problem logged on a line of its own). Otherwise the new trunk groups and profiles
+/// apply, and each restart-only key the file changed is named in a warning.
+fn reload(current: &Config) -> Option<Arc<Config>> {
+    use regevent_gw::stats::recorder::count_reload;
+    let reloaded = Config::load(current.file.as_deref()).and_then(|new| current.reload(new));
+    let r = match reloaded {
+        Ok(r) => r,
+        Err(errs) => {
+            for e in &errs.0 {
+                tracing::error!(problem = %e, "SIGHUP: configuration refused, the running one stays");
+            }
+            count_reload(false);
+            return None;
+        }
+    };
+    for key in &r.restart_only_changed {
+        tracing::warn!(
+            key,
+            "SIGHUP: `{key}` changed; it applies only after a restart (the running value stays)"
+        );
+    }
+    for w in r.applied.warnings() {
+        tracing::warn!(warning = %w, "configuration");
+    }
+    count_reload(true);
+    tracing::info!(
+        trunk_groups = r.applied.trunk_groups.len(),
+        profiles = r.applied.profiles.by_name.len(),
+        "SIGHUP: configuration reloaded (trunk groups and profiles)"
+    );
+    Some(Arc::new(r.applied))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every sub-command and every argument has help text (`--help` explains everything).
+    #[test]
+    fn every_sub_command_and_argument_has_help() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} <{id}>"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_name() != "help" && sub.get_about().is_none() {
+                    missing.push(sub_path.clone());
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&cmd, "regevent-gw", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+        // The walk sees the sub-commands and their arguments.
+        let run = cmd.find_subcommand("run").expect("run");
+        assert!(run.get_arguments().any(|a| a.get_id() == "log_format"));
+    }
 
     #[test]
     fn a_closed_pipe_is_recognised_through_context() {

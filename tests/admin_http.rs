@@ -133,6 +133,45 @@ async fn metrics_has_build_info_and_descriptions() {
     assert!(r.body.contains("# HELP regevent_build_info "), "{}", r.body);
 }
 
+/// A gauge set to NaN is retired (the core does so for a trunk group a reload removed, once
+/// nothing lives on it): `/metrics` and `/api/stats` leave it out, other series of the same
+/// gauge stay.
+#[tokio::test]
+async fn retired_gauges_are_left_out() {
+    let (addr, _) = start(vec![], 10, |_| {}).await;
+    let name = names::REGISTRATIONS_LIVE;
+    metrics::gauge!(name, "trunk_group" => "admin-http-kept").set(3.0);
+    metrics::gauge!(name, "trunk_group" => "admin-http-gone").set(5.0);
+    let r = get(addr, "/metrics").await;
+    assert!(
+        r.body.contains("trunk_group=\"admin-http-gone\"} 5"),
+        "{}",
+        r.body
+    );
+    metrics::gauge!(name, "trunk_group" => "admin-http-gone").set(f64::NAN);
+    let r = get(addr, "/metrics").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("trunk_group=\"admin-http-kept\"} 3"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("admin-http-gone"), "{}", r.body);
+    assert!(!r.body.contains("NaN"), "{}", r.body);
+    let r = get(addr, "/api/stats").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("admin-http-kept"), "{}", r.body);
+    assert!(!r.body.contains("admin-http-gone"), "{}", r.body);
+    // Set again, it is back.
+    metrics::gauge!(name, "trunk_group" => "admin-http-gone").set(0.0);
+    let r = get(addr, "/metrics").await;
+    assert!(
+        r.body.contains("trunk_group=\"admin-http-gone\"} 0"),
+        "{}",
+        r.body
+    );
+}
+
 #[tokio::test]
 async fn subscription_series_under_the_cap() {
     let (addr, _) = start(rows(100), 1000, |_| {}).await;

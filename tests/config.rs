@@ -79,11 +79,11 @@ fn built_in_defaults_match_spec() {
     assert_eq!(c.sip.coalesce, Duration::from_millis(2));
     assert_eq!(
         c.admin.listen,
-        "127.0.0.1:9090".parse::<SocketAddr>().expect("addr")
+        "127.0.0.1:9464".parse::<SocketAddr>().expect("addr")
     );
     assert_eq!(c.admin.subscription_series_cap, 10_000);
     assert_eq!(c.subscription.expiry_margin, Duration::from_secs(60));
-    assert_eq!(c.subscription.max_subscribe_rate, 2000);
+    assert_eq!(c.subscription.max_subscribe_rate, 20_000);
     assert_eq!(c.limits.max_message, 65_535);
     assert_eq!(c.limits.reginfo_max_bytes, 1_048_576);
     assert_eq!(c.limits.reginfo_max_depth, 16);
@@ -407,16 +407,21 @@ fn syntax_error_has_position() {
     );
 }
 
-/// Copy deploy/ and profiles/ into a temp dir keeping their relative layout.
+/// Copy the shipped examples into a temp dir laid out as installed (docs/configuration.md,
+/// `deploy/regevent-gw.service`): `deploy/*.toml` → `DIR/`, `profiles/*.toml` → `DIR/profiles/`
+/// (as in `/etc/regevent-gw`).
 fn copy_examples() -> (tempfile::TempDir, Vec<PathBuf>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut files = Vec::new();
-    for sub in ["deploy", "profiles"] {
-        std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
-        for entry in std::fs::read_dir(repo(sub)).expect("read_dir") {
+    std::fs::create_dir(dir.path().join("profiles")).expect("mkdir");
+    for (from, to_dir) in [
+        ("deploy", dir.path().to_path_buf()),
+        ("profiles", dir.path().join("profiles")),
+    ] {
+        for entry in std::fs::read_dir(repo(from)).expect("read_dir") {
             let path = entry.expect("entry").path();
-            if path.extension().is_some_and(|x| x == "toml") {
-                let to = dir.path().join(sub).join(path.file_name().expect("name"));
+            if path.extension().is_some_and(|x| x == "toml") && path.is_file() {
+                let to = to_dir.join(path.file_name().expect("name"));
                 std::fs::copy(&path, &to).expect("copy");
                 files.push(to);
             }
@@ -429,7 +434,7 @@ fn copy_examples() -> (tempfile::TempDir, Vec<PathBuf>) {
 #[test]
 fn unknown_key_in_every_shipped_example_is_rejected() {
     let (dir, files) = copy_examples();
-    let main = dir.path().join("deploy").join("gateway.toml");
+    let main = dir.path().join("gateway.toml");
     Config::load_with_env(Some(&main), &[])
         .unwrap_or_else(|e| panic!("copied examples must load: {e}"));
     assert!(files.len() >= 5, "{files:?}");
@@ -545,4 +550,219 @@ fn cli_rendering_counts_problems() {
     let (errs, _) = load_err(&format!("{MINIMAL}{MINIMAL}"), &[("p", GOOD_PROFILE)]);
     let text = regevent_gw::config::render_errors_for_cli(&errs);
     assert!(text.ends_with("1 configuration problem found"), "{text}");
+}
+
+/// SPEC §9 and the issue "no silent TLS downgrade": until the gateway has TLS, a `sips:` URI or
+/// `;transport=tls` where it would send (sip.core, a profile's subscribe_route) or advertise
+/// itself (sip.identity) is refused, naming the file (or variable), the key and the reason.
+#[test]
+fn tls_uris_are_refused_naming_file_and_key() {
+    let main = format!(
+        "[sip]\nidentity = \"sip:pcscf.example.net;transport=TLS\"\n\
+         core = \"sips:icscf.example.net\"\n{MINIMAL}"
+    );
+    let profile = "support_reg_event = true\nnetwork = \"visited\"\n\
+                   subscribe_route = [\"sip:ok.example.net;lr\", \"sip:home.example.net;lr;transport=tls\"]\n";
+    let (errs, file) = load_err(&main, &[("p", profile)]);
+    let tls = "TLS is not supported yet: ";
+    let identity = find(&errs, "sip.identity");
+    assert_eq!(identity.file, file.display().to_string());
+    assert_eq!(identity.position.as_deref(), Some("2:12"));
+    assert!(identity.problem.starts_with(tls), "{identity}");
+    let core = find(&errs, "sip.core");
+    assert_eq!(core.position.as_deref(), Some("3:8"));
+    assert!(core.problem.starts_with(tls), "{core}");
+    assert!(core.problem.contains("`sips:icscf.example.net`"), "{core}");
+    let route = find(&errs, "subscribe_route[1]");
+    assert!(route.file.ends_with("p.toml"), "{route}");
+    assert_eq!(route.position.as_deref(), Some("3:45"));
+    assert!(route.problem.starts_with(tls), "{route}");
+    assert_eq!(errs.0.len(), 3, "{errs}");
+    // The rendered line says it all: file, position, key, reason.
+    let shown = errs.to_string();
+    assert!(
+        shown.contains("gateway.toml:3:8: key `sip.core`: TLS is not supported yet: "),
+        "{shown}"
+    );
+}
+
+#[test]
+fn tls_from_the_environment_names_the_variable() {
+    let e = env(&[(
+        "REGEVENT_GW__SIP__CORE",
+        "sip:icscf.example.net:5061;transport=tls",
+    )]);
+    let errs = Config::load_with_env(None, &e).expect_err("refused");
+    let core = find(&errs, "sip.core");
+    assert_eq!(core.file, "environment variable REGEVENT_GW__SIP__CORE");
+    assert!(
+        core.problem.starts_with("TLS is not supported yet: "),
+        "{core}"
+    );
+    // UDP and TCP stay fine, in any case.
+    let e = env(&[(
+        "REGEVENT_GW__SIP__CORE",
+        "sip:icscf.example.net;transport=TCP",
+    )]);
+    Config::load_with_env(None, &e).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn an_unsupported_transport_is_refused_too() {
+    let main = format!("[sip]\ncore = \"sip:icscf.example.net;transport=sctp\"\n{MINIMAL}");
+    let (errs, _) = load_err(&main, &[("p", GOOD_PROFILE)]);
+    let core = find(&errs, "sip.core");
+    assert!(core.problem.contains("UDP and TCP only"), "{core}");
+}
+
+/// Two trunk groups on profile `p` (and a profile `q`) with the given `[sip]` table prefix.
+fn reload_fixture(sip: &str, groups: &[(&str, &str)]) -> String {
+    let mut s = format!("[sip]\n{sip}\n");
+    for (name, profile) in groups {
+        s.push_str(&format!(
+            "[[trunk_group]]\nname = \"{name}\"\nprofile = \"{profile}\"\n"
+        ));
+    }
+    s
+}
+
+#[test]
+fn reload_applies_trunk_groups_and_profiles_and_keeps_restart_only_keys() {
+    let (dir, file) = setup(
+        &reload_fixture("t1 = \"500ms\"", &[("a", "p")]),
+        &[("p", "support_reg_event = false\n"), ("q", GOOD_PROFILE)],
+    );
+    let running = Config::load_with_env(Some(&file), &[]).unwrap_or_else(|e| panic!("{e}"));
+    // The operator changes a profile, the trunk groups, and two restart-only keys.
+    std::fs::write(
+        &file,
+        reload_fixture(
+            "t1 = \"200ms\"\nmax_forwards = 20",
+            &[("b", "q"), ("a", "p")],
+        ),
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("profiles/p.toml"), GOOD_PROFILE).expect("write");
+    let new = Config::load_with_env(Some(&file), &[]).unwrap_or_else(|e| panic!("{e}"));
+    let r = running.reload(new).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<_> = r
+        .applied
+        .trunk_groups
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(names, ["b", "a"]);
+    assert_eq!(
+        r.applied.profile_for("a").map(|p| p.support_reg_event),
+        Some(true)
+    );
+    assert_eq!(
+        r.applied.sip.t1,
+        Duration::from_millis(500),
+        "t1 needs a restart"
+    );
+    assert_eq!(r.applied.sip.max_forwards, 70);
+    assert_eq!(r.restart_only_changed, ["sip.t1", "sip.max_forwards"]);
+    // Nothing but trunk groups and profiles differs from the running configuration.
+    let mut expected = running.clone();
+    expected.trunk_groups = r.applied.trunk_groups.clone();
+    expected.profiles = r.applied.profiles.clone();
+    assert_eq!(r.applied, expected);
+    // Every key of the schema is classified once.
+    for key in regevent_gw::config::RESTART_ONLY {
+        assert!(
+            !regevent_gw::config::RELOADABLE.contains(key),
+            "{key} both reloadable and restart-only"
+        );
+    }
+}
+
+#[test]
+fn reload_refuses_a_trunk_group_on_a_listener_that_is_not_running() {
+    let (_dir, file) = setup(
+        &reload_fixture("listen = [\"udp:127.0.0.1:5060\"]", &[("a", "p")]),
+        &[("p", GOOD_PROFILE)],
+    );
+    let running = Config::load_with_env(Some(&file), &[]).unwrap_or_else(|e| panic!("{e}"));
+    let text = "[sip]\nlisten = [\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5070\"]\n\
+                [[trunk_group]]\nname = \"a\"\nprofile = \"p\"\nlistener = \"tcp:127.0.0.1:5070\"\n";
+    std::fs::write(&file, text).expect("write");
+    let new = Config::load_with_env(Some(&file), &[]).unwrap_or_else(|e| panic!("{e}"));
+    let errs = running.reload(new).expect_err("refused");
+    let e = find(&errs, "trunk_group[0].listener");
+    assert_eq!(e.file, file.display().to_string());
+    assert!(e.problem.contains("restart"), "{e}");
+}
+
+#[test]
+fn warnings_name_trunk_groups_that_never_match() {
+    let main = "[sip]\nlisten = [\"udp:0.0.0.0:5060\", \"tcp:0.0.0.0:5060\"]\n\
+        [[trunk_group]]\nname = \"all\"\nprofile = \"p\"\nsources = [\"0.0.0.0/0\"]\n\
+        [[trunk_group]]\nname = \"shadowed\"\nprofile = \"p\"\nsources = [\"10.0.0.0/8\"]\n\
+        [[trunk_group]]\nname = \"v6-only\"\nprofile = \"p\"\nsources = [\"2001:db8::/32\"]\n\
+        [[trunk_group]]\nname = \"tcp-v6\"\nprofile = \"p\"\nlistener = \"tcp:0.0.0.0:5060\"\n";
+    let (_dir, file) = setup(main, &[("p", GOOD_PROFILE)]);
+    let c = Config::load_with_env(Some(&file), &[]).unwrap_or_else(|e| panic!("{e}"));
+    let w = c.warnings();
+    let keys: Vec<_> = w.iter().map(|e| e.key.as_str()).collect();
+    // `tcp-v6` takes every source on its listener: IPv6 ones too, which `all` does not.
+    assert_eq!(keys, ["trunk_group[1]", "trunk_group[2]"], "{w:?}");
+    assert!(
+        w[0].problem.contains("`shadowed` never matches"),
+        "{}",
+        w[0]
+    );
+    assert!(w[0].problem.contains("trunk_group[0] (`all`)"), "{}", w[0]);
+    assert!(w[1].problem.contains("IPv6"), "{}", w[1]);
+    assert_eq!(w[0].file, file.display().to_string());
+    // The shipped example has none.
+    let shipped = Config::load_with_env(Some(&repo("deploy/gateway.toml")), &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(shipped.warnings(), []);
+}
+
+#[test]
+fn overload_and_tcp_limit_are_read_with_sane_defaults() {
+    let c = Config::load_with_env(None, &[]).expect("defaults");
+    assert!(c.overload.enabled, "overload control is on by default");
+    assert_eq!(c.overload.max_delay, Duration::from_millis(200));
+    assert_eq!(c.limits.max_message_tcp, 1 << 20);
+    assert_eq!(c.core_settings().overload, c.overload);
+    let main = format!(
+        "[limits]\nmax_message_tcp = 4194304\n[overload]\nenabled = false\nmax_delay = \"50ms\"\n\
+         max_queue = 5000\nmax_queue_bytes = 1000000\nmax_transactions = 777\n\
+         retry_after_min = \"2s\"\nretry_after_max = \"9s\"\n{MINIMAL}"
+    );
+    let (dir, file) = setup(&main, &[("p", GOOD_PROFILE)]);
+    let c = Config::load_with_env(
+        Some(&file),
+        &env(&[("REGEVENT_GW__OVERLOAD__MAX_QUEUE", "6000")]),
+    )
+    .expect("loads");
+    let _ = dir;
+    assert!(!c.overload.enabled);
+    assert_eq!(c.overload.max_delay, Duration::from_millis(50));
+    assert_eq!(c.overload.max_queue, 6000, "the environment wins");
+    assert_eq!(c.overload.max_queue_bytes, 1_000_000);
+    assert_eq!(c.overload.max_transactions, 777);
+    assert_eq!(c.overload.retry_after_min, Duration::from_secs(2));
+    assert_eq!(c.overload.retry_after_max, Duration::from_secs(9));
+    assert_eq!(c.core_settings().max_message_tcp, 4 << 20);
+}
+
+#[test]
+fn bad_overload_values_name_their_keys() {
+    let main = format!(
+        "[overload]\nmax_delay = \"0s\"\nmax_queue = 0\nretry_after_min = \"20s\"\n\
+         retry_after_max = \"10s\"\nenabled = \"yes\"\n{MINIMAL}"
+    );
+    let (errs, _) = load_err(&main, &[("p", GOOD_PROFILE)]);
+    assert!(find(&errs, "overload.max_delay")
+        .problem
+        .contains("between"));
+    find(&errs, "overload.max_queue");
+    assert!(find(&errs, "overload.retry_after_max")
+        .problem
+        .contains("retry_after_min"));
+    find(&errs, "overload.enabled");
 }

@@ -627,3 +627,58 @@ fn ibcf_translates_the_contact_of_a_reg_event_dialog_and_never_subscribes() {
     );
     assert_eq!(h.subscriptions(), 0);
 }
+
+/// No silent TLS downgrade (issue 22.6): this gateway has no TLS, so a request whose next hop
+/// needs it is answered — `416` for a `sips:` URI, `502` for `transport=tls` — and nothing is
+/// sent in the clear.
+#[test]
+fn a_next_hop_that_needs_tls_is_refused_not_sent_in_the_clear() {
+    let mut h = Virt::start(profile(false));
+    h.register("alice", 1, 600, &[]);
+    let alice = format!("<sip:alice@{DOMAIN}>;tag=a1");
+    let bob = format!("<sip:bob@{DOMAIN}>;tag=b1");
+    // In a dialog, towards the Request-URI.
+    let m = request(
+        "MESSAGE",
+        &format!("sips:bob@{DOMAIN}"),
+        h.ue,
+        "UDP",
+        "tls1",
+        2,
+        &alice,
+        &bob,
+        &[],
+        "",
+        "",
+    );
+    h.sim.send(h.ue, m);
+    let r = h.next_of(h.ue, "MESSAGE", true).unwrap();
+    assert_eq!(r.status(), Some(416));
+    assert!(r.reason().unwrap().contains("TLS"), "{:?}", r.reason());
+    // Towards a Route with transport=tls.
+    let m = request(
+        "MESSAGE",
+        &format!("sip:bob@{DOMAIN}"),
+        h.ue,
+        "UDP",
+        "tls2",
+        3,
+        &alice,
+        &bob,
+        &["<sip:10.9.9.9:5061;transport=tls;lr>"],
+        "",
+        "",
+    );
+    h.sim.send(h.ue, m);
+    let r = h.next_of(h.ue, "MESSAGE", true).unwrap();
+    assert_eq!(r.status(), Some(502));
+    assert!(r.reason().unwrap().contains("TLS"), "{:?}", r.reason());
+    for peer in [h.scscf, h.core] {
+        assert!(
+            h.recv(peer, Duration::from_millis(200)).is_none(),
+            "nothing forwarded"
+        );
+    }
+    let elsewhere: SocketAddr = "10.9.9.9:5061".parse().unwrap();
+    assert!(h.recv(elsewhere, Duration::from_millis(200)).is_none());
+}

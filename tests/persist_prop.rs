@@ -34,6 +34,10 @@ fn settings() -> Settings {
     Settings {
         identity: "sip:127.0.0.1:5060".into(),
         core: format!("sip:{CORE}"),
+        // No SUBSCRIBE rate: the peers here answer whatever the core sends at the same instant
+        // (a SUBSCRIBE waiting for a token is an in-flight one that a restore cannot tell from
+        // a lost one; that case is the restored in-flight initial SUBSCRIBE, covered as such).
+        max_subscribe_rate: 0,
         ..Settings::default()
     }
     .with_profile(Profile {

@@ -14,9 +14,11 @@ use super::profile::{load_dir_partial, Profile, Profiles};
 use super::schema;
 use super::settings::{
     AdminSettings, Config, ConfigError, ConfigErrors, LimitsSettings, Listener, SipSettings,
-    StateBackend, StateSettings, SubscriptionSettings, TrunkGroup,
+    StateBackend, StateSettings, SubscriptionSettings, TrunkGroup, DEFAULT_ADMIN_LISTEN,
 };
 use super::values::{check_sip_uri, quote, Problems};
+use regevent_proto::core::OverloadSettings;
+use regevent_proto::settings::DEFAULT_MAX_MESSAGE_TCP;
 
 /// Prefix of the environment variables that override keys (`REGEVENT_GW__SIP__T1`).
 pub(crate) const ENV_PREFIX: &str = "REGEVENT_GW__";
@@ -37,6 +39,7 @@ struct RawConfig {
     admin: RawAdmin,
     subscription: RawSubscription,
     limits: RawLimits,
+    overload: RawOverload,
     profiles: RawProfiles,
     state: RawState,
     trunk_group: Option<Vec<RawTrunkGroup>>,
@@ -85,9 +88,22 @@ struct RawSubscription {
 #[serde(deny_unknown_fields, default)]
 struct RawLimits {
     max_message: Option<Value>,
+    max_message_tcp: Option<Value>,
     reginfo_max_bytes: Option<Value>,
     reginfo_max_depth: Option<Value>,
     expected_registrations: Option<Value>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawOverload {
+    enabled: Option<Value>,
+    max_delay: Option<Value>,
+    max_queue: Option<Value>,
+    max_queue_bytes: Option<Value>,
+    max_transactions: Option<Value>,
+    retry_after_min: Option<Value>,
+    retry_after_max: Option<Value>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -214,12 +230,12 @@ fn build(p: &mut Problems, file: Option<&Path>, raw: RawConfig) -> Config {
                     .map_err(|_| "expected a string".to_string())?;
                 s.trim().parse::<SocketAddr>().map_err(|_| {
                     format!(
-                        "invalid address {}: expected IP:PORT such as `127.0.0.1:9090`",
+                        "invalid address {}: expected IP:PORT such as `127.0.0.1:9464`",
                         quote(&s)
                     )
                 })
             })
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))),
+            .unwrap_or(DEFAULT_ADMIN_LISTEN),
         subscription_series_cap: p.uint(
             "admin.subscription_series_cap",
             raw.admin.subscription_series_cap,
@@ -237,14 +253,22 @@ fn build(p: &mut Problems, file: Option<&Path>, raw: RawConfig) -> Config {
         max_subscribe_rate: p.uint(
             "subscription.max_subscribe_rate",
             raw.subscription.max_subscribe_rate,
-            2000,
+            regevent_proto::settings::DEFAULT_MAX_SUBSCRIBE_RATE.into(),
             1,
             u32::MAX.into(),
         ) as u32,
     };
     let big = u64::from(u32::MAX);
+    let max_message = p.uint("limits.max_message", raw.limits.max_message, 65_535, 1, big) as usize;
     let limits = LimitsSettings {
-        max_message: p.uint("limits.max_message", raw.limits.max_message, 65_535, 1, big) as usize,
+        max_message,
+        max_message_tcp: p.uint(
+            "limits.max_message_tcp",
+            raw.limits.max_message_tcp,
+            DEFAULT_MAX_MESSAGE_TCP.max(max_message) as u64,
+            1,
+            big,
+        ) as usize,
         reginfo_max_bytes: p.uint(
             "limits.reginfo_max_bytes",
             raw.limits.reginfo_max_bytes,
@@ -280,6 +304,7 @@ fn build(p: &mut Problems, file: Option<&Path>, raw: RawConfig) -> Config {
     let trunk_groups = trunk_groups(p, file.is_some(), raw.trunk_group, &sip.listen);
     let profiles = profiles(p, file.is_some(), &profiles_dir, &trunk_groups);
     let state = state(p, file, raw.state);
+    let overload = overload(p, raw.overload);
     Config {
         file: file.map(Path::to_path_buf),
         sip,
@@ -290,6 +315,69 @@ fn build(p: &mut Problems, file: Option<&Path>, raw: RawConfig) -> Config {
         trunk_groups,
         profiles,
         state,
+        overload,
+    }
+}
+
+/// `[overload]` (SPEC §11): on by default; see `docs/configuration.md`.
+fn overload(p: &mut Problems, raw: RawOverload) -> OverloadSettings {
+    let d = OverloadSettings::default();
+    let enabled = p
+        .get("overload.enabled", raw.enabled, |v| {
+            v.into_bool()
+                .map_err(|_| "expected true or false".to_string())
+        })
+        .unwrap_or(d.enabled);
+    let max_delay = p.duration("overload.max_delay", raw.max_delay, d.max_delay);
+    if max_delay < Duration::from_millis(1) || max_delay > Duration::from_secs(30) {
+        p.push("overload.max_delay", "must be between 1ms and 30s");
+    }
+    let count = |p: &mut Problems, key: &str, v: Option<Value>, default: usize| {
+        p.uint(key, v, default as u64, 1, u64::from(u32::MAX)) as usize
+    };
+    let max_queue = count(p, "overload.max_queue", raw.max_queue, d.max_queue);
+    let max_queue_bytes = count(
+        p,
+        "overload.max_queue_bytes",
+        raw.max_queue_bytes,
+        d.max_queue_bytes,
+    );
+    let max_transactions = count(
+        p,
+        "overload.max_transactions",
+        raw.max_transactions,
+        d.max_transactions,
+    );
+    let retry_after_min = p.duration(
+        "overload.retry_after_min",
+        raw.retry_after_min,
+        d.retry_after_min,
+    );
+    let retry_after_max = p.duration(
+        "overload.retry_after_max",
+        raw.retry_after_max,
+        d.retry_after_max,
+    );
+    if retry_after_min < Duration::from_secs(1) {
+        p.push(
+            "overload.retry_after_min",
+            "must be at least 1s (Retry-After is in whole seconds)",
+        );
+    }
+    if retry_after_max < retry_after_min {
+        p.push(
+            "overload.retry_after_max",
+            "must not be less than overload.retry_after_min",
+        );
+    }
+    OverloadSettings {
+        enabled,
+        max_delay,
+        max_queue,
+        max_queue_bytes,
+        max_transactions,
+        retry_after_min,
+        retry_after_max,
     }
 }
 

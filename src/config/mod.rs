@@ -5,15 +5,18 @@
 //! Owns: parsing, defaults, validation (all problems reported together, each naming file, key and
 //! problem). Never: sockets, or any behaviour beyond describing what the operator asked for.
 
+mod lint;
 mod load;
 pub mod profile;
+pub mod reload;
 mod schema;
 pub mod settings;
 mod values;
 
 pub use profile::{Network, Profile, Profiles, Role};
+pub use reload::{Reload, RELOADABLE, RESTART_ONLY};
 pub use settings::render_errors_for_cli;
 pub use settings::{
     AdminSettings, Config, ConfigError, ConfigErrors, LimitsSettings, Listener, SipSettings,
-    StateBackend, StateSettings, SubscriptionSettings, Transport, TrunkGroup,
+    StateBackend, StateSettings, SubscriptionSettings, Transport, TrunkGroup, DEFAULT_ADMIN_LISTEN,
 };

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::schema::{self, LineIndex};
 use super::settings::{ConfigError, ConfigErrors};
-use super::values::check_sip_uri;
+use super::values::{check_sip_uri, check_transport};
 
 pub use regevent_proto::settings::{Network, Profile, Profiles, Role};
 
@@ -113,11 +113,11 @@ fn load_file(path: &Path) -> Result<Profile, Vec<ConfigError>> {
         });
     };
     if profile.network == Network::Visited && profile.subscribe_route.is_empty() {
-        let problem = "required when network = \"visited\": a non-empty list of sip:/sips: URIs";
+        let problem = "required when network = \"visited\": a non-empty list of sip: URIs";
         push("subscribe_route".into(), "network", problem.into());
     }
     for (i, uri) in profile.subscribe_route.iter().enumerate() {
-        if let Err(problem) = check_sip_uri(uri) {
+        if let Err(problem) = check_sip_uri(uri).and_then(|()| check_transport(uri)) {
             push(format!("subscribe_route[{i}]"), "subscribe_route", problem);
         }
     }

@@ -61,9 +61,19 @@ const SUBSCRIPTION: &[Field] = &[
 ];
 const LIMITS: &[Field] = &[
     f("max_message", Kind::Int),
+    f("max_message_tcp", Kind::Int),
     f("reginfo_max_bytes", Kind::Int),
     f("reginfo_max_depth", Kind::Int),
     f("expected_registrations", Kind::Int),
+];
+const OVERLOAD: &[Field] = &[
+    f("enabled", Kind::Bool),
+    f("max_delay", Kind::Duration),
+    f("max_queue", Kind::Int),
+    f("max_queue_bytes", Kind::Int),
+    f("max_transactions", Kind::Int),
+    f("retry_after_min", Kind::Duration),
+    f("retry_after_max", Kind::Duration),
 ];
 const PROFILES: &[Field] = &[f("dir", Kind::Str)];
 const STATE: &[Field] = &[
@@ -88,6 +98,7 @@ pub(crate) const MAIN: &[Field] = &[
     f("admin", Kind::Table(ADMIN)),
     f("subscription", Kind::Table(SUBSCRIPTION)),
     f("limits", Kind::Table(LIMITS)),
+    f("overload", Kind::Table(OVERLOAD)),
     f("profiles", Kind::Table(PROFILES)),
     f("state", Kind::Table(STATE)),
     f("trunk_group", Kind::TableArray(TRUNK_GROUP)),

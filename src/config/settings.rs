@@ -37,9 +37,14 @@ pub struct SipSettings {
     pub coalesce: Duration,
 }
 
+/// `admin.listen` without a file or key (SPEC §9): loopback, port 9464 — not 9090, which is
+/// Prometheus' own port.
+pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9464);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdminSettings {
-    /// `admin.listen` (default 127.0.0.1:9090).
+    /// `admin.listen` (default 127.0.0.1:9464).
     pub listen: SocketAddr,
     /// `admin.subscription_series_cap`: max series on /metrics/subscriptions (default 10000).
     pub subscription_series_cap: usize,
@@ -56,8 +61,11 @@ pub struct SubscriptionSettings {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LimitsSettings {
-    /// `limits.max_message` bytes (default 65535).
+    /// `limits.max_message` bytes (default 65535): the largest message over UDP.
     pub max_message: usize,
+    /// `limits.max_message_tcp` bytes (default 1 MiB, at least `max_message`): the largest
+    /// message over TCP, where a NOTIFY with a large implicit set comes.
+    pub max_message_tcp: usize,
     /// `limits.reginfo_max_bytes` (default 1 MiB) and `limits.reginfo_max_depth` (default 16).
     pub reginfo_max_bytes: usize,
     pub reginfo_max_depth: usize,
@@ -112,6 +120,8 @@ pub struct Config {
     pub trunk_groups: Vec<TrunkGroup>,
     pub profiles: Profiles,
     pub state: StateSettings,
+    /// `[overload]` (SPEC §11).
+    pub overload: regevent_proto::core::OverloadSettings,
 }
 
 /// One configuration problem: file, key, what is wrong.
@@ -159,7 +169,7 @@ impl std::error::Error for ConfigErrors {}
 impl Config {
     /// Load the main file (if any) with environment overrides, then the profiles directory it
     /// names; validate everything; report every problem at once. `None` = built-in defaults
-    /// (SPEC §9: loopback 5060 UDP+TCP, core sip:127.0.0.1:5070, admin 127.0.0.1:9090,
+    /// (SPEC §9: loopback 5060 UDP+TCP, core sip:127.0.0.1:5070, admin 127.0.0.1:9464,
     /// ./profiles, one trunk group `default` on profile `default` matching every source).
     /// Environment variables named `REGEVENT_GW__SECTION__KEY` override the file.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigErrors> {
@@ -209,10 +219,11 @@ impl Config {
             expiry_margin: self.subscription.expiry_margin,
             max_subscribe_rate: self.subscription.max_subscribe_rate,
             max_message: self.limits.max_message,
-            max_message_tcp: regevent_proto::settings::DEFAULT_MAX_MESSAGE_TCP.max(self.limits.max_message),
+            max_message_tcp: self.limits.max_message_tcp,
             reginfo_max_bytes: self.limits.reginfo_max_bytes,
             reginfo_max_depth: self.limits.reginfo_max_depth,
             expected_registrations: self.limits.expected_registrations,
+            overload: self.overload.clone(),
         }
     }
 }

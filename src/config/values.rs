@@ -31,6 +31,45 @@ pub(crate) fn check_sip_uri(uri: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `Ok` when sending to `uri` would use what the gateway has: UDP or TCP. A `sips:` URI or a
+/// `;transport=tls` parameter asks for TLS, which the gateway does not have yet: it would send
+/// over plain TCP, a silent downgrade (the `TLS is not supported yet` message). Any other
+/// transport but `udp`/`tcp` (`sctp`, `ws`) would go out over UDP, also refused. A URI that does
+/// not parse is left to [`check_sip_uri`].
+pub(crate) fn check_transport(uri: &str) -> Result<(), String> {
+    use regevent_proto::sip::{Scheme, Uri};
+    let Ok(parsed) = Uri::parse(uri.trim()) else {
+        return Ok(());
+    };
+    if parsed.scheme == Scheme::Sips {
+        return Err(format!(
+            "TLS is not supported yet: {} is a `sips:` URI, which needs TLS; the gateway would \
+             send to it over plain TCP (write a `sip:` URI)",
+            quote(uri)
+        ));
+    }
+    match parsed.transport() {
+        None => Ok(()),
+        Some(t) if t.eq_ignore_ascii_case("udp") || t.eq_ignore_ascii_case("tcp") => Ok(()),
+        Some(t)
+            if t.eq_ignore_ascii_case("tls")
+                || t.eq_ignore_ascii_case("tls-sctp")
+                || t.eq_ignore_ascii_case("wss") =>
+        {
+            Err(format!(
+                "TLS is not supported yet: {} asks for `transport={t}`; the gateway would send \
+                 to it over plain TCP (use `transport=tcp` or `transport=udp`)",
+                quote(uri)
+            ))
+        }
+        Some(t) => Err(format!(
+            "transport {} of {} is not supported: the gateway sends over UDP and TCP only",
+            quote(t),
+            quote(uri)
+        )),
+    }
+}
+
 /// Shorten operator text quoted back in an error.
 pub(super) fn quote(s: &str) -> String {
     let mut out: String = s.chars().take(64).filter(|c| !c.is_control()).collect();
@@ -92,9 +131,11 @@ impl Problems {
         })
     }
 
+    /// A URI the gateway sends to or advertises (`sip.identity`, `sip.core`): its shape, and a
+    /// transport the gateway has ([`check_transport`]).
     pub(super) fn uri(&mut self, key: &str, v: Option<Value>, default: &str) -> String {
         let uri = self.string(key, v).unwrap_or_else(|| default.to_string());
-        if let Err(problem) = check_sip_uri(&uri) {
+        if let Err(problem) = check_sip_uri(&uri).and_then(|()| check_transport(&uri)) {
             self.push(key, problem);
         }
         uri
@@ -162,5 +203,30 @@ mod tests {
         assert!(check_sip_uri("http://a").is_err());
         assert!(check_sip_uri("sip:a b").is_err());
         assert!(check_sip_uri("é").is_err());
+    }
+
+    #[test]
+    fn transports() {
+        for ok in [
+            "sip:a.example.net",
+            "sip:a.example.net:5060;lr",
+            "sip:a;transport=TCP",
+            "sip:a;transport=udp;lr",
+            "not a uri",
+        ] {
+            assert_eq!(check_transport(ok), Ok(()), "{ok}");
+        }
+        for tls in [
+            "sips:a.example.net",
+            "SIPS:a",
+            "sip:a;transport=tls",
+            "sip:a:5061;lr;transport=TLS",
+            "sip:a;transport=wss",
+        ] {
+            let e = check_transport(tls).expect_err(tls);
+            assert!(e.starts_with("TLS is not supported yet: "), "{e}");
+        }
+        let e = check_transport("sip:a;transport=sctp").expect_err("sctp");
+        assert!(e.contains("UDP and TCP only"), "{e}");
     }
 }

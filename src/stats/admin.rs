@@ -7,7 +7,7 @@
 //! | `/metrics/subscriptions` | one series per live subscription, up to the cap (`render`)     |
 //! | `/api/subscriptions`     | JSON [`SubscriptionPage`]; `trunk_group`, `pui_prefix`, `state`, `offset`, `limit` |
 //! | `/api/stats`             | JSON [`StatsSnapshot`](super::exposition::StatsSnapshot) of `/metrics` |
-//! | `/healthz`, `/readyz`    | liveness (always 200) and readiness (200 once `ready` is set)  |
+//! | `/healthz`, `/readyz`    | liveness (200 while the SIP task lives) and readiness (200 once `ready` is set) |
 //!
 //! Owns: admin sockets, HTTP framing and routing. Never: subscription state — rows are asked
 //! for over the [`AdminQuery`] channel, a page at a time, so the gateway task answers between
@@ -84,6 +84,8 @@ pub struct AdminState {
     pub cap: usize,
     /// `/readyz` answers 200 once this is true.
     pub ready: Arc<AtomicBool>,
+    /// `/healthz` answers 200 while this is true: it turns false when the SIP task died.
+    pub alive: Arc<AtomicBool>,
     pub limits: AdminLimits,
 }
 
@@ -95,6 +97,7 @@ impl AdminState {
             queries,
             cap,
             ready: Arc::new(AtomicBool::new(false)),
+            alive: Arc::new(AtomicBool::new(true)),
             limits: AdminLimits::default(),
         }
     }
@@ -313,7 +316,7 @@ async fn route(state: &AdminState, head: &RequestHead) -> Response {
         }
     } else {
         match name {
-            "metrics" => Response::new(200, TEXT_FORMAT, state.handle.render()),
+            "metrics" => Response::new(200, TEXT_FORMAT, super::recorder::render(&state.handle)),
             "subscriptions" => match scrape_subscriptions(state).await {
                 Ok(body) => Response::new(200, TEXT_FORMAT, body),
                 Err(e) => Response::error(e.status(), e),
@@ -321,10 +324,11 @@ async fn route(state: &AdminState, head: &RequestHead) -> Response {
             "api_subscriptions" => api_subscriptions(state, head.query.as_deref()).await,
             "api_registrations" => api_registrations(state, head.query.as_deref()).await,
             "api_stats" => {
-                let snap = exposition::parse(&state.handle.render());
+                let snap = exposition::parse(&super::recorder::render(&state.handle));
                 json(&snap)
             }
-            "healthz" => Response::new(200, PLAIN, "ok\n"),
+            "healthz" if state.alive.load(Ordering::Relaxed) => Response::new(200, PLAIN, "ok\n"),
+            "healthz" => Response::new(503, PLAIN, "the SIP task is dead\n"),
             _ => {
                 if state.ready.load(Ordering::Relaxed) {
                     Response::new(200, PLAIN, "ready\n")

@@ -6,16 +6,20 @@
 //! `anyhow` errors, since its only caller is `main`.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context};
 
 use super::http::percent_encode;
 use super::{RegistrationView, SubscriptionFilter, SubscriptionPage, SubscriptionRow};
+use crate::config::{Config, ConfigError, ConfigErrors};
 
-/// Where the admin API listens unless told otherwise (SPEC §9).
-pub const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
+/// Where the admin API listens unless told otherwise (SPEC §9; `admin.listen`'s default).
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9464";
+/// The variable that overrides `admin.listen` (for the gateway and for these commands).
+pub const ADMIN_ENV: &str = "REGEVENT_GW__ADMIN__LISTEN";
 /// Rows per request when fetching a long list (the server's maximum `limit`).
 const PAGE: usize = super::admin::MAX_LIMIT;
 /// Largest response we read.
@@ -27,6 +31,49 @@ pub enum OutputFormat {
     #[default]
     Table,
     Json,
+}
+
+/// Where `subscriptions`, `stats` and `registration` find the gateway's admin API: `explicit`
+/// (`--admin`) when given; else `admin.listen` of `config` (`--config FILE`, with the
+/// environment overrides the gateway itself applies); else `REGEVENT_GW__ADMIN__LISTEN` (the
+/// value of `env_admin`); else [`DEFAULT_ADMIN`]. A gateway listening on every address
+/// (`0.0.0.0`, `[::]`) is reached on loopback.
+pub fn admin_address(
+    explicit: Option<&str>,
+    config: Option<&Path>,
+    env_admin: Option<&str>,
+) -> Result<String, ConfigErrors> {
+    if let Some(a) = explicit {
+        return Ok(a.to_owned());
+    }
+    let listen = match (config, env_admin) {
+        (Some(file), _) => Config::load(Some(file))?.admin.listen,
+        (None, Some(v)) => v.trim().parse::<SocketAddr>().map_err(|_| {
+            ConfigErrors(vec![ConfigError {
+                file: format!("environment variable {ADMIN_ENV}"),
+                key: "admin.listen".into(),
+                position: None,
+                problem: format!(
+                    "invalid address {v:?}: expected IP:PORT such as `{DEFAULT_ADMIN}`"
+                ),
+            }])
+        })?,
+        (None, None) => return Ok(DEFAULT_ADMIN.to_owned()),
+    };
+    Ok(reachable(listen).to_string())
+}
+
+/// The address to connect to for a listener on `addr`: loopback for a wildcard address.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
 }
 
 /// `GET path` from `addr` (`host:port`, optionally `http://host:port`); the body of a 2xx
@@ -448,6 +495,33 @@ fn number(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_address_precedence_and_wildcards() {
+        assert_eq!(
+            admin_address(Some("10.0.0.1:1"), None, Some("127.0.0.1:2")).ok(),
+            Some("10.0.0.1:1".to_string())
+        );
+        assert_eq!(
+            admin_address(None, None, None).ok(),
+            Some(DEFAULT_ADMIN.to_string())
+        );
+        assert_eq!(
+            admin_address(None, None, Some(" 192.0.2.1:9100 ")).ok(),
+            Some("192.0.2.1:9100".to_string())
+        );
+        assert_eq!(
+            admin_address(None, None, Some("0.0.0.0:9464")).ok(),
+            Some("127.0.0.1:9464".to_string())
+        );
+        assert_eq!(
+            admin_address(None, None, Some("[::]:9464")).ok(),
+            Some("[::1]:9464".to_string())
+        );
+        let e = admin_address(None, None, Some("localhost")).expect_err("not IP:PORT");
+        assert_eq!(e.0[0].key, "admin.listen");
+        assert_eq!(e.0[0].file, format!("environment variable {ADMIN_ENV}"));
+    }
 
     fn row(id: u64) -> SubscriptionRow {
         SubscriptionRow {

@@ -91,6 +91,8 @@ pub enum Msg {
 pub struct WriterLink {
     queued: Arc<AtomicUsize>,
     snapshot_wanted: Arc<AtomicBool>,
+    /// Wakes the SIP task (an idle one sleeps until its next timer) when a snapshot is wanted.
+    wake: Arc<tokio::sync::Notify>,
     spare: mpsc::Sender<Vec<u8>>,
 }
 
@@ -103,6 +105,7 @@ impl WriterLink {
     /// Ask the SIP task for a full copy of the state (snapshot chunks).
     pub fn want_snapshot(&self) {
         self.snapshot_wanted.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
     }
     /// Give a frame buffer back for reuse.
     pub fn recycle(&self, buf: Vec<u8>) {
@@ -120,6 +123,8 @@ pub struct Store {
     queued: Arc<AtomicUsize>,
     /// The writer asks for a snapshot (the journal grew, or Redis came back empty).
     snapshot_wanted: Arc<AtomicBool>,
+    /// Notified with each such request.
+    wake: Arc<tokio::sync::Notify>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Buffers the writer is done with, for the next commits (their memory stays touched).
     spare: Receiver<Vec<u8>>,
@@ -144,9 +149,11 @@ impl Store {
         let (spare_tx, spare) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let snapshot_wanted = Arc::new(AtomicBool::new(false));
+        let wake = Arc::new(tokio::sync::Notify::new());
         let link = WriterLink {
             queued: queued.clone(),
             snapshot_wanted: snapshot_wanted.clone(),
+            wake: wake.clone(),
             spare: spare_tx,
         };
         let thread = std::thread::Builder::new()
@@ -157,6 +164,7 @@ impl Store {
             tx: Some(tx),
             queued,
             snapshot_wanted,
+            wake,
             thread: Some(thread),
             spare,
             seq,
@@ -266,7 +274,7 @@ impl Store {
             } else {
                 tracing::warn!(
                     pending,
-                    "state: the writer is behind (disk too slow?); changes wait in memory"
+                    "state: the writer is behind (disk or Redis too slow, or Redis down?); changes wait in memory"
                 );
             }
         }
@@ -565,6 +573,12 @@ impl Persister {
             next: None,
             snapshot: None,
         }
+    }
+
+    /// Resolves when the writer wants a snapshot (a Redis backend that came back, or lost its
+    /// data): the SIP task then runs `tick` even if it was idle.
+    pub fn woken(&self) -> Arc<tokio::sync::Notify> {
+        self.store.wake.clone()
     }
 
     /// When `tick` must run next: `None` while there is nothing to write, so an idle gateway

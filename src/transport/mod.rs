@@ -173,12 +173,32 @@ pub fn start(
         let slack = (gw.settings().t1 / 8).min(TIMER_SLACK);
         let mut batching = Coalesce::new(coalesce_window);
         let mut udp_turn = None;
+        // Overload control reads every datagram waiting (up to this many a turn) to class it and
+        // answer what cannot be served; without it a turn reads a few batches and serves them.
+        let read_batches = if gw.settings().overload.enabled {
+            READ_BATCHES_OVERLOAD
+        } else {
+            READ_BATCHES
+        };
+        // Since when the task is stopping (SIGTERM): new requests get 503 while what is in
+        // flight finishes, for at most `DRAIN`.
+        let mut stopping: Option<Instant> = None;
+        let store_wake = persister.as_ref().map(|p| p.woken());
         loop {
+            if let Some(since) = stopping {
+                if gw.quiescent() || since.elapsed() >= DRAIN {
+                    break;
+                }
+            }
             let deadline = crate::core::earliest_of(
                 gw.poll_timeout(),
                 persister.as_ref().and_then(|p| p.poll_timeout(&gw)),
             )
             .map(|d| coalesce(d, mono0, slack));
+            let deadline = match stopping {
+                Some(since) => crate::core::earliest_of(deadline, Some(since + DRAIN)),
+                None => deadline,
+            };
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
@@ -194,6 +214,13 @@ pub fn start(
                 }
                 std::task::Poll::Pending
             });
+            let waiting = gw.waiting() > 0;
+            let store_woken = async {
+                match &store_wake {
+                    Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 (i, ready) = udp_ready => {
                     let listener = readers[i].0;
@@ -206,10 +233,11 @@ pub fn start(
                     };
                     let t = now();
                     let began = Instant::now();
-                    // Whether this turn emptied the socket. It reads a few batches at most; then
-                    // replies go out and timers get their turn.
+                    // Whether this turn emptied the socket. It reads a bounded number of batches;
+                    // then what was read is served (for a bounded time), replies go out and
+                    // timers get their turn.
                     let mut drained = false;
-                    for _ in 0..4 {
+                    for _ in 0..read_batches {
                         let n = match rb.recv_ready(&mut ready) {
                             Ok(n) => n,
                             // ICMP port unreachable surfaces here on some systems; keep going.
@@ -222,7 +250,9 @@ pub fn start(
                         for k in 0..n {
                             let peer = rb.got[k].peer;
                             if let Some(inb) = datagram(rb.datagram(k), listener, peer, max) {
-                                gw.handle(t, inb);
+                                #[cfg(debug_assertions)]
+                                test_fault(&inb);
+                                gw.offer(t, inb);
                             }
                         }
                         if n < RECV_BATCH {
@@ -230,17 +260,25 @@ pub fn start(
                             break;
                         }
                     }
-                    udp_turn = Some((began, drained));
+                    serve_turn(&mut gw, &mut io, began);
+                    udp_turn = Some((began, drained && gw.waiting() == 0));
+                }
+                _ = std::future::ready(()), if waiting => {
+                    serve_turn(&mut gw, &mut io, Instant::now());
                 }
                 n = rx.recv_many(&mut batch, 256) => {
                     if n == 0 {
                         break;
                     }
-                    let stopping = batch.iter().any(|e| matches!(e, Event::Shutdown));
                     let t = now();
+                    let began = Instant::now();
                     for ev in batch.drain(..) {
                         match ev {
-                            Event::Inbound(inb) => gw.handle(t, inb),
+                            Event::Inbound(inb) => {
+                                #[cfg(debug_assertions)]
+                                test_fault(&inb);
+                                gw.offer(t, inb)
+                            }
                             Event::TcpOpen(peer, s) => {
                                 io.conns.insert(peer, s);
                             }
@@ -250,14 +288,20 @@ pub fn start(
                             Event::Admin(q) => answer_admin(&gw, q, t, wall0 + (t - mono0)),
                             Event::Reload(cfg) => gw.reload_profiles(Arc::new(cfg.core_settings())),
                             Event::Oversize(inb) => gw.reject_oversize(inb),
-                            Event::Shutdown => {}
+                            Event::Shutdown => {
+                                if stopping.is_none() {
+                                    stopping = Some(Instant::now());
+                                    gw.drain();
+                                    tracing::info!("stopping: new requests get 503");
+                                }
+                            }
                         }
                     }
-                    if stopping {
-                        break;
-                    }
+                    serve_turn(&mut gw, &mut io, began);
                 }
                 _ = sleep => gw.handle_timeout(now()),
+                // The store wants a snapshot: `tick` below starts it.
+                _ = store_woken => {}
             }
             if let Some(p) = persister.as_mut() {
                 let t = now();
@@ -400,6 +444,44 @@ pub fn now() -> Instant {
 
 /// Datagrams taken from a UDP socket with one `recvmmsg`.
 const RECV_BATCH: usize = 32;
+/// `recvmmsg` calls per turn at most, without overload control and with it. With it, reading
+/// and classing is cheap (a parse) and must keep up with everything that arrives, so that what
+/// cannot be served is answered 503 instead of overflowing the socket buffer.
+const READ_BATCHES: usize = 4;
+const READ_BATCHES_OVERLOAD: usize = 256;
+/// How long a turn serves waiting messages before replies go out and timers, TCP and the
+/// admin API get their turn (about 100 messages at full load).
+const TURN_BUDGET: Duration = Duration::from_millis(2);
+/// Messages served between two looks at the clock.
+const SERVE_CHUNK: usize = 16;
+/// How long a stopping gateway keeps serving what is in flight (new requests get 503).
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// Test-only fault, in debug builds only (a release build has no such code): a message with
+/// the header line `X-Regevent-Test-Fault: panic` panics the SIP task, so that tests can check
+/// that the process then fails loud (issue 20).
+#[cfg(debug_assertions)]
+fn test_fault(inb: &Inbound) {
+    const HOOK: &[u8] = b"\r\nX-Regevent-Test-Fault: panic\r\n";
+    if inb.bytes.windows(HOOK.len()).any(|w| w == HOOK) {
+        panic!("test fault hook: X-Regevent-Test-Fault: panic");
+    }
+}
+
+/// Serve waiting messages (highest class first) until none waits or the turn's budget is spent;
+/// what they produce goes out as it comes.
+fn serve_turn(gw: &mut Core, io: &mut Io, began: Instant) {
+    loop {
+        let t = now();
+        let taken = gw.serve(t, SERVE_CHUNK);
+        while let Some(tr) = gw.poll_transmit() {
+            io.send(tr);
+        }
+        if taken == 0 || began.elapsed() >= TURN_BUDGET {
+            break;
+        }
+    }
+}
 
 struct Io {
     /// UDP sockets and whether each is IPv4 (looked up per send, so kept, not asked).

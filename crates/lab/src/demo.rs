@@ -54,7 +54,7 @@ pub struct DemoArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Admin HTTP address (/metrics, /api/subscriptions).
-    #[arg(long, default_value = "127.0.0.1:9090")]
+    #[arg(long, default_value = "127.0.0.1:9464")]
     pub admin: SocketAddr,
     /// SIP UDP address of the gateway.
     #[arg(long, default_value = "127.0.0.1:5060")]

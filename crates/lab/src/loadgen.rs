@@ -236,6 +236,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         core.addr
     );
     let mut last = (0u64, 0u64);
+    let mut last_rejected = 0u64;
     let mut per_tick: Vec<u64> = Vec::new();
     // When the last initial registration completed (tick granularity): the rate's time base.
     let mut last_progress = 0.0f64;
@@ -284,8 +285,9 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
                 stats.connections_opened.load(Relaxed)
             ));
         }
+        let rejected = stats.rejected_503.load(Relaxed);
         println!(
-            "t={:>3}s sent={} registered={} (+{}/s) subscribed+notified={} (+{}/s) failures={} timeouts={}{gw}",
+            "t={:>3}s sent={} registered={} (+{}/s) subscribed+notified={} (+{}/s) failures={} timeouts={} 503s={} (+{}/s){gw}",
             started.elapsed().as_secs(),
             stats.registers_sent.load(Relaxed),
             ok,
@@ -294,7 +296,10 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
             notified - last.1,
             stats.failures.load(Relaxed),
             stats.timeouts.load(Relaxed),
+            rejected,
+            rejected - last_rejected,
         );
+        last_rejected = rejected;
         per_tick.push(ok);
         if ok > last.0 {
             last_progress = started.elapsed().as_secs_f64();
@@ -345,12 +350,22 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
             args.seconds.min(per_tick.len() as u64)
         );
     }
+    let deferred = stats.deferred_at_end.load(Relaxed);
     println!(
         "failures:   {} non-2xx, {} timeouts, {} never answered",
         stats.failures.load(Relaxed),
         stats.timeouts.load(Relaxed),
-        (users as u64).saturating_sub(ok + stats.failures.load(Relaxed))
+        (users as u64).saturating_sub(ok + stats.failures.load(Relaxed) + deferred)
     );
+    let rejected = stats.rejected_503.load(Relaxed);
+    if rejected > 0 {
+        println!(
+            "overload:   {rejected} answered 503 with Retry-After {}–{} s (mean {:.1} s), tried again then; {deferred} UEs answered 503 and still to register at the end",
+            stats.retry_after_min.load(Relaxed),
+            stats.retry_after_max.load(Relaxed),
+            stats.retry_after_sum.load(Relaxed) as f64 / rejected as f64,
+        );
+    }
     println!(
         "re-registrations: {} answered 2xx",
         stats.reregister_ok.load(Relaxed)

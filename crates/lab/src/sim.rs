@@ -205,6 +205,27 @@ impl Sim {
         self.collect();
     }
 
+    /// Like [`Sim::deliver`] over UDP, but under overload control as the transport does it
+    /// ([`Core::offer`]): the message waits for [`Sim::serve`] unless it is refused at once.
+    pub fn offer(&mut self, from: SocketAddr, bytes: impl Into<Bytes>) {
+        let inb = Inbound {
+            transport: Transport::Udp,
+            listener: self.listener(Transport::Udp),
+            peer: from,
+            bytes: bytes.into(),
+        };
+        self.core.offer(self.now, inb);
+        self.collect();
+    }
+
+    /// Serve up to `max` waiting messages ([`Core::serve`]) at the current time; returns how
+    /// many were taken.
+    pub fn serve(&mut self, max: usize) -> usize {
+        let n = self.core.serve(self.now, max);
+        self.collect();
+        n
+    }
+
     /// `from` sends `bytes` to the gateway over UDP.
     pub fn send(&mut self, from: SocketAddr, bytes: impl Into<Bytes>) {
         self.deliver(from, Transport::Udp, bytes);

@@ -94,6 +94,15 @@ pub struct SwarmStats {
     pub timeouts: AtomicU64,
     /// REGISTERs sent again by Timer E (not in `registers_sent`).
     pub retransmissions: AtomicU64,
+    /// `503` answers with a `Retry-After` (the UE tries again that much later, RFC 3261
+    /// §21.5.4), and the sum, least and most of their `Retry-After` seconds.
+    pub rejected_503: AtomicU64,
+    pub retry_after_sum: AtomicU64,
+    pub retry_after_min: AtomicU64,
+    pub retry_after_max: AtomicU64,
+    /// UEs that were answered 503 and had not registered when the run ended (their retry was
+    /// still to come or in progress).
+    pub deferred_at_end: AtomicU64,
     /// REGISTER → final response, microseconds.
     pub latencies_us: Mutex<Vec<u32>>,
     pub done: AtomicBool,
@@ -158,6 +167,8 @@ struct Ue {
     started: Option<Instant>,
     pending: Option<(Instant, Action, u32)>,
     tries: u32,
+    /// Answered 503 (with Retry-After) since its last success.
+    deferred: bool,
 }
 
 /// Bytes asked for per TCP read.
@@ -520,6 +531,8 @@ pub async fn run(
     if result.is_err() {
         swarm.fail_pending();
     }
+    let deferred = swarm.ues.iter().filter(|u| u.deferred).count() as u64;
+    stats.deferred_at_end.fetch_add(deferred, Relaxed);
     stats.done.store(true, Relaxed);
     result
 }
@@ -534,6 +547,7 @@ impl Swarm {
                 started: None,
                 pending: None,
                 tries: 0,
+                deferred: false,
             })
             .collect();
         let step = if cfg.rate > 0.0 {
@@ -703,11 +717,32 @@ impl Swarm {
                 .as_micros()
                 .min(u128::from(u32::MAX)) as u32,
         );
+        if status == 503 {
+            if let Some(secs) = retry_after(b) {
+                // Overload: try the same thing again when the gateway says (a real UE does).
+                stats.rejected_503.fetch_add(1, Relaxed);
+                stats.retry_after_sum.fetch_add(secs, Relaxed);
+                stats.retry_after_max.fetch_max(secs, Relaxed);
+                let _ = stats
+                    .retry_after_min
+                    .fetch_update(Relaxed, Relaxed, |m| (m == 0 || secs < m).then_some(secs));
+                ue.deferred = true;
+                let again = match action {
+                    Action::Deregister => Action::Deregister,
+                    _ => Action::Register,
+                };
+                self.heap
+                    .push(Reverse((now + Duration::from_secs(secs), i, again, 0)));
+                return;
+            }
+        }
         if !(200..300).contains(&status) {
             stats.failures.fetch_add(1, Relaxed);
+            ue.deferred = false;
             self.active -= 1;
             return;
         }
+        ue.deferred = false;
         match action {
             Action::Deregister => {
                 stats.deregister_ok.fetch_add(1, Relaxed);
@@ -1049,5 +1084,41 @@ mod tests {
         assert_eq!(stats.failures.load(Relaxed), 2);
         assert_eq!(stats.timeouts.load(Relaxed), 0);
         assert_eq!(stats.initial_ok.load(Relaxed), 0);
+    }
+}
+
+/// The `Retry-After` of a response, in seconds (its comment and parameters ignored).
+fn retry_after(msg: &[u8]) -> Option<u64> {
+    let head_end = msg
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(msg.len());
+    msg[..head_end].split(|&c| c == b'\n').find_map(|line| {
+        let line = std::str::from_utf8(line).ok()?;
+        let (name, value) = line.split_once(':')?;
+        if !name.trim().eq_ignore_ascii_case("retry-after") {
+            return None;
+        }
+        let digits: String = value
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    })
+}
+
+#[cfg(test)]
+mod retry_after_tests {
+    use super::retry_after;
+
+    #[test]
+    fn retry_after_is_read_in_seconds_whatever_follows() {
+        let m = b"SIP/2.0 503 Service Unavailable\r\nVia: x\r\nretry-after: 17 (busy);duration=5\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(retry_after(m), Some(17));
+        let m = b"SIP/2.0 503 Service Unavailable\r\nRetry-After:42\r\n\r\n";
+        assert_eq!(retry_after(m), Some(42));
+        let none = b"SIP/2.0 503 Service Unavailable\r\nVia: x\r\n\r\nRetry-After: 5\r\n";
+        assert_eq!(retry_after(none), None, "in the body, not a header");
     }
 }

@@ -71,3 +71,17 @@ pub const STATE_BYTES: &str = "regevent_state_bytes";
 pub const STATE_RESTORE_SECONDS: &str = "regevent_state_restore_seconds";
 /// Records restored at the last start-up, by kind (registration, subscription, ibcf_dialog) (gauge).
 pub const STATE_RESTORED: &str = "regevent_state_records_restored";
+
+/// Requests refused (503) and responses dropped by overload control, by `class` and `reason`.
+pub const OVERLOAD_REJECTED: &str = "regevent_overload_rejected_total";
+/// 1 while an overload episode runs (something refused in the last second), else 0.
+pub const OVERLOAD_ACTIVE: &str = "regevent_overload_active";
+/// How long the oldest waiting message has waited, as a fraction of `overload.max_delay`.
+pub const OVERLOAD_LEVEL: &str = "regevent_overload_level";
+/// Messages waiting to be served.
+pub const OVERLOAD_QUEUED: &str = "regevent_overload_queued";
+/// Seconds spent overloaded since start.
+pub const OVERLOAD_SECONDS: &str = "regevent_overload_seconds";
+/// 1 while the Redis backend gets answers from Redis, 0 while it does not (serving from memory),
+/// by backend.
+pub const STATE_CONNECTED: &str = "regevent_state_connected";

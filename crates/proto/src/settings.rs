@@ -87,6 +87,12 @@ impl TrunkGroup {
     }
 }
 
+/// `subscription.max_subscribe_rate` by default: above what one gateway originates at full load
+/// (about 15,000 registrations/s on 2 cores), so that by default it shapes only bursts beyond
+/// that — a refresh backlog restored after downtime, a mass deregistration's unsubscribes.
+/// Operators set it to what their S-CSCF takes.
+pub const DEFAULT_MAX_SUBSCRIBE_RATE: u32 = 20_000;
+
 /// `limits.max_message_tcp` by default: 1 MiB.
 pub const DEFAULT_MAX_MESSAGE_TCP: usize = 1 << 20;
 
@@ -122,6 +128,8 @@ pub struct Settings {
     pub reginfo_max_depth: usize,
     /// Tables are sized for this many registrations at start (`limits.expected_registrations`).
     pub expected_registrations: usize,
+    /// `[overload]` (SPEC §11).
+    pub overload: crate::core::OverloadSettings,
 }
 
 impl Default for Settings {
@@ -146,12 +154,13 @@ impl Default for Settings {
                 by_name: [("default".to_string(), Profile::default())].into(),
             },
             expiry_margin: Duration::from_secs(60),
-            max_subscribe_rate: 2000,
+            max_subscribe_rate: DEFAULT_MAX_SUBSCRIBE_RATE,
             max_message: 65_535,
             max_message_tcp: DEFAULT_MAX_MESSAGE_TCP,
             reginfo_max_bytes: 1 << 20,
             reginfo_max_depth: 16,
             expected_registrations: 0,
+            overload: crate::core::OverloadSettings::default(),
         }
     }
 }

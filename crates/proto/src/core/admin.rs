@@ -13,16 +13,16 @@ use crate::subscription::{Engine, SubId, SubState, SubscriptionView};
 
 /// Unix seconds of `t`, given the wall-clock time `wall` at `now`.
 fn unix_at(now: Instant, wall: SystemTime) -> impl Fn(Instant) -> f64 {
-    let unix_now = wall
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
+    // In whole nanoseconds first, converted once: the same instant reads the same seconds
+    // whatever `now` the view was taken at (`wall` moves with `now` by the same amount).
     move |t: Instant| {
-        if t >= now {
-            unix_now + (t - now).as_secs_f64()
+        let at = if t >= now {
+            wall.checked_add(t - now)
         } else {
-            unix_now - (now - t).as_secs_f64()
-        }
+            wall.checked_sub(now - t)
+        };
+        at.and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64())
     }
 }
 

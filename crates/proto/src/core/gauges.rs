@@ -1,22 +1,36 @@
 //! Gauges published once a second from the core's own state: live registrations and
 //! subscriptions per trunk group (and state), and registrations without a subscription.
 //!
-//! Owns: the live registration count per trunk group (kept from registration events). Never:
-//! per-message work.
+//! A trunk group's gauges are published while it is configured or still has live registrations
+//! or subscriptions (a reload that removes a trunk group does not drop what lives on it). When
+//! neither holds any more, its gauges are retired: set once to [`RETIRED`] (NaN) and never
+//! again. The exporter cannot forget a series, so the server leaves NaN gauges out of
+//! `/metrics`, and the series disappears from Prometheus instead of staying at its last value.
+//!
+//! Owns: the live registration count per trunk group (kept from registration events), and the
+//! trunk groups whose gauges are published. Never: per-message work.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 
 use super::ctx::Trunk;
 use crate::names;
 use crate::registrar::RegEvent;
 use crate::subscription::Engine;
 
+/// The value of a gauge that no longer describes anything (its trunk group is gone).
+pub const RETIRED: f64 = f64::NAN;
+
+/// Subscription states, as the `state` label of `regevent_subscriptions`.
+const STATES: [&str; 4] = ["pending", "active", "refreshing", "unsubscribing"];
+
 #[derive(Debug, Default)]
 pub(super) struct Gauges {
     registrations_by_trunk: HashMap<Arc<str>, i64>,
+    /// Trunk groups whose gauges the last publication set.
+    published: HashSet<Arc<str>>,
     next: Option<Instant>,
 }
 
@@ -70,27 +84,47 @@ impl Gauges {
             return;
         }
         self.next = Some(now + Duration::from_secs(1));
-        for (tg, n) in &self.registrations_by_trunk {
-            metrics::gauge!(names::REGISTRATIONS_LIVE, "trunk_group" => tg.to_string())
-                .set(*n as f64);
-        }
-        let mut seen: HashMap<(Arc<str>, &'static str), usize> = HashMap::new();
-        for tg in trunks.keys() {
-            for st in ["pending", "active", "refreshing", "unsubscribing"] {
-                seen.insert((tg.clone(), st), 0);
-            }
-        }
-        for (tg, st, n) in engine.counts() {
-            *seen.entry((tg, st.as_str())).or_default() += n;
-        }
-        for ((tg, st), n) in seen {
-            metrics::gauge!(names::SUBSCRIPTIONS_LIVE, "trunk_group" => tg.to_string(), "state" => st).set(n as f64);
-        }
+        let subscriptions = engine.counts();
         let blind = engine.blind_by_trunk_group();
-        for tg in trunks.keys() {
+        // Configured, or something still lives on it.
+        let mut current: HashSet<Arc<str>> = trunks.keys().cloned().collect();
+        current.extend(
+            self.registrations_by_trunk
+                .iter()
+                .filter(|(_, n)| **n != 0)
+                .map(|(tg, _)| tg.clone()),
+        );
+        current.extend(subscriptions.iter().map(|(tg, _, _)| tg.clone()));
+        current.extend(blind.iter().map(|(tg, _)| tg.clone()));
+
+        for tg in &current {
+            let registrations = self.registrations_by_trunk.get(tg).copied().unwrap_or(0);
+            metrics::gauge!(names::REGISTRATIONS_LIVE, "trunk_group" => tg.to_string())
+                .set(registrations as f64);
+            for st in STATES {
+                let n: usize = subscriptions
+                    .iter()
+                    .filter(|(t, s, _)| t == tg && s.as_str() == st)
+                    .map(|(_, _, n)| *n)
+                    .sum();
+                metrics::gauge!(names::SUBSCRIPTIONS_LIVE, "trunk_group" => tg.to_string(), "state" => st).set(n as f64);
+            }
             let n = blind.iter().find(|(t, _)| t == tg).map_or(0, |(_, n)| *n);
             metrics::gauge!(names::REGISTRATIONS_UNSUBSCRIBED, "trunk_group" => tg.to_string())
                 .set(n as f64);
         }
+        for tg in self.published.difference(&current) {
+            metrics::gauge!(names::REGISTRATIONS_LIVE, "trunk_group" => tg.to_string())
+                .set(RETIRED);
+            for st in STATES {
+                metrics::gauge!(names::SUBSCRIPTIONS_LIVE, "trunk_group" => tg.to_string(), "state" => st).set(RETIRED);
+            }
+            metrics::gauge!(names::REGISTRATIONS_UNSUBSCRIBED, "trunk_group" => tg.to_string())
+                .set(RETIRED);
+            tracing::debug!(trunk_group = %tg, "trunk group gone: its gauges are retired");
+        }
+        self.registrations_by_trunk
+            .retain(|tg, n| *n != 0 || current.contains(tg));
+        self.published = current;
     }
 }

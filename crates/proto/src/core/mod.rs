@@ -27,6 +27,7 @@ mod flow;
 mod gauges;
 mod ibcf;
 mod notify;
+mod overload;
 mod persist;
 mod proxy;
 mod register;
@@ -53,6 +54,7 @@ use crate::transaction::Timers;
 
 pub use crate::sip::{uri_target, Dest};
 pub use admin::pui_domain;
+pub use overload::{Class, OverloadSettings, Reason as RefusalReason};
 pub use persist::Restored;
 pub use routing::{RoutePolicy, StaticRoutePolicy};
 
@@ -66,6 +68,7 @@ use ctx::Ctx;
 use gauges::Gauges;
 use ibcf::ContactMap;
 use notify::Notifies;
+use overload::{Admit, Intake, Waiting};
 use proxy::Proxy;
 use register::Registering;
 use subscribe::Subscriber;
@@ -137,6 +140,8 @@ pub struct Core {
     proxy: Proxy,
     ibcf: ContactMap,
     gauges: Gauges,
+    /// Overload control: the queues of [`Core::offer`] and [`Core::serve`].
+    intake: Intake,
     /// Registrar events the engine has not seen yet (empty outside `settle`).
     events: Vec<RegEvent>,
     changes: Changes,
@@ -170,10 +175,12 @@ impl Core {
             max_bytes: cfg.reginfo_max_bytes,
             max_depth: cfg.reginfo_max_depth,
         };
+        let intake = Intake::new(cfg.overload.clone(), seed);
         let ctx = Ctx::new(cfg, seed)?;
         Ok(Core {
+            intake,
             register: Registering::new(ctx.cfg.t1 * 64),
-            subscriber: Subscriber::new(timers, expected),
+            subscriber: Subscriber::new(timers, expected, ctx.cfg.max_subscribe_rate),
             notifies: Notifies::new(timers, reginfo_limits, expected),
             proxy: Proxy::new(ctx.cfg.t1),
             ibcf: ContactMap::new(ctx::mix(ctx.secret ^ 0x1bcf)),
@@ -194,6 +201,7 @@ impl Core {
 
     /// Take new profiles (SIGHUP): new registrations follow them; live ones are untouched.
     pub fn reload_profiles(&mut self, cfg: Arc<Settings>) {
+        self.intake.set(cfg.overload.clone());
         self.ctx.reload(cfg);
     }
 
@@ -237,8 +245,91 @@ impl Core {
         admin::registration_view(&self.registrar, default_pui, now, wall)
     }
 
-    /// Process one received message.
+    /// Process one received message at once (no overload control: see [`Core::offer`]).
     pub fn handle(&mut self, now: Instant, inb: Inbound) {
+        if let Some(msg) = self.parse(&inb) {
+            self.dispatch(now, &inb, &msg);
+        }
+    }
+
+    /// Take one received message under overload control (SPEC §11): parsed and classed now,
+    /// then either queued for [`Core::serve`] or, when it cannot be served in time, answered
+    /// `503` with `Retry-After` (a response or ACK: dropped and counted) before any other work.
+    /// With `overload.enabled = false` this is [`Core::handle`].
+    pub fn offer(&mut self, now: Instant, inb: Inbound) {
+        if !self.intake.enabled() && !self.intake.draining() {
+            return self.handle(now, inb);
+        }
+        let Some(msg) = self.parse(&inb) else {
+            return;
+        };
+        let class = self.class_of(&msg);
+        let w = Waiting {
+            at: now,
+            class,
+            inb,
+            msg,
+        };
+        if self.intake.draining() && class >= Class::Reregister {
+            return self.refuse(now, overload::Reason::Shutdown, w);
+        }
+        if !self.intake.enabled() {
+            return self.dispatch(now, &w.inb, &w.msg);
+        }
+        let in_flight = self.in_flight();
+        if let Admit::Refuse(reason, w) = self.intake.offer(now, w, in_flight) {
+            self.refuse(now, reason, *w);
+        }
+    }
+
+    /// The gateway is stopping: from now on [`Core::offer`] answers new requests (REGISTERs and
+    /// requests outside dialogs) `503` with `Retry-After`; responses, NOTIFYs and requests in
+    /// dialogs are still served, so what is in flight can finish.
+    pub fn drain(&mut self) {
+        self.intake.drain();
+    }
+
+    /// Nothing waits and no forwarded REGISTER or INVITE is unanswered.
+    pub fn quiescent(&self) -> bool {
+        self.intake.len() == 0 && self.in_flight() == 0
+    }
+
+    /// Serve up to `max` of the messages [`Core::offer`] queued, highest class first; one that
+    /// waited longer than `overload.max_delay` is refused instead (cheaply: refusals do not
+    /// count against `max`). Returns how many were taken, served or refused.
+    pub fn serve(&mut self, now: Instant, max: usize) -> usize {
+        let (mut served, mut taken) = (0, 0);
+        while served < max {
+            match self.intake.next(now) {
+                None => break,
+                Some(Ok(w)) => {
+                    self.dispatch(now, &w.inb, &w.msg);
+                    served += 1;
+                }
+                Some(Err((reason, w))) => self.refuse(now, reason, w),
+            }
+            taken += 1;
+        }
+        taken
+    }
+
+    /// Messages waiting for [`Core::serve`].
+    pub fn waiting(&self) -> usize {
+        self.intake.len()
+    }
+
+    /// Whether an overload episode runs (something was refused in the last second).
+    pub fn overloaded(&self) -> bool {
+        self.intake.overloaded()
+    }
+
+    /// The overload level: how long the oldest waiting message has waited, as a fraction of
+    /// `overload.max_delay` (≥ 1: requests are refused).
+    pub fn overload_level(&self, now: Instant) -> f64 {
+        self.intake.level(now)
+    }
+
+    fn parse(&mut self, inb: &Inbound) -> Option<Message> {
         let limits = match inb.transport {
             Transport::Udp => &self.ctx.limits,
             Transport::Tcp => &self.ctx.limits_tcp,
@@ -247,15 +338,86 @@ impl Core {
             Ok(msg) => {
                 self.ctx.counters.count_in(&msg);
                 tracing::trace!(peer = %inb.peer, transport = inb.transport.name(), method = msg.method_str(), status = msg.status(), "received");
-                if msg.is_request() {
-                    self.on_request(now, &inb, &msg);
-                } else {
-                    self.on_response(now, &msg);
-                }
+                Some(msg)
             }
-            Err(e) => self.reject_unparseable(&inb, &e),
+            Err(e) => {
+                self.reject_unparseable(inb, &e);
+                None
+            }
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, inb: &Inbound, msg: &Message) {
+        if msg.is_request() {
+            self.on_request(now, inb, msg);
+        } else {
+            self.on_response(now, msg);
         }
         self.settle(now);
+    }
+
+    /// The overload class of a parsed message.
+    fn class_of(&self, msg: &Message) -> Class {
+        if !msg.is_request() {
+            return Class::Response;
+        }
+        let tag = msg.to().tag();
+        match msg.method() {
+            Some(Method::Notify)
+                if tag.is_some_and(|t| self.engine.find_dialog(msg.call_id(), t).is_some()) =>
+            {
+                Class::Notify
+            }
+            Some(Method::Ack | Method::Cancel) => Class::InDialog,
+            _ if tag.is_some() => Class::InDialog,
+            Some(Method::Register) if self.known_registration(msg) => Class::Reregister,
+            Some(Method::Register) => Class::Register,
+            _ => Class::Other,
+        }
+    }
+
+    /// A REGISTER of a registration we hold: its first Contact is bound (or it is `*`), or its
+    /// To URI is a registration's default PUI.
+    fn known_registration(&self, msg: &Message) -> bool {
+        let first = msg
+            .value_spans(sip::HeaderName::Contact)
+            .next()
+            .map(|(_, s)| msg.span_str(s));
+        match first {
+            Some("*") => true,
+            Some(c) => {
+                sip::NameAddr::parse(c).is_ok_and(|na| self.registrar.by_contact(na.uri).is_some())
+                    || self.registrar.get(msg.to().uri).is_some()
+            }
+            None => self.registrar.get(msg.to().uri).is_some(),
+        }
+    }
+
+    /// Transactions in flight that new requests add to: REGISTERs forwarded and INVITEs
+    /// proxied, not answered yet. (Our SUBSCRIBEs are paced by the engine.)
+    fn in_flight(&self) -> usize {
+        self.register.in_flight() + self.proxy.in_flight()
+    }
+
+    /// Refuse a message for overload: a request gets `503` with a random `Retry-After`; a
+    /// response or an ACK cannot be answered and is dropped.
+    fn refuse(&mut self, now: Instant, reason: overload::Reason, w: Waiting) {
+        let answerable = w.msg.is_request() && w.msg.method() != Some(Method::Ack);
+        if answerable {
+            let mut secs = [0u8; 20];
+            let secs = sip::writer::decimal(self.intake.retry_after(), &mut secs);
+            let secs = std::str::from_utf8(secs).unwrap_or("10");
+            self.ctx.answer(
+                &w.inb,
+                &w.msg,
+                503,
+                "Service Unavailable",
+                &[("Retry-After", secs)],
+            );
+        } else {
+            metrics::counter!(names::SIP_DROPS, "reason" => "overload").increment(1);
+        }
+        self.intake.refused(now, w.class, reason);
     }
 
     /// A message over the size limit of its transport whose header section (`inb.bytes`) could
@@ -360,6 +522,10 @@ impl Core {
             self.registrar.poll_timeout(),
             self.register.poll_timeout(),
             self.gauges.poll_timeout(),
+            self.intake.poll_timeout(),
+            (self.subscriber.paced() > 0)
+                .then(|| self.engine.next_subscribe_token())
+                .flatten(),
             self.proxy.poll_timeout(),
             self.ibcf.poll_timeout(),
         ])
@@ -384,9 +550,65 @@ impl Core {
         self.registrar.handle_timeout(now, &mut self.events);
         self.settle(now);
         self.engine.handle_timeout(now);
+        self.drain_paced(now);
         self.settle(now);
+        let tick = self.gauges.poll_timeout().is_some_and(|t| t <= now);
         self.gauges
             .handle_timeout(now, &self.ctx.trunks, &self.engine);
+        self.intake.handle_timeout(now);
+        if tick {
+            self.intake.report(now);
+        }
+    }
+
+    /// Send one of the engine's SUBSCRIBEs. Initial SUBSCRIBEs and unsubscribes take a token of
+    /// `subscription.max_subscribe_rate` (refreshes took theirs in the engine) or wait for one,
+    /// in order, in a bounded queue; when that is full the SUBSCRIBE fails as an unanswered one
+    /// would (SPEC §4.2: no retry; an unsubscribe's subscription then expires at the notifier).
+    fn subscribe(&mut self, now: Instant, s: crate::subscription::OutSubscribe) {
+        use crate::subscription::SubscribeKind as K;
+        let paced =
+            matches!(s.kind, K::Initial | K::Unsubscribe) && self.engine.subscribe_rate_limited();
+        if paced && (self.subscriber.paced() > 0 || !self.engine.take_subscribe_token(now)) {
+            if self.subscriber.pace_full() {
+                metrics::counter!(names::SIP_DROPS, "reason" => "subscribe_queue_full")
+                    .increment(1);
+                tracing::debug!(
+                    sub = s.sub.0,
+                    kind = s.kind.as_str(),
+                    "SUBSCRIBE queue full"
+                );
+                self.engine.on_transaction_timeout(now, s.sub, s.cseq);
+            } else {
+                self.subscriber.pace(s);
+            }
+            return;
+        }
+        if self.subscriber.send(now, &mut self.ctx, &s).is_err() {
+            // Unroutable: as a transaction that failed at once (SPEC §4.2).
+            self.engine.on_transaction_timeout(now, s.sub, s.cseq);
+        }
+    }
+
+    /// Send the paced SUBSCRIBEs that have a token now (those the engine no longer waits for
+    /// are dropped without one).
+    fn drain_paced(&mut self, now: Instant) {
+        while self.subscriber.paced() > 0 {
+            let Some(s) = self.subscriber.next_paced() else {
+                break;
+            };
+            if !self.engine.awaits(s.sub, s.cseq) {
+                continue;
+            }
+            if !self.engine.take_subscribe_token(now) {
+                // Not yet: back to the front.
+                self.subscriber.unpop(s);
+                break;
+            }
+            if self.subscriber.send(now, &mut self.ctx, &s).is_err() {
+                self.engine.on_transaction_timeout(now, s.sub, s.cseq);
+            }
+        }
     }
 
     /// Run the registrar ⇄ engine round trips until nothing is left: registration events to
@@ -403,12 +625,7 @@ impl Core {
             while let Some(out) = self.engine.poll_output() {
                 quiet = false;
                 match out {
-                    Output::Send(s) => {
-                        if self.subscriber.send(now, &mut self.ctx, &s).is_err() {
-                            // Unroutable: as a transaction that failed at once (SPEC §4.2).
-                            self.engine.on_transaction_timeout(now, s.sub, s.cseq);
-                        }
-                    }
+                    Output::Send(s) => self.subscribe(now, s),
                     Output::Reg(a) => apply_action(&mut self.registrar, now, &a, &mut self.events),
                 }
             }

@@ -34,7 +34,9 @@ use super::register::{addr_uri, needs_received};
 use super::Inbound;
 use crate::names;
 use crate::registrar::{Flow, Registrar};
-use crate::sip::{uri_target, via_target, Dest, HeaderName, Message, Method, Target, Via};
+use crate::sip::{
+    uri_next_hop, uri_target, via_target, Dest, HeaderName, Message, Method, NoHop, Target, Via,
+};
 use crate::transaction::{InviteEvent, InviteTransactions};
 
 /// Which of our Record-Route entries to add.
@@ -79,6 +81,11 @@ impl Proxy {
         Proxy {
             invites: InviteTransactions::new(t1),
         }
+    }
+
+    /// INVITE transactions in progress.
+    pub fn in_flight(&self) -> usize {
+        self.invites.len()
     }
 
     /// Every request that is neither a REGISTER nor a NOTIFY of our own subscriptions.
@@ -267,7 +274,7 @@ fn route(
     let ruri = msg.request_uri().unwrap_or("");
     let ruri_ours = classify(ruri, ours);
     let next_is_ours = next_route.is_some_and(|r| classify(r, ours).is_some());
-    let to_route = |r: &str| uri_target(r).ok_or((400, "Bad Request (Route not routable)"));
+    let to_route = |r: &str| hop(r, (400, "Bad Request (Route not routable)"));
     let plan = |next, rr| Plan {
         pop_route,
         preload_from: None,
@@ -301,7 +308,7 @@ fn route(
             // From the UE itself (in-dialog, through our Record-Route): on towards the core.
             let next = match next_route {
                 Some(r) => to_route(r)?,
-                None => uri_target(ruri).ok_or((404, "Not Found (Request-URI not routable)"))?,
+                None => hop(ruri, (404, "Not Found (Request-URI not routable)"))?,
             };
             return Ok(plan(
                 next,
@@ -335,7 +342,7 @@ fn route(
             (true, Some(sr), _) => to_route(sr)?,
             (_, _, Some(r)) => to_route(r)?,
             _ if msg.to().tag().is_some() => {
-                uri_target(ruri).ok_or((404, "Not Found (Request-URI not routable)"))?
+                hop(ruri, (404, "Not Found (Request-URI not routable)"))?
             }
             _ => ctx.core.clone(),
         };
@@ -517,4 +524,21 @@ fn addressed_to_us(msg: &Message) -> Refusal {
         _ if msg.to().tag().is_some() => (481, "Call/Transaction Does Not Exist"),
         _ => (404, "Not Found"),
     }
+}
+
+/// The next hop of a Route or Request-URI, or the answer when there is none: `unroutable` for
+/// what is not a SIP URI; `416` for a `sips:` URI and `502` for `transport=tls`, since this
+/// gateway has no TLS and does not send such a request in the clear.
+fn hop(uri: &str, unroutable: (u16, &'static str)) -> Result<Target, (u16, &'static str)> {
+    uri_next_hop(uri).map_err(|e| match e {
+        NoHop::Unroutable => unroutable,
+        NoHop::Sips => (
+            416,
+            "Unsupported URI Scheme (sips: needs TLS, which this gateway does not have)",
+        ),
+        NoHop::Tls => (
+            502,
+            "Bad Gateway (the next hop needs TLS, which this gateway does not have)",
+        ),
+    })
 }

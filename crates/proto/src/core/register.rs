@@ -69,6 +69,11 @@ impl Registering {
         }
     }
 
+    /// REGISTERs forwarded and not answered yet.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
     /// A REGISTER from a UE: checks, then forward it to the core.
     pub fn forward(&mut self, now: Instant, ctx: &mut Ctx, inb: &Inbound, msg: &Message) {
         let Some(trunk) = ctx.trunk_of(inb) else {

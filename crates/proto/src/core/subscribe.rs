@@ -4,6 +4,7 @@
 //!
 //! Owns: the SUBSCRIBE client transactions. Never: subscription state (the engine's).
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::ctx::Ctx;
@@ -25,16 +26,50 @@ pub(super) struct TxUser {
 #[derive(Debug)]
 pub(super) struct Subscriber {
     tx: ClientTransactions<Target, TxUser>,
+    /// Initial SUBSCRIBEs and unsubscribes waiting for a token of
+    /// `subscription.max_subscribe_rate`, in the order the engine asked for them.
+    paced: VecDeque<OutSubscribe>,
+    /// Most that may wait: one minute of SUBSCRIBEs at the configured rate (at least 10,000).
+    paced_cap: usize,
 }
 
 impl Subscriber {
-    pub fn new(timers: Timers, expected_registrations: usize) -> Self {
+    pub fn new(timers: Timers, expected_registrations: usize, max_subscribe_rate: u32) -> Self {
         let mut tx = ClientTransactions::new(timers);
         // A registration burst at R per second keeps ≈ 10·R client transactions (the REGISTER
         // to the core and the SUBSCRIBE, until Timer K = T4 after the answer). Sized for a burst
         // of N/128 per second (7,800/s at 1M); beyond it the table grows.
         tx.reserve(expected_registrations / 12);
-        Subscriber { tx }
+        Subscriber {
+            tx,
+            paced: VecDeque::new(),
+            paced_cap: (max_subscribe_rate as usize).saturating_mul(60).max(10_000),
+        }
+    }
+
+    /// Whether no more SUBSCRIBEs may wait for a token.
+    pub fn pace_full(&self) -> bool {
+        self.paced.len() >= self.paced_cap
+    }
+
+    /// Queue a SUBSCRIBE until a token is free (the caller checked [`Subscriber::pace_full`]).
+    pub fn pace(&mut self, s: OutSubscribe) {
+        self.paced.push_back(s);
+    }
+
+    /// SUBSCRIBEs waiting for a token.
+    pub fn paced(&self) -> usize {
+        self.paced.len()
+    }
+
+    /// Put back the SUBSCRIBE [`Subscriber::next_paced`] gave (still no token for it).
+    pub fn unpop(&mut self, s: OutSubscribe) {
+        self.paced.push_front(s);
+    }
+
+    /// The oldest SUBSCRIBE waiting for a token.
+    pub fn next_paced(&mut self) -> Option<OutSubscribe> {
+        self.paced.pop_front()
     }
 
     /// Send a SUBSCRIBE. `Err(())` when its first hop cannot be routed: the caller treats it as
@@ -46,7 +81,7 @@ impl Subscriber {
             .map(String::as_str)
             .unwrap_or(&s.request_uri);
         let Some((t, dest)) = uri_target(first_hop) else {
-            tracing::warn!(uri = first_hop, "SUBSCRIBE next hop unroutable");
+            tracing::debug!(uri = first_hop, "SUBSCRIBE next hop unroutable");
             metrics::counter!(names::SIP_DROPS, "reason" => "unroutable").increment(1);
             return Err(());
         };

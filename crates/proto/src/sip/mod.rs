@@ -25,7 +25,7 @@ pub use header::{
 };
 pub use message::{HeaderName, Message, Method, ParseError};
 pub use scan::unfold;
-pub use target::{uri_target, via_target, Dest, Target, Transport};
+pub use target::{next_hop, uri_next_hop, uri_target, via_target, Dest, NoHop, Target, Transport};
 pub use uri::{Scheme, Uri, UriError};
 
 /// Limits enforced by the framer and the parser. Messages beyond them are rejected, never truncated.

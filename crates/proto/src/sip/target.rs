@@ -70,16 +70,29 @@ impl std::fmt::Display for Dest {
 /// A transport and a destination.
 pub type Target = (Transport, Dest);
 
-/// The next hop of a parsed SIP URI; `None` for other schemes or an empty host.
-pub fn of_uri(uri: &Uri<'_>) -> Option<Target> {
+/// Why a URI gives no next hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoHop {
+    /// Not a SIP URI, or no host.
+    Unroutable,
+    /// A `sips:` URI: TLS is not supported, and nothing is sent in the clear instead.
+    Sips,
+    /// `transport=tls` on a `sip:` URI: the same.
+    Tls,
+}
+
+/// The next hop of a parsed SIP URI. A URI that needs TLS (`sips:`, `transport=tls`) has none:
+/// this gateway has no TLS, and sending such a request over plain TCP would be a silent
+/// downgrade.
+pub fn next_hop(uri: &Uri<'_>) -> Result<Target, NoHop> {
     let default_port = match uri.scheme {
         Scheme::Sip => 5060,
-        Scheme::Sips => 5061,
-        _ => return None,
+        Scheme::Sips => return Err(NoHop::Sips),
+        _ => return Err(NoHop::Unroutable),
     };
     let transport = match uri.transport() {
-        Some(t) if t.eq_ignore_ascii_case("tcp") || t.eq_ignore_ascii_case("tls") => Transport::Tcp,
-        _ if uri.scheme == Scheme::Sips => Transport::Tcp,
+        Some(t) if t.eq_ignore_ascii_case("tls") => return Err(NoHop::Tls),
+        Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
         _ => Transport::Udp,
     };
     let port = uri.port.unwrap_or(default_port);
@@ -89,17 +102,22 @@ pub fn of_uri(uri: &Uri<'_>) -> Option<Target> {
         Err(_) if host.eq_ignore_ascii_case("localhost") => {
             Dest::Addr(SocketAddr::from(([127, 0, 0, 1], port)))
         }
-        Err(_) if host.is_empty() => return None,
+        Err(_) if host.is_empty() => return Err(NoHop::Unroutable),
         Err(_) => Dest::Name(Arc::from(host), port),
     };
-    Some((transport, dest))
+    Ok((transport, dest))
 }
 
-/// The next hop of a URI written as text (with or without `<>`).
-pub fn uri_target(uri_text: &str) -> Option<Target> {
+/// [`next_hop`] of a URI written as text (with or without `<>`).
+pub fn uri_next_hop(uri_text: &str) -> Result<Target, NoHop> {
     let text = uri_text.trim().trim_start_matches('<');
     let text = text.split('>').next().unwrap_or(text);
-    of_uri(&Uri::parse(text).ok()?)
+    next_hop(&Uri::parse(text).map_err(|_| NoHop::Unroutable)?)
+}
+
+/// The next hop of a URI written as text; `None` for other schemes, no host, or TLS.
+pub fn uri_target(uri_text: &str) -> Option<Target> {
+    uri_next_hop(uri_text).ok()
 }
 
 /// Where a response goes for this Via (RFC 3261 §18.2.2, RFC 3581 §4): `received`/`rport` when
@@ -124,4 +142,31 @@ pub fn via_target(via: &Via<'_>) -> Option<Target> {
         Err(_) => Dest::Name(host.into(), port),
     };
     Some((t, dest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_hops_by_scheme_and_transport_and_none_that_needs_tls() {
+        let a = |s: &str| Dest::Addr(s.parse().unwrap());
+        assert_eq!(
+            uri_next_hop("<sip:10.0.0.1;lr>"),
+            Ok((Transport::Udp, a("10.0.0.1:5060")))
+        );
+        assert_eq!(
+            uri_next_hop("sip:[::1]:5070;transport=TCP"),
+            Ok((Transport::Tcp, a("[::1]:5070")))
+        );
+        assert_eq!(
+            uri_next_hop("sip:scscf.example.net"),
+            Ok((Transport::Udp, Dest::Name("scscf.example.net".into(), 5060)))
+        );
+        assert_eq!(uri_next_hop("sips:10.0.0.1"), Err(NoHop::Sips));
+        assert_eq!(uri_next_hop("<sips:bob@example.net;lr>"), Err(NoHop::Sips));
+        assert_eq!(uri_next_hop("sip:10.0.0.1;transport=TLS"), Err(NoHop::Tls));
+        assert_eq!(uri_next_hop("tel:+4912345"), Err(NoHop::Unroutable));
+        assert_eq!(uri_target("sips:10.0.0.1"), None);
+    }
 }

@@ -197,6 +197,30 @@ impl Engine {
         }
         v
     }
+    /// Take a token of `subscription.max_subscribe_rate` at `now`: true = one SUBSCRIBE may go
+    /// now. Refreshes and full-state requests queued here take theirs in `handle_timeout`,
+    /// first; the core paces initial SUBSCRIBEs and unsubscribes with this.
+    pub fn take_subscribe_token(&mut self, now: Instant) -> bool {
+        let ns = self.clock.ns(now);
+        self.limiter.try_take(ns)
+    }
+
+    /// When the next SUBSCRIBE token is available (None: no rate limit).
+    pub fn next_subscribe_token(&self) -> Option<Instant> {
+        self.limiter.token_at().and_then(|ns| self.clock.at_ns(ns))
+    }
+
+    /// Whether `subscription.max_subscribe_rate` limits anything.
+    pub fn subscribe_rate_limited(&self) -> bool {
+        self.limiter.limited()
+    }
+
+    /// Whether subscription `sub` is still there and its latest SUBSCRIBE is the one with
+    /// `cseq` (one that waited for a token is dropped once the subscription is gone).
+    pub fn awaits(&self, sub: SubId, cseq: u32) -> bool {
+        self.store.get(sub).is_some_and(|s| s.cseq == cseq)
+    }
+
     /// Refreshes / full-state requests waiting for the rate limiter.
     pub fn waiting_for_rate_limit(&self) -> usize {
         self.limiter.queued()

@@ -1,6 +1,7 @@
-//! Refresh storm guard: a rate limiter over refresh-type SUBSCRIBEs (Refresh, FullStateRequest)
-//! with an earliest-deadline-first wait queue. Initial SUBSCRIBEs and unsubscribes never wait and
-//! never take a token.
+//! Refresh storm guard: a rate limiter over our SUBSCRIBEs, with an earliest-deadline-first wait
+//! queue for refresh-type ones (Refresh, FullStateRequest). Initial SUBSCRIBEs and unsubscribes
+//! take their tokens from the same limiter but wait in the core's FIFO
+//! ([`super::Engine::take_subscribe_token`]), behind the refreshes.
 //!
 //! The limiter is a GCRA (virtual scheduling): one SUBSCRIBE per `1 s / rate`, no burst credit
 //! after an idle period, so no virtual second ever holds more than `rate` of them when the caller
@@ -89,6 +90,14 @@ impl Limiter {
         } else {
             false
         }
+    }
+    /// Whether there is a rate at all.
+    pub fn limited(&self) -> bool {
+        self.interval != 0
+    }
+    /// When the next token is available (ns), whether or not anything waits (None: unlimited).
+    pub fn token_at(&self) -> Option<u64> {
+        (self.interval != 0).then_some(self.tat)
     }
     /// When the next token is available (ns), if anything waits for one.
     pub fn next_token(&self) -> Option<u64> {
