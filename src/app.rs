@@ -188,9 +188,7 @@ pub async fn start(
 pub fn restore(cfg: &Config, core: &mut Core) -> anyhow::Result<Option<Persister>> {
     match cfg.state.backend {
         StateBackend::None => Ok(None),
-        StateBackend::Redis => anyhow::bail!(
-            "state.backend = \"redis\" is not available in this build; use \"embedded\" or \"none\""
-        ),
+        StateBackend::Redis => restore_redis(cfg, core).map(Some),
         StateBackend::Embedded => {
             let began = Instant::now();
             let mut opened = store::open(&cfg.state.dir)?;
@@ -223,6 +221,50 @@ pub fn restore(cfg: &Config, core: &mut Core) -> anyhow::Result<Option<Persister
             Ok(Some(Persister::new(opened.store, cfg.state.commit)))
         }
     }
+}
+
+/// `state.backend = "redis"`: take the lease (a standby waits here, before anything is restored
+/// or any listener opens, until the active instance's lease lapses), load every record under the
+/// prefix, put them back into `core`.
+fn restore_redis(cfg: &Config, core: &mut Core) -> anyhow::Result<Persister> {
+    let s = &cfg.state;
+    let target =
+        store::redis::Target::new(&s.url, s.prefix.as_deref(), &cfg.sip.identity, s.lease)?;
+    let lease = store::redis::take_lease(&target, s.standby)?;
+    let began = Instant::now();
+    let mut opened = store::redis::open(lease)?;
+    let place = opened.opened.store.place().to_owned();
+    let records = decode_all(&opened.opened.loaded, std::path::Path::new(&place))?;
+    let n = records.len();
+    let now = transport::now();
+    let restored = core.restore(now, SystemTime::now(), records);
+    opened.opened.loaded.release();
+    core.track_changes();
+    // Records the core did not take (duplicates, registrations without bindings) would stay in
+    // Redis for ever: a full copy removes them.
+    if restored.skipped > 0 {
+        opened.resync.request();
+    }
+    let took = began.elapsed();
+    metrics::gauge!(names::STATE_RESTORE_SECONDS).set(took.as_secs_f64());
+    for (kind, count) in [
+        ("registration", restored.registrations),
+        ("subscription", restored.subscriptions),
+        ("ibcf_dialog", restored.ibcf_dialogs),
+    ] {
+        metrics::gauge!(names::STATE_RESTORED, "kind" => kind).set(count as f64);
+    }
+    tracing::info!(
+        redis = %place,
+        records = n,
+        registrations = restored.registrations,
+        subscriptions = restored.subscriptions,
+        ibcf_dialogs = restored.ibcf_dialogs,
+        skipped = restored.skipped,
+        ms = took.as_millis() as u64,
+        "state restored"
+    );
+    Ok(Persister::new(opened.opened.store, cfg.state.commit))
 }
 
 /// Decode every stored record; the first bad one stops start-up with its key and the problem.

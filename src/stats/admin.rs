@@ -331,7 +331,14 @@ async fn route(state: &AdminState, head: &RequestHead) -> Response {
             "healthz" => Response::new(503, PLAIN, "the SIP task is dead\n"),
             _ => {
                 if state.ready.load(Ordering::Relaxed) {
-                    Response::new(200, PLAIN, "ready\n")
+                    // Still 200 while Redis does not answer: the gateway serves from memory, and
+                    // moving the address would not help (the other node uses the same Redis).
+                    let body = match crate::store::redis::connected() {
+                        Some(true) => "ready\nstate: redis connected\n",
+                        Some(false) => "ready\nstate: redis not answering; serving from memory\n",
+                        None => "ready\n",
+                    };
+                    Response::new(200, PLAIN, body)
                 } else {
                     Response::new(503, PLAIN, "not ready\n")
                 }

@@ -20,6 +20,7 @@
 
 pub mod cli;
 pub mod journal;
+pub mod redis;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
