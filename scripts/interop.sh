@@ -51,6 +51,13 @@ if [ "$N" -gt 100 ] || [ "$N" -lt 1 ]; then
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/regevent-interop.XXXXXX")
+# The SIP address of every peer (SIPp's -i) and as written in URIs: IPv4 loopback, or ::1 and
+# [::1] for the IPv6 scenario (use_ipv6).
+SIP_IP=127.0.0.1
+SIP_HOST=127.0.0.1
+SOURCES='"127.0.0.0/8"'
+use_ipv6() { SIP_IP=::1; SIP_HOST='[::1]'; SOURCES='"::1/128"'; }
+use_ipv4() { SIP_IP=127.0.0.1; SIP_HOST=127.0.0.1; SOURCES='"127.0.0.0/8"'; }
 PIDS=()
 FAILED=()
 PASSED=()
@@ -103,9 +110,9 @@ network = "home"
 EOF
   cat >"$dir/gateway.toml" <<EOF
 [sip]
-listen = ["udp:127.0.0.1:$sip", "tcp:127.0.0.1:$sip"]
-identity = "sip:127.0.0.1:$sip"
-core = "sip:127.0.0.1:$core$core_params"
+listen = ["udp:$SIP_HOST:$sip", "tcp:$SIP_HOST:$sip"]
+identity = "sip:$SIP_HOST:$sip"
+core = "sip:$SIP_HOST:$core$core_params"
 t1 = "$t1"
 t2 = "4s"
 
@@ -118,7 +125,7 @@ dir = "profiles"
 [[trunk_group]]
 name = "access"
 profile = "interop"
-sources = ["127.0.0.0/8"]
+sources = [$SOURCES]
 EOF
   REGEVENT_GW_LOG=${REGEVENT_GW_LOG:-info} "$BIN" run --config "$dir/gateway.toml" >"$dir/gateway.log" 2>&1 &
   GW_PID=$!
@@ -148,7 +155,7 @@ stop_gateway() {
 sipp_bg() {
   local dir=$1 name=$2 sf=$3
   shift 3
-  (cd "$dir" && exec timeout 60 sipp -sf "$SIPP_DIR/$sf" -i 127.0.0.1 -nostdin \
+  (cd "$dir" && exec timeout 60 sipp -sf "$SIPP_DIR/$sf" -i "$SIP_IP" -nostdin \
     -trace_msg -message_file "$name.msg.log" -trace_err -error_file "$name.err.log" \
     -timeout 50s -timeout_error -recv_timeout 20s "$@" >"$name.out" 2>&1) &
   BG_PID=$!
@@ -160,9 +167,9 @@ sipp_bg() {
 sipp_ue() {
   local dir=$1 t=$2 port=$3 gw=$4
   (cd "$dir" && exec timeout 60 sipp -sf "$SIPP_DIR/ue_register.xml" -inf "$SIPP_DIR/users.csv" \
-    -i 127.0.0.1 -p "$port" -t "$t" -m "$N" -r "$RATE" -d "$PAUSE_MS" -nostdin \
+    -i "$SIP_IP" -p "$port" -t "$t" -m "$N" -r "$RATE" -d "$PAUSE_MS" -nostdin \
     -trace_msg -message_file ue.msg.log -trace_err -error_file ue.err.log \
-    -timeout 50s -timeout_error -recv_timeout 10s "127.0.0.1:$gw" >ue.out 2>&1) &
+    -timeout 50s -timeout_error -recv_timeout 10s "$SIP_HOST:$gw" >ue.out 2>&1) &
   PIDS+=("$!")
   wait_rc "$!"
   return "$WAIT_RC"
@@ -384,6 +391,15 @@ echo "interop: gateway $BIN, $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -1), 
 run ue-udp-accept case_accept ue-udp-accept u1
 run ue-tcp-accept case_accept ue-tcp-accept t1
 run core-tcp-accept case_accept core-tcp-accept u1 t1
+# The full flow over IPv6 (issue 20): UEs, gateway and core on [::1].
+case_accept_ipv6() {
+  use_ipv6
+  local rc=0
+  case_accept ue-udp-ipv6-accept u1 || rc=1
+  use_ipv4
+  return $rc
+}
+run ue-udp-ipv6-accept case_accept_ipv6
 run notifier-403 case_403
 run notifier-silent case_silent
 run network-dereg case_netdereg

@@ -35,6 +35,12 @@ scripts/container-check.sh
 cargo build --release --bin regevent-gw
 BIN=target/release/regevent-gw
 
+echo "== the test-only fault hook is not in the release build"
+if grep -q "X-Regevent-Test-Fault" "$BIN"; then
+  echo "the release binary contains the debug-only fault hook" >&2
+  exit 1
+fi
+
 echo "== demo smoke + real Prometheus against a gateway with live subscriptions"
 UES=30
 "$BIN" demo --steady --ues "$UES" --seconds 120 --seed 1 --admin 127.0.0.1:19191 --sip 127.0.0.1:15060 \
