@@ -23,25 +23,8 @@ TMP=$(mktemp -d)
 GW=
 cleanup() { [ -n "$GW" ] && kill "$GW" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
-mkdir -p "$TMP/profiles"
-echo 'support_reg_event = true' > "$TMP/profiles/default.toml"
-cat > "$TMP/gw.toml" <<TOML
-[sip]
-listen = ["udp:127.0.0.1:5060"]
-identity = "sip:127.0.0.1:5060"
-core = "sip:127.0.0.1:5070"
-[admin]
-listen = "127.0.0.1:29464"
-[profiles]
-dir = "$TMP/profiles"
-[limits]
-expected_registrations = 1000000
-[[trunk_group]]
-name = "default"
-profile = "default"
-sources = ["0.0.0.0/0"]
-${GW_EXTRA:-}
-TOML
+. scripts/gateway-config.sh
+write_gateway_config "$TMP" 5060 5070 29464 1000000 "${GW_EXTRA:-}"
 
 # run LABEL BINARY ENV: one fresh gateway (fresh state), one load run; prints
 # "LABEL sustained failures us/reg RSS".

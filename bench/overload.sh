@@ -22,27 +22,10 @@ TMP=$(mktemp -d)
 GW=
 cleanup() { [ -n "$GW" ] && kill "$GW" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
-mkdir -p "$TMP/profiles"
-echo 'support_reg_event = true' > "$TMP/profiles/default.toml"
-cat > "$TMP/gw.toml" <<TOML
-[sip]
-listen = ["udp:127.0.0.1:5060"]
-identity = "sip:127.0.0.1:5060"
-core = "sip:127.0.0.1:5070"
-[admin]
-listen = "127.0.0.1:29464"
-[profiles]
-dir = "$TMP/profiles"
-[limits]
-expected_registrations = 1000000
-[state]
-backend = "none"
-[[trunk_group]]
-name = "default"
-profile = "default"
-sources = ["0.0.0.0/0"]
-$(printf '%b' "${GW_EXTRA:-}")
-TOML
+. scripts/gateway-config.sh
+write_gateway_config "$TMP" 5060 5070 29464 1000000 "[state]
+backend = \"none\"
+$(printf '%b' "${GW_EXTRA:-}")"
 
 metric() { # metric NAME: the value of an unlabelled series, or 0
   curl -s --max-time 1 http://127.0.0.1:29464/metrics 2>/dev/null |

@@ -4,7 +4,7 @@
 //! responder.
 //!
 //! ```text
-//! cargo run --example admin_fake -- [N=50] [ADDR=127.0.0.1:9090] [CAP=10000]
+//! cargo run --example admin_fake -- [N=50] [ADDR=127.0.0.1:9464] [CAP=10000]
 //! ```
 
 use std::collections::BTreeMap;
@@ -86,7 +86,7 @@ fn set_gauges(rows: &[SubscriptionRow]) {
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let n: u64 = args.next().map_or(Ok(50), |s| s.parse())?;
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:9090".into());
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:9464".into());
     let cap: usize = args.next().map_or(Ok(10_000), |s| s.parse())?;
 
     let handle = admin::install_recorder()?;

@@ -23,27 +23,10 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-mkdir -p "$TMP/profiles"
-echo 'support_reg_event = true' > "$TMP/profiles/default.toml"
-cat > "$TMP/gw.toml" <<TOML
-[sip]
-listen = ["udp:127.0.0.1:26060"]
-identity = "sip:127.0.0.1:26060"
-core = "sip:127.0.0.1:26070"
-[admin]
-listen = "127.0.0.1:26090"
-[profiles]
-dir = "$TMP/profiles"
-[limits]
-expected_registrations = 200000
-[state]
-dir = "$TMP/data"
-commit = "${COMMIT_MS}ms"
-[[trunk_group]]
-name = "default"
-profile = "default"
-sources = ["127.0.0.0/8"]
-TOML
+. scripts/gateway-config.sh
+write_gateway_config "$TMP" 26060 26070 26090 200000 "[state]
+dir = \"$TMP/data\"
+commit = \"${COMMIT_MS}ms\""
 
 now_ms() { date +%s%3N; }
 ready() {

@@ -34,6 +34,9 @@ sed 's|^core = .*|core = "sip:127.0.0.1:25070;transport=tcp"|' "$TMP/gw.toml" > 
 # 200 OK of each user when the core link is TCP). $4, if given, is passed to loadgen.
 smoke() {
   local transport=$1 config=$2 core_tcp=$3 extra=${4:-} out="$TMP/out-$1-$(basename "$2")${4:-}"
+  # A fresh gateway with fresh state: the embedded store (on by default, under the config's
+  # directory) would otherwise restore the previous run's subscriptions for the same users.
+  rm -rf "$TMP/data"
   REGEVENT_GW_LOG=warn "$BIN" run --config "$config" > "$TMP/gw-$transport.log" 2>&1 &
   GW=$!
   sleep 1

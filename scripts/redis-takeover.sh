@@ -43,28 +43,11 @@ load)
   trap cleanup EXIT
   redis-server --port 27379 --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" >"$TMP/redis.log" 2>&1 &
   RS=$!
-  mkdir -p "$TMP/profiles"
-  echo 'support_reg_event = true' >"$TMP/profiles/default.toml"
-  cat >"$TMP/gw.toml" <<TOML
-[sip]
-listen = ["udp:127.0.0.1:27060"]
-identity = "sip:127.0.0.1:27060"
-core = "sip:127.0.0.1:27070"
-[admin]
-listen = "127.0.0.1:27090"
-[profiles]
-dir = "$TMP/profiles"
-[limits]
-expected_registrations = 1000000
-[state]
-backend = "${BACKEND:-redis}"
-url = "redis://127.0.0.1:27379/0"
-dir = "$TMP/data"
-[[trunk_group]]
-name = "default"
-profile = "default"
-sources = ["0.0.0.0/0"]
-TOML
+  . scripts/gateway-config.sh
+  write_gateway_config "$TMP" 27060 27070 27090 1000000 "[state]
+backend = \"${BACKEND:-redis}\"
+url = \"redis://127.0.0.1:27379/0\"
+dir = \"$TMP/data\""
   for _ in $(seq 1 100); do redis-cli -p 27379 ping >/dev/null 2>&1 && break; sleep 0.05; done
   redis-cli -p 27379 ping >/dev/null || { echo "redis-server did not start:"; cat "$TMP/redis.log"; exit 1; }
   REGEVENT_GW_LOG=warn "$BIN" run --config "$TMP/gw.toml" >"$TMP/gw.log" 2>&1 &

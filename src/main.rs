@@ -132,11 +132,6 @@ enum Cmd {
     Demo(regevent_lab::demo::DemoArgs),
     /// Load generator: emulated IMS core + UE swarms against a gateway in another process.
     #[cfg(feature = "lab")]
-    // `--hold-seconds` has no doc comment in the lab; until it has one, its help is given here.
-    #[command(mut_arg("hold_seconds", |a| a.help(
-        "With --hold: keep the users registered this many seconds after the offered load ends \
-         (default: until Ctrl-C)"
-    )))]
     Loadgen(regevent_lab::loadgen::LoadgenArgs),
 }
 

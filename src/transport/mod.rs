@@ -184,6 +184,9 @@ pub fn start(
         // flight finishes, for at most `DRAIN`.
         let mut stopping: Option<Instant> = None;
         let store_wake = persister.as_ref().map(|p| p.woken());
+        // Publish the gauges now (and run what a restore left due): an idle gateway would
+        // otherwise show no `regevent_registrations` until its first message.
+        gw.handle_timeout(now());
         loop {
             if let Some(since) = stopping {
                 if gw.quiescent() || since.elapsed() >= DRAIN {
@@ -526,7 +529,7 @@ impl Io {
                         None => {
                             metrics::counter!(names::SIP_DROPS, "reason" => "unresolvable")
                                 .increment(1);
-                            tracing::warn!(host = %name, "cannot resolve next hop");
+                            tracing::debug!(host = %name, "cannot resolve next hop");
                         }
                     }
                 });

@@ -58,6 +58,8 @@ pub struct LoadgenArgs {
     /// printing the gateway's RSS: for memory measurements.
     #[arg(long)]
     pub hold: bool,
+    /// With --hold: keep the users registered this many seconds after the offered load ends
+    /// (default: until Ctrl-C).
     #[arg(long)]
     pub hold_seconds: Option<u64>,
     /// PID of the gateway, to report its CPU time and memory.
