@@ -227,10 +227,13 @@ type Batch = (usize, Vec<(SocketAddr, Bytes)>);
 /// A thread that sends UDP datagrams for a task, so that under load the task's thread spends
 /// its time on SIP and the kernel's send path (on loopback, the receiver's delivery too) runs on
 /// the other core. Order per socket is kept: the task sends inline only while nothing handed
-/// over is still in flight ([`SendThread::busy`]). The thread ends when the handle is dropped.
+/// over is still in flight ([`SendThread::busy`]). Dropping the handle sends what is queued and
+/// waits for the thread to end, so the sockets it held are closed when the drop returns (a
+/// restarted gateway can bind the same addresses at once).
 #[derive(Debug)]
 pub struct SendThread {
-    tx: std::sync::mpsc::Sender<Batch>,
+    tx: Option<std::sync::mpsc::Sender<Batch>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     /// Batches handed over and not yet sent.
     pending: Arc<AtomicUsize>,
 }
@@ -245,7 +248,7 @@ impl SendThread {
         let (tx, rx) = std::sync::mpsc::channel::<Batch>();
         let pending = Arc::new(AtomicUsize::new(0));
         let left = pending.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("udp-send".into())
             .spawn(move || {
                 while let Ok((i, msgs)) = rx.recv() {
@@ -253,7 +256,11 @@ impl SendThread {
                     left.fetch_sub(1, Ordering::Release);
                 }
             })?;
-        Ok(SendThread { tx, pending })
+        Ok(SendThread {
+            tx: Some(tx),
+            thread: Some(thread),
+            pending,
+        })
     }
 
     /// Something handed over has not been sent yet: send nothing inline now.
@@ -267,11 +274,24 @@ impl SendThread {
         i: usize,
         msgs: Vec<(SocketAddr, Bytes)>,
     ) -> Result<(), Vec<(SocketAddr, Bytes)>> {
+        let Some(tx) = &self.tx else {
+            return Err(msgs);
+        };
         self.pending.fetch_add(1, Ordering::AcqRel);
-        self.tx.send((i, msgs)).map_err(|e| {
+        tx.send((i, msgs)).map_err(|e| {
             self.pending.fetch_sub(1, Ordering::AcqRel);
             e.0 .1
         })
+    }
+}
+
+impl Drop for SendThread {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread's loop once the queue is sent.
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -412,6 +432,26 @@ mod tests {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
             r => r,
         }
+    }
+
+    #[test]
+    fn dropping_the_send_thread_sends_what_is_queued_and_releases_the_socket() {
+        let a = Arc::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = b.local_addr().unwrap();
+        let st = SendThread::start(vec![a.clone()], |_| {}).unwrap();
+        assert_eq!(Arc::strong_count(&a), 2, "the thread holds the socket");
+        st.hand_over(0, vec![(to, Bytes::from_static(b"last"))])
+            .unwrap();
+        drop(st);
+        // The drop returned only after the thread ended: its socket handle is gone (so the
+        // address is free as soon as the owner lets go) and the queued datagram went out.
+        assert_eq!(Arc::strong_count(&a), 1);
+        let mut buf = [0u8; 16];
+        b.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let (n, _) = b.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"last");
     }
 
     #[test]
