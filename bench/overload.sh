@@ -60,7 +60,7 @@ run() { # run LABEL BINARY RATE
   back=$(awk -v s="$SECONDS_" '$1 >= s && $2 == 0 { print $1 - s; exit }' "$active")
   printf '%-3s %-7s %-10s %-7s %-9s %-8s %-12s %-9s %s\n' "$label" "$rate" "${sustained:-?}" \
     "${never:-?}" "${rejected:-0}" "${retx:-?}%" "${p99:-?}" "${rss:-?}" "${back:--}"
-  if [ -n "${OUT_DIR:-}" ]; then cp "$out" "$OUT_DIR/overload-$label-$rate.txt"; fi
+  if [ -n "${OUT_DIR:-}" ]; then mkdir -p "$OUT_DIR" && cp "$out" "$OUT_DIR/overload-$label-$rate.txt"; fi
 }
 
 printf '%-3s %-7s %-10s %-7s %-9s %-8s %-12s %-9s %s\n' bin offered "goodput/s" never 503s retx \

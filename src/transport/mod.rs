@@ -81,6 +81,17 @@ pub async fn bind(cfg: &Config) -> std::io::Result<Bound> {
         match l.transport {
             Transport::Udp => {
                 let s = udp::bind_udp_std(l.addr).map_err(|e| annotate(e, &l.name))?;
+                if let Some((got, asked)) = udp::recv_buffer_shortfall(&s) {
+                    // Said once per listener at start: under a burst, datagrams beyond the
+                    // buffer are dropped by the kernel and every UE retransmits.
+                    tracing::warn!(
+                        listener = %l.name,
+                        got_bytes = got,
+                        asked_bytes = asked,
+                        "UDP receive buffer smaller than asked: raise net.core.rmem_max \
+                         (deploy/sysctl.d/90-regevent-gw.conf); a burst beyond it is dropped"
+                    );
+                }
                 b.local_addrs.push((Transport::Udp, s.local_addr()?));
                 b.udp.push((idx, Arc::new(udp::watch(s)?)));
             }

@@ -372,6 +372,15 @@ pub fn bind_udp_std(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(s.into())
 }
 
+/// If the kernel gave `sock` a smaller receive buffer than [`bind_udp`] asks for (it caps the
+/// request at `net.core.rmem_max`, 4 MiB or less on most distributions): the size it gave and the
+/// size asked, in bytes. Linux reports twice the size it was asked (the rest is its own
+/// bookkeeping), so the comparison is made on that scale.
+pub fn recv_buffer_shortfall(sock: &std::net::UdpSocket) -> Option<(usize, usize)> {
+    let got = socket2::SockRef::from(sock).recv_buffer_size().ok()? / 2;
+    (got < UDP_BUFFER).then_some((got, UDP_BUFFER))
+}
+
 /// Raise this process's open-file limit to its hard limit: each TCP connection is a file
 /// descriptor, and the usual soft limit (1,024) would cap a gateway (or the load generator's
 /// per-UE connections) far below what the machine allows. Returns the limit now in force.
@@ -431,6 +440,20 @@ mod tests {
         match recv_into(fd, &mut rb.bufs, &mut rb.got) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
             r => r,
+        }
+    }
+
+    #[test]
+    fn the_receive_buffer_shortfall_is_what_the_kernel_reports() {
+        let s = bind_udp_std("127.0.0.1:0".parse().unwrap()).unwrap();
+        let reported = socket2::SockRef::from(&s).recv_buffer_size().unwrap() / 2;
+        match recv_buffer_shortfall(&s) {
+            Some((got, asked)) => {
+                assert_eq!(asked, UDP_BUFFER);
+                assert_eq!(got, reported);
+                assert!(got < asked);
+            }
+            None => assert!(reported >= UDP_BUFFER, "{reported}"),
         }
     }
 
