@@ -101,7 +101,7 @@ impl Engine {
     pub fn restore(
         &mut self,
         now: Instant,
-        records: &mut [SubscriptionRecord<'_>],
+        records: &mut [&SubscriptionRecord<'_>],
         wall: &Wall,
     ) -> usize {
         let t = self.clock.ms(now);
