@@ -192,10 +192,8 @@ pub fn restore(cfg: &Config, core: &mut Core) -> anyhow::Result<Option<Persister
         StateBackend::Embedded => {
             let began = Instant::now();
             let mut opened = store::open(&cfg.state.dir)?;
-            let records = decode_all(&opened.loaded, &cfg.state.dir)?;
-            let n = records.len();
-            let now = transport::now();
-            let restored = core.restore(now, SystemTime::now(), records);
+            let n = opened.loaded.len();
+            let restored = restore_loaded(core, &opened.loaded, &cfg.state.dir)?;
             // The records borrowed the files' bytes; restored, those can go.
             opened.loaded.release();
             core.track_changes();
@@ -234,10 +232,8 @@ fn restore_redis(cfg: &Config, core: &mut Core) -> anyhow::Result<Persister> {
     let began = Instant::now();
     let mut opened = store::redis::open(lease)?;
     let place = opened.opened.store.place().to_owned();
-    let records = decode_all(&opened.opened.loaded, std::path::Path::new(&place))?;
-    let n = records.len();
-    let now = transport::now();
-    let restored = core.restore(now, SystemTime::now(), records);
+    let n = opened.opened.loaded.len();
+    let restored = restore_loaded(core, &opened.opened.loaded, std::path::Path::new(&place))?;
     opened.opened.loaded.release();
     core.track_changes();
     // Records the core did not take (duplicates, registrations without bindings) would stay in
@@ -267,27 +263,43 @@ fn restore_redis(cfg: &Config, core: &mut Core) -> anyhow::Result<Persister> {
     Ok(Persister::new(opened.opened.store, cfg.state.commit))
 }
 
-/// Decode every stored record; the first bad one stops start-up with its key and the problem.
+/// Put the stored records back into `core`, decoding each as it goes; the first bad one stops
+/// start-up with its key and the problem.
+fn restore_loaded(
+    core: &mut Core,
+    loaded: &store::journal::Loaded,
+    place: &std::path::Path,
+) -> Result<regevent_proto::core::Restored, store::StoreError> {
+    let (keys, values): (Vec<&[u8]>, Vec<&[u8]>) = loaded.entries().unzip();
+    core.restore_encoded(transport::now(), SystemTime::now(), &values)
+        .map_err(|(i, e)| bad_record(place, keys[i], &e))
+}
+
+/// The error of a stored record that does not decode: the store, its key, the problem.
+fn bad_record(
+    place: &std::path::Path,
+    key: &[u8],
+    e: &regevent_proto::state::DecodeError,
+) -> store::StoreError {
+    store::StoreError::Record {
+        file: place.to_path_buf(),
+        key: regevent_proto::state::decode_key(key)
+            .map(|k| format!("{k:?}"))
+            .unwrap_or_else(|_| format!("{:?}", String::from_utf8_lossy(key))),
+        what: e.to_string(),
+    }
+}
+
+/// Decode every stored record; the first bad one stops with its key and the problem.
 pub fn decode_all<'a>(
     loaded: &'a store::journal::Loaded,
     dir: &std::path::Path,
 ) -> Result<Vec<Record<'a>>, store::StoreError> {
     let mut records = Vec::with_capacity(loaded.len());
     for (key, value) in loaded.entries() {
-        let key_text = || {
-            regevent_proto::state::decode_key(key)
-                .map(|k| format!("{k:?}"))
-                .unwrap_or_else(|_| format!("{:?}", String::from_utf8_lossy(key)))
-        };
         match regevent_proto::state::decode(value) {
             Ok(r) => records.push(r),
-            Err(e) => {
-                return Err(store::StoreError::Record {
-                    file: dir.to_path_buf(),
-                    key: key_text(),
-                    what: e.to_string(),
-                })
-            }
+            Err(e) => return Err(bad_record(dir, key, &e)),
         }
     }
     Ok(records)

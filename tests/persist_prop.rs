@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use proptest::prelude::*;
 use regevent_gw::settings::{Profile, Settings};
 use regevent_gw::sip::{writer, HeaderName};
-use regevent_gw::state::{Key, Record};
+use regevent_gw::state::{self, Key, Record};
 use regevent_lab::sim::Sim;
 
 const CORE: &str = "127.0.0.3:5060";
@@ -286,9 +286,25 @@ fn restored(orig: &Sim, w: &World, at: Duration) -> Sim {
     b.t0 = orig.t0;
     b.now = orig.t0 + at;
     let wall = wall(&b);
+    // As start-up does: from the encoded values, decoded one by one as they are put back.
+    let values = encoded(w);
+    let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
     b.core
-        .restore(b.now, wall, w.store.values().cloned().collect());
+        .restore_encoded(b.now, wall, &values)
+        .expect("every record decodes");
     b
+}
+
+/// The store's values as the store keeps them.
+fn encoded(w: &World) -> Vec<Vec<u8>> {
+    w.store
+        .values()
+        .map(|r| {
+            let mut v = Vec::new();
+            state::encode(r, &mut v);
+            v
+        })
+        .collect()
 }
 
 proptest! {
@@ -375,4 +391,35 @@ fn registrations_that_expire_while_down_get_exactly_the_unsubscribes_they_would_
         after.iter().all(|l| !l.contains("to_tag=None")),
         "no initial SUBSCRIBE: {after:?}"
     );
+}
+
+#[test]
+fn a_record_that_does_not_decode_stops_the_restore_with_its_index() {
+    let mut a = Sim::new(settings(), 7);
+    a.core.track_changes();
+    let mut w = World {
+        dialogs: BTreeMap::new(),
+        store: BTreeMap::new(),
+        cseq: BTreeMap::new(),
+    };
+    let mut seen = Vec::new();
+    for user in 0..3 {
+        apply(&mut a, &mut w, &Op::Register(user, 600), &mut seen);
+    }
+    let mut values = encoded(&w);
+    assert!(values.len() >= 4, "registrations, subscriptions and meta");
+    let bad = values.len() / 2;
+    let half = values[bad].len() / 2;
+    values[bad].truncate(half);
+    let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    let mut b = Sim::new(settings(), 99);
+    let wall = wall(&b);
+    let now = b.now;
+    match b.core.restore_encoded(now, wall, &values) {
+        Err((i, e)) => {
+            assert_eq!(i, bad);
+            assert!(!e.to_string().is_empty());
+        }
+        Ok(r) => panic!("a cut record was restored: {r:?}"),
+    }
 }

@@ -87,38 +87,70 @@ impl Core {
         wall: SystemTime,
         records: Vec<Record<'_>>,
     ) -> Restored {
+        let got: Result<Restored, std::convert::Infallible> =
+            self.restore_with(now, wall, records.len(), |i| Ok(records[i].clone()));
+        got.unwrap_or_else(|never| match never {})
+    }
+
+    /// [`Core::restore`] from encoded records (the store's values), decoding each as it is put
+    /// back rather than all of them first: at 1M registrations the decoded records would take
+    /// about as much memory again as the live state. The first value that does not decode
+    /// stops it, with its index (the state is then partly restored: start-up fails).
+    pub fn restore_encoded(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        values: &[&[u8]],
+    ) -> Result<Restored, (usize, crate::state::DecodeError)> {
+        self.restore_with(now, wall, values.len(), |i| {
+            crate::state::decode(values[i]).map_err(|e| (i, e))
+        })
+    }
+
+    /// Restore records `0..n`, each got by `get` (which may be called more than once for the
+    /// same index): registrations first, then subscriptions in id order, then IBCF dialogs.
+    fn restore_with<'a, E>(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        n: usize,
+        get: impl Fn(usize) -> Result<Record<'a>, E>,
+    ) -> Result<Restored, E> {
         let w = Wall::new(now, wall);
         let instant = |ms: u64| w.instant(ms);
         let mut out = Restored::default();
-        // Registrations first, then subscriptions (which look their registrations up), then
-        // IBCF dialogs. The records stay where they are: at 1M registrations a copy of each
-        // kind into vectors of its own would touch hundreds of MiB of fresh memory for nothing.
-        let mut subs = Vec::with_capacity(
-            records
-                .iter()
-                .filter(|r| matches!(r, Record::Subscription(_)))
-                .count(),
-        );
-        for r in &records {
-            match r {
+        // (id, index) of the subscriptions, index of the dialogs: put back after every
+        // registration, the subscriptions in id order.
+        let mut subs: Vec<(u64, usize)> = Vec::new();
+        let mut dialogs: Vec<usize> = Vec::new();
+        for i in 0..n {
+            match get(i)? {
                 Record::Meta(m) => {
                     self.engine.reserve_ids(m.next_subscription);
                     self.ibcf.set_secret(m.ibcf_secret);
                 }
                 Record::Registration(r) => {
-                    if self.registrar.restore(now, r, &instant) {
+                    if self.registrar.restore(now, &r, &instant) {
                         out.registrations += 1;
                     } else {
                         out.skipped += 1;
                     }
                 }
-                Record::Subscription(s) => subs.push(s),
-                Record::IbcfDialog(_) => {}
+                Record::Subscription(s) => subs.push((s.id, i)),
+                Record::IbcfDialog(_) => dialogs.push(i),
             }
         }
-        let n = subs.len();
-        out.subscriptions = self.engine.restore(now, &mut subs, &w);
-        out.skipped += n - out.subscriptions;
+        subs.sort_by_key(|(id, _)| *id);
+        for (_, i) in subs {
+            if let Record::Subscription(s) = get(i)? {
+                if self.engine.restore_one(now, &s, &w) {
+                    out.subscriptions += 1;
+                } else {
+                    out.skipped += 1;
+                }
+            }
+        }
+        self.engine.finish_restore();
         for r in self.registrar.iter() {
             let policy = self.ctx.policy_for(&r.trunk_group, &r.default_pui, &[]);
             if policy.enabled {
@@ -127,9 +159,9 @@ impl Core {
             }
         }
         self.gauges.restore(self.registrar.iter());
-        for r in &records {
-            if let Record::IbcfDialog(d) = r {
-                self.ibcf.restore(d, w.instant(d.expires_at));
+        for i in dialogs {
+            if let Record::IbcfDialog(d) = get(i)? {
+                self.ibcf.restore(&d, w.instant(d.expires_at));
                 out.ibcf_dialogs += 1;
             }
         }
@@ -137,7 +169,7 @@ impl Core {
         self.collect_changes();
         self.changes.clear();
         self.last_meta = self.meta();
-        out
+        Ok(out)
     }
 
     /// The subscription ids of the live list and the lingering ones (for tests and exports).

@@ -95,77 +95,72 @@ impl Engine {
         self.next_id = self.next_id.max(next);
     }
 
-    /// Put back subscriptions from their records, at start-up before any message. Records are
-    /// restored in id order; a record whose id or default PUI is already present is skipped.
-    /// Returns how many were restored.
-    pub fn restore(
-        &mut self,
-        now: Instant,
-        records: &mut [&SubscriptionRecord<'_>],
-        wall: &Wall,
-    ) -> usize {
+    /// Put back one subscription from its record, at start-up before any message. Records come
+    /// in id order: one whose id is not above every id restored before it is skipped, as is one
+    /// whose default PUI already has a live subscription. Whether it was restored.
+    /// [`Engine::finish_restore`] after the last.
+    pub fn restore_one(&mut self, now: Instant, r: &SubscriptionRecord<'_>, wall: &Wall) -> bool {
         let t = self.clock.ms(now);
-        records.sort_by_key(|r| r.id);
-        let mut restored = 0;
-        for r in records.iter() {
-            let id = SubId(r.id);
-            let live = r.life == LifeRecord::Live;
-            let dup = self.store.get(id).is_some()
-                || (live && self.store.by_pui(&r.default_pui).is_some())
-                || self.store.order.last().is_some_and(|last| *last >= id);
-            if dup {
-                continue;
-            }
-            let clock = &self.clock;
-            let ms = |u: u64| clock.of_unix(u, wall);
-            let pui: Arc<str> = Arc::from(&*r.default_pui);
-            let route0 = self
-                .store
-                .intern_route(r.route0.iter().map(|x| x.to_string()));
-            let others: Option<Arc<[Arc<str>]>> =
-                (!r.others.is_empty()).then(|| r.others.iter().map(|o| Arc::from(&**o)).collect());
-            let mut s = Sub::new(
-                pui,
-                Arc::from(&*r.trunk_group),
-                r.call_key,
-                r.tag_key,
-                route0,
-                others,
-                ms(r.created),
-                r.requested,
-            );
-            if let Some(tag) = &r.to_tag {
-                s.set_to_tag(tag);
-            }
-            s.refresh_at = r.refresh_at.map_or(NEVER, ms);
-            s.expires_at = r.expires_at.map_or(NEVER, ms);
-            s.version = r.version;
-            s.cseq = r.cseq;
-            s.granted = r.granted;
-            s.await_full = r.await_full;
-            s.notifier_pending = r.notifier_pending;
-            s.life = match r.life {
-                LifeRecord::Live => Life::Live,
-                LifeRecord::Lingering => Life::Lingering,
-                LifeRecord::LingeringUntilDialog => Life::LingeringUntilDialog,
-            };
-            s.request = Request::Idle;
-            self.store.insert(id, s);
-            self.reserve_ids(r.id + 1);
-            if let Some((route, target)) = &r.remote {
-                let route = route.iter().map(|x| x.to_string()).collect();
-                self.store.set_remote(id, Some(route), Some(target));
-            }
-            if !live {
-                self.store.unindex_pui(id);
-            } else {
-                self.rearm(t, id, r.request);
-            }
-            self.reschedule(id);
-            restored += 1;
+        let id = SubId(r.id);
+        let live = r.life == LifeRecord::Live;
+        let dup = self.store.get(id).is_some()
+            || (live && self.store.by_pui(&r.default_pui).is_some())
+            || self.store.order.last().is_some_and(|last| *last >= id);
+        if dup {
+            return false;
         }
+        let clock = &self.clock;
+        let ms = |u: u64| clock.of_unix(u, wall);
+        let pui: Arc<str> = Arc::from(&*r.default_pui);
+        let route0 = self
+            .store
+            .intern_route(r.route0.iter().map(|x| x.to_string()));
+        let others: Option<Arc<[Arc<str>]>> =
+            (!r.others.is_empty()).then(|| r.others.iter().map(|o| Arc::from(&**o)).collect());
+        let mut s = Sub::new(
+            pui,
+            Arc::from(&*r.trunk_group),
+            r.call_key,
+            r.tag_key,
+            route0,
+            others,
+            ms(r.created),
+            r.requested,
+        );
+        if let Some(tag) = &r.to_tag {
+            s.set_to_tag(tag);
+        }
+        s.refresh_at = r.refresh_at.map_or(NEVER, ms);
+        s.expires_at = r.expires_at.map_or(NEVER, ms);
+        s.version = r.version;
+        s.cseq = r.cseq;
+        s.granted = r.granted;
+        s.await_full = r.await_full;
+        s.notifier_pending = r.notifier_pending;
+        s.life = match r.life {
+            LifeRecord::Live => Life::Live,
+            LifeRecord::Lingering => Life::Lingering,
+            LifeRecord::LingeringUntilDialog => Life::LingeringUntilDialog,
+        };
+        s.request = Request::Idle;
+        self.store.insert(id, s);
+        self.reserve_ids(r.id + 1);
+        if let Some((route, target)) = &r.remote {
+            let route = route.iter().map(|x| x.to_string()).collect();
+            self.store.set_remote(id, Some(route), Some(target));
+        }
+        if !live {
+            self.store.unindex_pui(id);
+        } else {
+            self.rearm(t, id, r.request);
+        }
+        self.reschedule(id);
+        true
+    }
+
+    /// After the last [`Engine::restore_one`].
+    pub fn finish_restore(&mut self) {
         self.tidy();
-        restored
     }
 
     /// A restored registration on a reg-event trunk group: blind (counted) unless it has a live
