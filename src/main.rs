@@ -70,6 +70,10 @@ enum Cmd {
         /// comes from $REGEVENT_GW_LOG (e.g. `debug`; default `info`).
         #[arg(long, value_enum, value_name = "FORMAT")]
         log_format: Option<LogFormat>,
+        /// Start as a standby (the same as `state.standby = true`): with the Redis backend, wait
+        /// for the active instance's lease to lapse, then restore its state and take over.
+        #[arg(long)]
+        standby: bool,
     },
     /// Validate the main file and every profile: exit 0 when valid (warnings on stdout as
     /// `warning: ...`), 2 with every problem on stderr otherwise.
@@ -302,7 +306,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             client::stats_command(&admin, fmt(format), &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Run { config, log_format } => {
+        Cmd::Run {
+            config,
+            log_format,
+            standby,
+        } => {
+            if standby {
+                // Through the environment, so that a reload (which loads the files and the
+                // environment again) keeps it too. Set before any other thread exists.
+                std::env::set_var("REGEVENT_GW__STATE__STANDBY", "true");
+            }
             let format = match log_format.map_or_else(log_format_from_env, Ok) {
                 Ok(f) => f,
                 Err(problem) => {

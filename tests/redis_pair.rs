@@ -12,6 +12,11 @@ use common_proc::{free_tcp_port, redis_config, wait_until, Gw, RedisServer};
 
 /// Two gateways with the same identity (so the same key prefix) on different SIP and admin ports.
 fn pair(redis: &RedisServer, root: &Path, state: &str) -> (Gw, Gw) {
+    pair_args(redis, root, state, &[])
+}
+
+/// [`pair`], each started with `args` after `run --config FILE`.
+fn pair_args(redis: &RedisServer, root: &Path, state: &str, args: &[&str]) -> (Gw, Gw) {
     let identity = free_tcp_port();
     let core = format!("127.0.0.1:{}", free_tcp_port());
     let mut gws = Vec::new();
@@ -27,7 +32,8 @@ fn pair(redis: &RedisServer, root: &Path, state: &str) -> (Gw, Gw) {
             &redis.url(),
             state,
         );
-        gws.push(Gw::spawn(name, &config, &admin));
+        let bin = Path::new(env!("CARGO_BIN_EXE_regevent-gw"));
+        gws.push(Gw::spawn_args(bin, name, &config, &admin, args));
     }
     let two = gws.pop().unwrap();
     (gws.pop().unwrap(), two)
@@ -73,7 +79,8 @@ fn started_at_once_one_serves_and_the_other_refuses() {
 fn started_at_once_as_standbys_one_serves_and_the_other_takes_over_when_it_dies() {
     let redis = RedisServer::start();
     let root = tempfile::tempdir().unwrap();
-    let (a, b) = pair(&redis, root.path(), "lease = \"1s\"\nstandby = true");
+    // Standby by the command line (`run --standby`); the test below sets the config key.
+    let (a, b) = pair_args(&redis, root.path(), "lease = \"1s\"", &["--standby"]);
     let (mut active, mut standby) = first_ready(a, b);
     standby.wait_log(
         "waiting for the active instance's lease",

@@ -118,11 +118,17 @@ impl Gw {
 
     /// The same with another build of the binary (e.g. a release build for measurements).
     pub fn spawn_bin(bin: &Path, name: &str, config: &Path, admin: &str) -> Gw {
+        Gw::spawn_args(bin, name, config, admin, &[])
+    }
+
+    /// `regevent-gw run --config CONFIG ARGS…` with the binary `bin`.
+    pub fn spawn_args(bin: &Path, name: &str, config: &Path, admin: &str, args: &[&str]) -> Gw {
         let log = config.with_extension(format!("{name}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(bin)
             .args(["run", "--config"])
             .arg(config)
+            .args(args)
             .env("REGEVENT_GW_LOG", "info")
             .stdout(Stdio::null())
             .stderr(file)
