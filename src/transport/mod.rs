@@ -367,8 +367,9 @@ pub fn start(
     (handle, task)
 }
 
-/// How long stopping may wait for the last commit to be durable.
-const SHUTDOWN_COMMIT: Duration = Duration::from_secs(4);
+/// How long stopping may wait for the last commit to be durable (after at most `DRAIN`: the two
+/// stay under the 5 s a SIGTERM may take).
+const SHUTDOWN_COMMIT: Duration = Duration::from_millis(2500);
 
 /// Answer an admin query from the core's state. `wall` maps `now` to Unix time.
 fn answer_admin(gw: &Core, q: AdminQuery, now: Instant, wall: SystemTime) {
