@@ -192,32 +192,9 @@ pub fn restore(cfg: &Config, core: &mut Core) -> anyhow::Result<Option<Persister
         StateBackend::Redis => restore_redis(cfg, core).map(Some),
         StateBackend::Embedded => {
             let began = Instant::now();
-            let mut opened = store::open(&cfg.state.dir)?;
-            let n = opened.loaded.len();
-            let restored = restore_loaded(core, &opened.loaded, &cfg.state.dir)?;
-            // The records borrowed the files' bytes; restored, those can go.
-            opened.loaded.release();
-            core.track_changes();
-            let took = began.elapsed();
-            metrics::gauge!(names::STATE_RESTORE_SECONDS).set(took.as_secs_f64());
-            for (kind, count) in [
-                ("registration", restored.registrations),
-                ("subscription", restored.subscriptions),
-                ("ibcf_dialog", restored.ibcf_dialogs),
-            ] {
-                metrics::gauge!(names::STATE_RESTORED, "kind" => kind).set(count as f64);
-            }
-            tracing::info!(
-                dir = %cfg.state.dir.display(),
-                records = n,
-                registrations = restored.registrations,
-                subscriptions = restored.subscriptions,
-                ibcf_dialogs = restored.ibcf_dialogs,
-                skipped = restored.skipped,
-                ms = took.as_millis() as u64,
-                "state restored"
-            );
-            Ok(Some(Persister::new(opened.store, cfg.state.commit)))
+            let opened = store::open(&cfg.state.dir)?;
+            let (persister, _) = restore_opened(core, opened, cfg.state.commit, began)?;
+            Ok(Some(persister))
         }
     }
 }
@@ -231,17 +208,31 @@ fn restore_redis(cfg: &Config, core: &mut Core) -> anyhow::Result<Persister> {
         store::redis::Target::new(&s.url, s.prefix.as_deref(), &cfg.sip.identity, s.lease)?;
     let lease = store::redis::take_lease(&target, s.standby)?;
     let began = Instant::now();
-    let mut opened = store::redis::open(lease)?;
-    let place = opened.opened.store.place().to_owned();
-    let n = opened.opened.loaded.len();
-    let restored = restore_loaded(core, &opened.opened.loaded, std::path::Path::new(&place))?;
-    opened.opened.loaded.release();
-    core.track_changes();
+    let opened = store::redis::open(lease)?;
+    let (persister, restored) = restore_opened(core, opened.opened, cfg.state.commit, began)?;
     // Records the core did not take (duplicates, registrations without bindings) would stay in
     // Redis for ever: a full copy removes them.
     if restored.skipped > 0 {
         opened.resync.request();
     }
+    Ok(persister)
+}
+
+/// Put what `opened` loaded back into `core` (any backend), let the loaded bytes go, start
+/// tracking changes, and say what was restored (gauges, one INFO line); the persister that
+/// keeps the store up to date from then on.
+fn restore_opened(
+    core: &mut Core,
+    mut opened: store::Opened,
+    commit: std::time::Duration,
+    began: Instant,
+) -> anyhow::Result<(Persister, regevent_proto::core::Restored)> {
+    let place = opened.store.place().to_owned();
+    let n = opened.loaded.len();
+    let restored = restore_loaded(core, &opened.loaded, std::path::Path::new(&place))?;
+    // The records borrowed the loaded bytes; restored, those can go.
+    opened.loaded.release();
+    core.track_changes();
     let took = began.elapsed();
     metrics::gauge!(names::STATE_RESTORE_SECONDS).set(took.as_secs_f64());
     for (kind, count) in [
@@ -252,7 +243,7 @@ fn restore_redis(cfg: &Config, core: &mut Core) -> anyhow::Result<Persister> {
         metrics::gauge!(names::STATE_RESTORED, "kind" => kind).set(count as f64);
     }
     tracing::info!(
-        redis = %place,
+        store = %place,
         records = n,
         registrations = restored.registrations,
         subscriptions = restored.subscriptions,
@@ -261,7 +252,7 @@ fn restore_redis(cfg: &Config, core: &mut Core) -> anyhow::Result<Persister> {
         ms = took.as_millis() as u64,
         "state restored"
     );
-    Ok(Persister::new(opened.opened.store, cfg.state.commit))
+    Ok((Persister::new(opened.store, commit), restored))
 }
 
 /// Put the stored records back into `core`, decoding each as it goes; the first bad one stops

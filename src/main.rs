@@ -258,14 +258,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let dir = &cfg.state.dir;
             let mut out = std::io::stdout().lock();
             match cmd {
-                StateCmd::Check { .. } => {
-                    let ok = regevent_gw::store::cli::check(dir, &mut out)?;
-                    Ok(if ok {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::from(EXIT_RUNTIME)
-                    })
-                }
+                StateCmd::Check { .. } => Ok(success_or_runtime(regevent_gw::store::cli::check(
+                    dir, &mut out,
+                )?)),
                 StateCmd::Export { .. } => {
                     regevent_gw::store::cli::export(dir, &mut out)?;
                     Ok(ExitCode::SUCCESS)
@@ -288,11 +283,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 fmt(format),
                 &mut std::io::stdout().lock(),
             )?;
-            Ok(if found {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_RUNTIME)
-            })
+            Ok(success_or_runtime(found))
         }
         Cmd::Stats {
             admin,
@@ -369,6 +360,16 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// The variable that chooses the log format when `--log-format` is not given.
 const LOG_FORMAT_ENV: &str = "REGEVENT_GW_LOG_FORMAT";
+
+/// Exit status 0 when `ok`, else the runtime-failure status (a damaged store, a registration
+/// not found).
+fn success_or_runtime(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_RUNTIME)
+    }
+}
 
 /// `REGEVENT_GW_LOG_FORMAT` (`text` or `json`); text when unset or empty.
 fn log_format_from_env() -> Result<LogFormat, String> {

@@ -61,13 +61,7 @@ async fn a_large_notify_over_tcp_is_answered_and_an_oversize_one_gets_513() {
 
     let body = big_reginfo(0, &pui, 500);
     assert!(body.len() > 200_000, "{} bytes", body.len());
-    let n = h.notify(
-        &sub,
-        1,
-        "active;expires=600",
-        "application/reginfo+xml",
-        &body,
-    );
+    let n = h.reginfo_notify(&sub, 1, &body);
     let resp = notify_over_tcp(&mut conn, &n).await;
     assert_eq!(resp.status(), Some(200), "{:?}", resp.reason());
     let reg = h.registered(&pui).await.expect("registered");
@@ -79,13 +73,7 @@ async fn a_large_notify_over_tcp_is_answered_and_an_oversize_one_gets_513() {
 
     // Over the TCP limit (1 MiB by default): 513 from its head, and the stream goes on.
     let huge = "x".repeat(1_100_000);
-    let n = h.notify(
-        &sub,
-        2,
-        "active;expires=600",
-        "application/reginfo+xml",
-        &huge,
-    );
+    let n = h.reginfo_notify(&sub, 2, &huge);
     let resp = notify_over_tcp(&mut conn, &n).await;
     assert_eq!(resp.status(), Some(513));
     assert_eq!(
@@ -94,13 +82,7 @@ async fn a_large_notify_over_tcp_is_answered_and_an_oversize_one_gets_513() {
         "the answer is to that NOTIFY"
     );
     let body = big_reginfo(1, &pui, 2);
-    let n = h.notify(
-        &sub,
-        3,
-        "active;expires=600",
-        "application/reginfo+xml",
-        &body,
-    );
+    let n = h.reginfo_notify(&sub, 3, &body);
     let resp = notify_over_tcp(&mut conn, &n).await;
     assert_eq!(resp.status(), Some(200), "the connection is still usable");
     let reg = h.registered(&pui).await.expect("registered");
@@ -116,13 +98,7 @@ async fn contradictory_reginfo_over_udp_gets_400_and_changes_nothing() {
         .subscribed("twice", &["sip:twice-2@ims.example.net"], 600)
         .await;
     let good = reginfo(0, &pui, "active", "sip:twice@127.0.0.1");
-    let n = h.notify(
-        &sub,
-        1,
-        "active;expires=600",
-        "application/reginfo+xml",
-        &good,
-    );
+    let n = h.reginfo_notify(&sub, 1, &good);
     assert_eq!(h.send_notify(&n).await.status(), Some(200));
     let before = h.registered(&pui).await.expect("registered");
 
@@ -133,13 +109,7 @@ async fn contradictory_reginfo_over_udp_gets_400_and_changes_nothing() {
          <registration aor=\"{pui}\" id=\"a2\" state=\"terminated\"><contact id=\"c2\" state=\"terminated\" event=\"deactivated\">\
          <uri>sip:twice@127.0.0.1</uri></contact></registration></reginfo>"
     );
-    let n = h.notify(
-        &sub,
-        2,
-        "active;expires=600",
-        "application/reginfo+xml",
-        &same_aor_twice,
-    );
+    let n = h.reginfo_notify(&sub, 2, &same_aor_twice);
     let resp = h.send_notify(&n).await;
     assert_eq!(resp.status(), Some(400));
     assert!(
@@ -149,13 +119,7 @@ async fn contradictory_reginfo_over_udp_gets_400_and_changes_nothing() {
     );
 
     let version_over_32_bits = reginfo(4_294_967_296, &pui, "terminated", "sip:twice@127.0.0.1");
-    let n = h.notify(
-        &sub,
-        3,
-        "active;expires=600",
-        "application/reginfo+xml",
-        &version_over_32_bits,
-    );
+    let n = h.reginfo_notify(&sub, 3, &version_over_32_bits);
     let resp = h.send_notify(&n).await;
     assert_eq!(resp.status(), Some(400));
     assert!(
@@ -169,13 +133,7 @@ async fn contradictory_reginfo_over_udp_gets_400_and_changes_nothing() {
     assert_eq!(h.registered(&pui).await, Some(before));
     assert_eq!(h.subscriptions().await, 1);
     let next = reginfo(1, &pui, "active", "sip:twice@127.0.0.1");
-    let n = h.notify(
-        &sub,
-        4,
-        "active;expires=600",
-        "application/reginfo+xml",
-        &next,
-    );
+    let n = h.reginfo_notify(&sub, 4, &next);
     assert_eq!(h.send_notify(&n).await.status(), Some(200));
     h.gw.stop().await;
 }

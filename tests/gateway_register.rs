@@ -45,15 +45,7 @@ async fn udp_smoke_registration_and_subscription_end_to_end() {
         .await
         .unwrap();
     let body = reginfo(0, &pui, "active", &format!("sip:sam@{}", h.ue.addr));
-    let resp = h
-        .send_notify(&h.notify(
-            &sub,
-            1,
-            "active;expires=600",
-            "application/reginfo+xml",
-            &body,
-        ))
-        .await;
+    let resp = h.send_notify(&h.reginfo_notify(&sub, 1, &body)).await;
     assert_eq!(resp.status(), Some(200));
     assert!(h.registered(&pui).await.is_some());
     assert_eq!(h.subscriptions().await, 1);

@@ -158,13 +158,7 @@ impl Flows {
     async fn notify(&mut self, active: &[u32], gone: &[u32]) {
         self.cseq += 1;
         let body = reginfo(u64::from(self.cseq), active, gone);
-        let n = self.h.notify(
-            &self.sub,
-            self.cseq,
-            "active;expires=600",
-            "application/reginfo+xml",
-            &body,
-        );
+        let n = self.h.reginfo_notify(&self.sub, self.cseq, &body);
         assert_eq!(self.h.send_notify(&n).await.status(), Some(200));
     }
 

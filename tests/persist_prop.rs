@@ -64,6 +64,18 @@ struct World {
     cseq: BTreeMap<u8, u32>,
 }
 
+/// The original core (tracking its changes, seed 7) and an empty world around it.
+fn original() -> (Sim, World) {
+    let mut a = Sim::new(settings(), 7);
+    a.core.track_changes();
+    let w = World {
+        dialogs: BTreeMap::new(),
+        store: BTreeMap::new(),
+        cseq: BTreeMap::new(),
+    };
+    (a, w)
+}
+
 /// Unix time of the sim's clock: virtual time after a fixed origin.
 fn wall(sim: &Sim) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000) + sim.elapsed()
@@ -313,9 +325,7 @@ proptest! {
     /// The random point is the end of a random prefix of operations.
     #[test]
     fn a_restored_core_has_the_same_state_and_sends_the_same_next(ops in prop::collection::vec(op(), 1..40)) {
-        let mut a = Sim::new(settings(), 7);
-        a.core.track_changes();
-        let mut w = World { dialogs: BTreeMap::new(), store: BTreeMap::new(), cseq: BTreeMap::new() };
+        let (mut a, mut w) = original();
         let mut seen = Vec::new();
         for op in &ops {
             apply(&mut a, &mut w, op, &mut seen);
@@ -343,13 +353,7 @@ proptest! {
 
 #[test]
 fn registrations_that_expire_while_down_get_exactly_the_unsubscribes_they_would_have() {
-    let mut a = Sim::new(settings(), 7);
-    a.core.track_changes();
-    let mut w = World {
-        dialogs: BTreeMap::new(),
-        store: BTreeMap::new(),
-        cseq: BTreeMap::new(),
-    };
+    let (mut a, mut w) = original();
     let mut seen = Vec::new();
     // Three short registrations, three long ones, subscribed.
     for u in 1..=6 {
@@ -395,13 +399,7 @@ fn registrations_that_expire_while_down_get_exactly_the_unsubscribes_they_would_
 
 #[test]
 fn a_record_that_does_not_decode_stops_the_restore_with_its_index() {
-    let mut a = Sim::new(settings(), 7);
-    a.core.track_changes();
-    let mut w = World {
-        dialogs: BTreeMap::new(),
-        store: BTreeMap::new(),
-        cseq: BTreeMap::new(),
-    };
+    let (mut a, mut w) = original();
     let mut seen = Vec::new();
     for user in 0..3 {
         apply(&mut a, &mut w, &Op::Register(user, 600), &mut seen);

@@ -932,23 +932,24 @@ impl Writer {
             handed.clear();
             return;
         }
-        let txn = &self.txn;
+        self.exec_fenced(true, "write");
+        self.txn.clear();
+        self.txn_ops = 0;
+        super::count_durable("redis", handed, records);
+    }
+
+    /// Send the transaction (`txn`) or the plain pipeline, retrying until Redis takes it, and
+    /// only while this instance holds the lease (fencing).
+    fn exec_fenced(&mut self, txn: bool, op: &'static str) {
+        let pipe = if txn { &self.txn } else { &self.plain };
         retry(
             &self.shared,
             &mut self.con,
             true,
             &mut self.told_fenced,
-            "write",
-            |c| txn.exec(c),
+            op,
+            |c| pipe.exec(c),
         );
-        self.txn.clear();
-        self.txn_ops = 0;
-        for h in handed.drain(..) {
-            metrics::histogram!(names::STATE_COMMIT_SECONDS).record(h.elapsed().as_secs_f64());
-        }
-        metrics::counter!(names::STATE_COMMITS, "backend" => "redis").increment(1);
-        metrics::counter!(names::STATE_RECORDS, "backend" => "redis").increment(*records);
-        *records = 0;
     }
 
     fn write_chunk(&mut self, frames: &[u8]) {
@@ -968,15 +969,7 @@ impl Writer {
         });
         snap.records += n;
         if n > 0 {
-            let plain = &self.plain;
-            retry(
-                &self.shared,
-                &mut self.con,
-                true,
-                &mut self.told_fenced,
-                "snapshot",
-                |c| plain.exec(c),
-            );
+            self.exec_fenced(false, "snapshot");
         }
         self.plain.clear();
         metrics::counter!(names::STATE_RECORDS, "backend" => "redis").increment(n);
@@ -1016,15 +1009,7 @@ impl Writer {
                 }
             }
             if stale > 0 {
-                let plain = &self.plain;
-                retry(
-                    &self.shared,
-                    &mut self.con,
-                    true,
-                    &mut self.told_fenced,
-                    "sweep",
-                    |c| plain.exec(c),
-                );
+                self.exec_fenced(false, "sweep");
                 removed += stale;
             }
             self.plain.clear();

@@ -245,6 +245,17 @@ impl Harness {
         )
     }
 
+    /// A reginfo NOTIFY (`active;expires=600`) in the dialog of `sub`.
+    pub fn reginfo_notify(&self, sub: &Message, cseq: u32, body: &str) -> Vec<u8> {
+        self.notify(
+            sub,
+            cseq,
+            "active;expires=600",
+            "application/reginfo+xml",
+            body,
+        )
+    }
+
     /// Send a NOTIFY and return the gateway's response.
     pub async fn send_notify(&self, bytes: &[u8]) -> Message {
         self.scscf.send(self.gw_udp, bytes).await.expect("send");
