@@ -4,7 +4,7 @@
 
 mod ops_common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ops_common::{free_tcp_port, main_file, start, write_config};
 
@@ -23,13 +23,11 @@ fn stops_cleanly_on(signal: &str) {
     );
     let mut gw = start(dir.path(), &config, &admin, &[], &[]);
     gw.wait_log("state restored");
-    let sent = Instant::now();
     gw.signal(signal);
     let status = gw.wait_exit(Duration::from_secs(10));
     let log = gw.log_text();
     let status = status.unwrap_or_else(|| panic!("still running 10 s after SIG{signal}:\n{log}"));
     assert_eq!(status.code(), Some(0), "SIG{signal}: {status}\n{log}");
-    assert!(sent.elapsed() < Duration::from_secs(10));
     assert!(
         log.contains(&format!("SIG{signal}: shutting down")),
         "SIG{signal}:\n{log}"
