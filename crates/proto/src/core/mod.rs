@@ -68,7 +68,7 @@ use ctx::Ctx;
 use gauges::Gauges;
 use ibcf::ContactMap;
 use notify::Notifies;
-use overload::{Admit, Intake, Waiting};
+use overload::{Intake, Waiting};
 use proxy::Proxy;
 use register::Registering;
 use subscribe::Subscriber;
@@ -201,7 +201,7 @@ impl Core {
 
     /// Take new profiles (SIGHUP): new registrations follow them; live ones are untouched.
     pub fn reload_profiles(&mut self, cfg: Arc<Settings>) {
-        self.intake.set(cfg.overload.clone());
+        // `[overload]` is restart-only: the intake keeps the settings it started with.
         self.ctx.reload(cfg);
     }
 
@@ -277,8 +277,8 @@ impl Core {
             return self.dispatch(now, &w.inb, &w.msg);
         }
         let in_flight = self.in_flight();
-        if let Admit::Refuse(reason, w) = self.intake.offer(now, w, in_flight) {
-            self.refuse(now, reason, *w);
+        if let Some((reason, w)) = self.intake.offer(now, w, in_flight) {
+            self.refuse(now, reason, w);
         }
     }
 
@@ -321,12 +321,6 @@ impl Core {
     /// Whether an overload episode runs (something was refused in the last second).
     pub fn overloaded(&self) -> bool {
         self.intake.overloaded()
-    }
-
-    /// The overload level: how long the oldest waiting message has waited, as a fraction of
-    /// `overload.max_delay` (≥ 1: requests are refused).
-    pub fn overload_level(&self, now: Instant) -> f64 {
-        self.intake.level(now)
     }
 
     fn parse(&mut self, inb: &Inbound) -> Option<Message> {
@@ -376,20 +370,18 @@ impl Core {
         }
     }
 
-    /// A REGISTER of a registration we hold: its first Contact is bound (or it is `*`), or its
-    /// To URI is a registration's default PUI.
+    /// A REGISTER of a registration we hold: its To URI is a registration's default PUI (the
+    /// usual re-REGISTER: no Contact parsed), or its first Contact is bound (or is `*`).
     fn known_registration(&self, msg: &Message) -> bool {
-        let first = msg
-            .value_spans(sip::HeaderName::Contact)
-            .next()
-            .map(|(_, s)| msg.span_str(s));
-        match first {
-            Some("*") => true,
-            Some(c) => {
-                sip::NameAddr::parse(c).is_ok_and(|na| self.registrar.by_contact(na.uri).is_some())
-                    || self.registrar.get(msg.to().uri).is_some()
-            }
-            None => self.registrar.get(msg.to().uri).is_some(),
+        if self.registrar.get(msg.to().uri).is_some() {
+            return true;
+        }
+        match msg.value_spans(sip::HeaderName::Contact).next() {
+            Some((_, s)) => match msg.span_str(s) {
+                "*" => true,
+                c => self.registrar.by_contact(register::addr_uri(c)).is_some(),
+            },
+            None => false,
         }
     }
 
@@ -423,17 +415,9 @@ impl Core {
     /// A message over the size limit of its transport whose header section (`inb.bytes`) could
     /// be read: answered `513 Message Too Large` (RFC 3261 §21.5.14), counted, never processed.
     pub fn reject_oversize(&mut self, inb: Inbound) {
-        let proto = inb.transport.name();
         metrics::counter!(names::SIP_DROPS, "reason" => "oversize").increment(1);
-        match sip::writer::error_response_from_raw(&inb.bytes, 513, "Message Too Large") {
-            Some(resp) => {
-                tracing::debug!(peer = %inb.peer, transport = proto, "oversize message answered 513");
-                self.ctx.send(inb.transport, Dest::Addr(inb.peer), resp);
-            }
-            None => {
-                tracing::debug!(peer = %inb.peer, transport = proto, "oversize message dropped")
-            }
-        }
+        let answered = self.answer_raw(&inb, 513, "Message Too Large");
+        tracing::debug!(peer = %inb.peer, transport = inb.transport.name(), answered, "oversize message");
     }
 
     fn reject_unparseable(&mut self, inb: &Inbound, e: &sip::ParseError) {
@@ -443,17 +427,28 @@ impl Core {
             sip::ParseError::TooLarge => (513, "Message Too Large".to_string()),
             other => (400, format!("Bad Request ({other})")),
         };
-        match sip::writer::error_response_from_raw(&inb.bytes, code, &reason) {
+        if self.answer_raw(inb, code, &reason) {
+            metrics::counter!(names::SIP_PARSE_ERRORS, "transport" => proto, "answered" => "true")
+                .increment(1);
+            tracing::debug!(peer = %inb.peer, error = %e, "malformed request answered");
+        } else {
+            metrics::counter!(names::SIP_PARSE_ERRORS, "transport" => proto, "answered" => "false")
+                .increment(1);
+            metrics::counter!(names::SIP_DROPS, "reason" => "unparseable").increment(1);
+            tracing::debug!(peer = %inb.peer, error = %e, "malformed message dropped");
+        }
+    }
+
+    /// Answer a message that was not parsed (only its raw header section is read) with
+    /// `code reason`, back where it came from. False when no response can be built from it
+    /// (not a request, or no usable Via).
+    fn answer_raw(&mut self, inb: &Inbound, code: u16, reason: &str) -> bool {
+        match sip::writer::error_response_from_raw(&inb.bytes, code, reason) {
             Some(resp) => {
-                metrics::counter!(names::SIP_PARSE_ERRORS, "transport" => proto, "answered" => "true").increment(1);
-                tracing::debug!(peer = %inb.peer, error = %e, "malformed request answered");
                 self.ctx.send(inb.transport, Dest::Addr(inb.peer), resp);
+                true
             }
-            None => {
-                metrics::counter!(names::SIP_PARSE_ERRORS, "transport" => proto, "answered" => "false").increment(1);
-                metrics::counter!(names::SIP_DROPS, "reason" => "unparseable").increment(1);
-                tracing::debug!(peer = %inb.peer, error = %e, "malformed message dropped");
-            }
+            None => false,
         }
     }
 
@@ -593,10 +588,7 @@ impl Core {
     /// Send the paced SUBSCRIBEs that have a token now (those the engine no longer waits for
     /// are dropped without one).
     fn drain_paced(&mut self, now: Instant) {
-        while self.subscriber.paced() > 0 {
-            let Some(s) = self.subscriber.next_paced() else {
-                break;
-            };
+        while let Some(s) = self.subscriber.next_paced() {
             if !self.engine.awaits(s.sub, s.cseq) {
                 continue;
             }

@@ -136,14 +136,6 @@ pub(super) struct Waiting {
     pub msg: Message,
 }
 
-/// What to do with a message just offered.
-#[derive(Debug)]
-pub(super) enum Admit {
-    Queued,
-    /// Refuse it (and the message itself).
-    Refuse(Reason, Box<Waiting>),
-}
-
 /// How long nothing must be refused before an overload episode ends.
 const QUIET: Duration = Duration::from_secs(1);
 
@@ -197,24 +189,26 @@ impl Intake {
         self.draining
     }
 
-    pub fn set(&mut self, cfg: OverloadSettings) {
-        self.cfg = cfg;
-    }
-
     pub fn len(&self) -> usize {
         self.len
     }
 
-    /// Queue a classed message, or say why it must be refused. `in_flight`: transactions now.
-    pub fn offer(&mut self, now: Instant, w: Waiting, in_flight: usize) -> Admit {
+    /// Queue a classed message; or the message to refuse (this one, or a lower one it pushed
+    /// out of a full queue) and why. `in_flight`: transactions now.
+    pub fn offer(
+        &mut self,
+        now: Instant,
+        w: Waiting,
+        in_flight: usize,
+    ) -> Option<(Reason, Waiting)> {
         let class = w.class;
         let sheddable = sheddable(class, &w.msg);
         if sheddable {
             if self.late(now, class) {
-                return Admit::Refuse(Reason::Delay, Box::new(w));
+                return Some((Reason::Delay, w));
             }
             if class >= Class::Register && in_flight >= self.cfg.max_transactions {
-                return Admit::Refuse(Reason::Transactions, Box::new(w));
+                return Some((Reason::Transactions, w));
             }
         }
         let size = w.inb.bytes.len();
@@ -226,13 +220,13 @@ impl Intake {
                 Some(l) if l > class => {
                     let old = self.pop_class(l).expect("lowest class is not empty");
                     self.push(w);
-                    return Admit::Refuse(Reason::Queue, Box::new(old));
+                    return Some((Reason::Queue, old));
                 }
-                _ => return Admit::Refuse(Reason::Queue, Box::new(w)),
+                _ => return Some((Reason::Queue, w)),
             }
         }
         self.push(w);
-        Admit::Queued
+        None
     }
 
     /// The next message to serve, highest class first; `Err` with a message to refuse instead
