@@ -89,7 +89,7 @@ fn main() {
         f.finish(&mut snap);
         let snapped = t.elapsed();
         let t = Instant::now();
-        let mut decoded = Vec::new();
+        let mut values: Vec<&[u8]> = Vec::new();
         let mut pos = 8 + 1;
         // The chunk's payload: kind, seq (varint 0 = one byte), count, then ops.
         pos += 1;
@@ -101,12 +101,15 @@ fn main() {
             pos += 4 + kl;
             let vl = u32::from_le_bytes(snap[pos..pos + 4].try_into().unwrap()) as usize;
             pos += 4;
-            decoded.push(state::decode(&snap[pos..pos + vl]).expect("decodes"));
+            values.push(&snap[pos..pos + vl]);
             pos += vl;
         }
         let mut fresh = Sim::volte();
         fresh.now = sim.now;
-        let restored = fresh.core.restore(fresh.now, wall, decoded);
+        let restored = fresh
+            .core
+            .restore_encoded(fresh.now, wall, &values)
+            .expect("decodes");
         let restore = t.elapsed();
         assert_eq!(restored.registrations as u64, n);
         assert_eq!(restored.subscriptions as u64, n);

@@ -14,7 +14,6 @@ use crate::config::{Config, StateBackend};
 use crate::core::Core;
 use crate::names;
 use crate::sip::Transport;
-use crate::state::Record;
 use crate::stats::{admin, AdminQuery};
 use crate::store::{self, Persister};
 use crate::transport::{self, Event};
@@ -193,8 +192,7 @@ pub fn restore(cfg: &Config, core: &mut Core) -> anyhow::Result<Option<Persister
         StateBackend::Embedded => {
             let began = Instant::now();
             let opened = store::open(&cfg.state.dir)?;
-            let (persister, _) = restore_opened(core, opened, cfg.state.commit, began)?;
-            Ok(Some(persister))
+            restore_opened(core, opened, cfg.state.commit, began).map(Some)
         }
     }
 }
@@ -209,13 +207,7 @@ fn restore_redis(cfg: &Config, core: &mut Core) -> anyhow::Result<Persister> {
     let lease = store::redis::take_lease(&target, s.standby)?;
     let began = Instant::now();
     let opened = store::redis::open(lease)?;
-    let (persister, restored) = restore_opened(core, opened.opened, cfg.state.commit, began)?;
-    // Records the core did not take (duplicates, registrations without bindings) would stay in
-    // Redis for ever: a full copy removes them.
-    if restored.skipped > 0 {
-        opened.resync.request();
-    }
-    Ok(persister)
+    restore_opened(core, opened, cfg.state.commit, began)
 }
 
 /// Put what `opened` loaded back into `core` (any backend), let the loaded bytes go, start
@@ -226,13 +218,19 @@ fn restore_opened(
     mut opened: store::Opened,
     commit: std::time::Duration,
     began: Instant,
-) -> anyhow::Result<(Persister, regevent_proto::core::Restored)> {
+) -> anyhow::Result<Persister> {
     let place = opened.store.place().to_owned();
     let n = opened.loaded.len();
     let restored = restore_loaded(core, &opened.loaded, std::path::Path::new(&place))?;
     // The records borrowed the loaded bytes; restored, those can go.
     opened.loaded.release();
     core.track_changes();
+    // Records the core did not take (duplicates, registrations without bindings) would stay in
+    // the store for ever: a full copy (a snapshot; in Redis, with the stale keys removed)
+    // leaves them behind.
+    if restored.skipped > 0 {
+        opened.store.want_snapshot();
+    }
     let took = began.elapsed();
     metrics::gauge!(names::STATE_RESTORE_SECONDS).set(took.as_secs_f64());
     for (kind, count) in [
@@ -252,7 +250,7 @@ fn restore_opened(
         ms = took.as_millis() as u64,
         "state restored"
     );
-    Ok((Persister::new(opened.store, commit), restored))
+    Ok(Persister::new(opened.store, commit))
 }
 
 /// Put the stored records back into `core`, decoding each as it goes; the first bad one stops
@@ -264,37 +262,7 @@ fn restore_loaded(
 ) -> Result<regevent_proto::core::Restored, store::StoreError> {
     let (keys, values): (Vec<&[u8]>, Vec<&[u8]>) = loaded.entries().unzip();
     core.restore_encoded(transport::now(), SystemTime::now(), &values)
-        .map_err(|(i, e)| bad_record(place, keys[i], &e))
-}
-
-/// The error of a stored record that does not decode: the store, its key, the problem.
-fn bad_record(
-    place: &std::path::Path,
-    key: &[u8],
-    e: &regevent_proto::state::DecodeError,
-) -> store::StoreError {
-    store::StoreError::Record {
-        file: place.to_path_buf(),
-        key: regevent_proto::state::decode_key(key)
-            .map(|k| format!("{k:?}"))
-            .unwrap_or_else(|_| format!("{:?}", String::from_utf8_lossy(key))),
-        what: e.to_string(),
-    }
-}
-
-/// Decode every stored record; the first bad one stops with its key and the problem.
-pub fn decode_all<'a>(
-    loaded: &'a store::journal::Loaded,
-    dir: &std::path::Path,
-) -> Result<Vec<Record<'a>>, store::StoreError> {
-    let mut records = Vec::with_capacity(loaded.len());
-    for (key, value) in loaded.entries() {
-        match regevent_proto::state::decode(value) {
-            Ok(r) => records.push(r),
-            Err(e) => return Err(bad_record(dir, key, &e)),
-        }
-    }
-    Ok(records)
+        .map_err(|(i, e)| store::StoreError::record(place, keys[i], &e))
 }
 
 /// A seed from the OS (hash-map randomness; no extra crate).

@@ -33,10 +33,14 @@ pub fn read(dir: &Path) -> Result<(Summary, Vec<Record<'static>>), StoreError> {
         });
     }
     let loaded = journal::load(dir, false)?;
-    let records: Vec<Record<'static>> = crate::app::decode_all(&loaded, dir)?
-        .into_iter()
-        .map(Record::into_owned)
-        .collect();
+    let records = loaded
+        .entries()
+        .map(|(k, v)| {
+            regevent_proto::state::decode(v)
+                .map(Record::into_owned)
+                .map_err(|e| StoreError::record(dir, k, &e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut s = Summary {
         bytes: loaded.bytes,
         snapshot_gen: loaded.snapshot_gen,

@@ -67,6 +67,19 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// A stored record (under `key`, in the store at `place`) that does not decode.
+    pub fn record(place: &Path, key: &[u8], e: &regevent_proto::state::DecodeError) -> StoreError {
+        StoreError::Record {
+            file: place.to_path_buf(),
+            key: regevent_proto::state::decode_key(key)
+                .map(|k| format!("{k:?}"))
+                .unwrap_or_else(|_| format!("{:?}", String::from_utf8_lossy(key))),
+            what: e.to_string(),
+        }
+    }
+}
+
 /// What the SIP task hands a backend's writer thread: frames encoded (sequence numbers,
 /// checksums and all) on the SIP thread, so that a writer only stores them. Every backend reads
 /// the same frames (`journal::frames`); the embedded one appends them as they are.
@@ -283,6 +296,11 @@ impl Store {
         ready
     }
 
+    /// Whether `n` more messages fit in the writer's queue.
+    fn has_room(&self, n: usize) -> bool {
+        self.queued.load(Ordering::Relaxed) + n <= QUEUE
+    }
+
     fn send(&self, m: Msg) -> bool {
         let Some(tx) = &self.tx else { return false };
         self.queued.fetch_add(1, Ordering::Relaxed);
@@ -306,6 +324,12 @@ impl Store {
     /// record in chunks.
     pub fn snapshot_wanted(&self) -> bool {
         self.snapshot_wanted.load(Ordering::Relaxed)
+    }
+
+    /// Ask for a full copy of the state (a snapshot; in Redis it also removes the keys the
+    /// copy did not write), as the writer does when it wants one.
+    pub fn want_snapshot(&self) {
+        self.snapshot_wanted.store(true, Ordering::Relaxed);
     }
 
     pub fn snapshot_begin(&self) -> bool {
@@ -538,25 +562,21 @@ pub struct Persister {
 use regevent_proto::core::{Change, Core};
 use regevent_proto::state;
 
-/// Put `c`'s record (or its deletion) into the frame being built.
+/// Put `c`'s record into the frame being built; or, if it is gone, its deletion (`deletes`:
+/// a commit) or nothing (a snapshot, which holds only what exists).
 fn add(
     f: &mut journal::FrameBuilder,
     buf: &mut Vec<u8>,
     core: &Core,
     c: &Change,
-    now: Instant,
-    wall: std::time::SystemTime,
-) -> bool {
+    (now, wall): (Instant, std::time::SystemTime),
+    deletes: bool,
+) {
     let (k, r) = core.record(c, now, wall);
     match r {
-        Some(r) => {
-            f.put(buf, |o| state::encode_key(&k, o), |o| state::encode(&r, o));
-            true
-        }
-        None => {
-            f.delete(buf, |o| state::encode_key(&k, o));
-            false
-        }
+        Some(r) => f.put(buf, |o| state::encode_key(&k, o), |o| state::encode(&r, o)),
+        None if deletes => f.delete(buf, |o| state::encode_key(&k, o)),
+        None => {}
     }
 }
 
@@ -610,14 +630,14 @@ impl Persister {
         }
         // Only this task sends: with a free slot now, the send below cannot fail for room, so
         // the changes are never taken out of the core and then dropped.
-        if self.store.queued.load(Ordering::Relaxed) >= QUEUE {
+        if !self.store.has_room(1) {
             return false;
         }
         let mut buf = self.store.buffer();
         let seq = self.store.seq + 1;
         let mut f = journal::FrameBuilder::begin(kind::COMMIT, seq, &mut buf);
         while let Some(c) = core.poll_change() {
-            add(&mut f, &mut buf, core, &c, now, wall);
+            add(&mut f, &mut buf, core, &c, (now, wall), true);
         }
         let records = u64::from(f.count());
         f.finish(&mut buf);
@@ -641,17 +661,16 @@ impl Persister {
                 }
             }
             Some(keys) => {
+                // Room for this chunk and the end (only this task sends, so neither send can
+                // fail for room): keys taken out and then dropped would be missing from the
+                // snapshot, and a lost end would leave the snapshot open for good.
+                if !self.store.has_room(2) {
+                    return;
+                }
                 let mut buf = self.store.buffer();
                 let mut f = journal::FrameBuilder::begin(kind::CHUNK, seq, &mut buf);
                 for c in keys.by_ref().take(CHUNK) {
-                    let (k, r) = core.record(&c, now, wall);
-                    if let Some(r) = r {
-                        f.put(
-                            &mut buf,
-                            |o| state::encode_key(&k, o),
-                            |o| state::encode(&r, o),
-                        );
-                    }
+                    add(&mut f, &mut buf, core, &c, (now, wall), false);
                 }
                 f.finish(&mut buf);
                 self.store.send(Msg::SnapshotChunk(buf));

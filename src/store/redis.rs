@@ -404,13 +404,6 @@ pub struct Lease {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Lease {
-    /// This instance's identifier (the lease key's value).
-    pub fn instance(&self) -> &str {
-        &self.shared.instance
-    }
-}
-
 impl std::fmt::Debug for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lease")
@@ -612,27 +605,9 @@ fn lease_thread(shared: Arc<Shared>, stop: Receiver<()>) {
 
 // ---- start-up ----
 
-/// The Redis store, opened: the store, what it held, and a way to ask for a resynchronisation.
-#[derive(Debug)]
-pub struct RedisOpened {
-    pub opened: Opened,
-    pub resync: Resync,
-}
-
-/// Asks the writer for a full copy of the state into Redis (which also removes keys the core no
-/// longer has).
-#[derive(Debug, Clone)]
-pub struct Resync(Arc<Shared>);
-
-impl Resync {
-    pub fn request(&self) {
-        self.0.resync.store(true, Ordering::Relaxed);
-    }
-}
-
 /// Load everything under the prefix and start the writer. The lease stays held (and renewed)
 /// until the writer ends.
-pub fn open(mut lease: Lease) -> Result<RedisOpened, RedisError> {
+pub fn open(mut lease: Lease) -> Result<Opened, RedisError> {
     let shared = lease.shared.clone();
     let target = &shared.target;
     let mut con = match lease.con.take() {
@@ -669,10 +644,7 @@ pub fn open(mut lease: Lease) -> Result<RedisOpened, RedisError> {
         drop(lease);
     })
     .map_err(RedisError::Thread)?;
-    Ok(RedisOpened {
-        opened: Opened { store, loaded },
-        resync: Resync(shared),
-    })
+    Ok(Opened { store, loaded })
 }
 
 /// Every record under the target's prefix: SCAN (never KEYS) and MGET, `SCAN_COUNT` at a time.

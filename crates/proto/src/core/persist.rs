@@ -79,43 +79,21 @@ impl Core {
         v
     }
 
-    /// Put the state back from `records` (at start-up, before any message). `wall` is the
-    /// wall-clock time at `now`.
-    pub fn restore(
-        &mut self,
-        now: Instant,
-        wall: SystemTime,
-        records: Vec<Record<'_>>,
-    ) -> Restored {
-        let got: Result<Restored, std::convert::Infallible> =
-            self.restore_with(now, wall, records.len(), |i| Ok(records[i].clone()));
-        got.unwrap_or_else(|never| match never {})
-    }
-
-    /// [`Core::restore`] from encoded records (the store's values), decoding each as it is put
-    /// back rather than all of them first: at 1M registrations the decoded records would take
-    /// about as much memory again as the live state. The first value that does not decode
-    /// stops it, with its index (the state is then partly restored: start-up fails).
+    /// Put the state back from the store's encoded records (at start-up, before any message;
+    /// `wall` is the wall-clock time at `now`): registrations first, then subscriptions in id
+    /// order, then IBCF dialogs. Each record is decoded as it is put back (subscriptions and
+    /// dialogs once more when their turn comes), not all of them first: at 1M registrations
+    /// the decoded records would take about as much memory again as the live state. The first
+    /// value that does not decode stops it, with its index (the state is then partly
+    /// restored: start-up fails).
     pub fn restore_encoded(
         &mut self,
         now: Instant,
         wall: SystemTime,
         values: &[&[u8]],
     ) -> Result<Restored, (usize, crate::state::DecodeError)> {
-        self.restore_with(now, wall, values.len(), |i| {
-            crate::state::decode(values[i]).map_err(|e| (i, e))
-        })
-    }
-
-    /// Restore records `0..n`, each got by `get` (which may be called more than once for the
-    /// same index): registrations first, then subscriptions in id order, then IBCF dialogs.
-    fn restore_with<'a, E>(
-        &mut self,
-        now: Instant,
-        wall: SystemTime,
-        n: usize,
-        get: impl Fn(usize) -> Result<Record<'a>, E>,
-    ) -> Result<Restored, E> {
+        let get = |i: usize| crate::state::decode(values[i]).map_err(|e| (i, e));
+        let n = values.len();
         let w = Wall::new(now, wall);
         let instant = |ms: u64| w.instant(ms);
         let mut out = Restored::default();
