@@ -11,10 +11,8 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
-    free_port, next_of, notify, reginfo, register_bytes, register_ok, subscribe_ok, DOMAIN, WAIT,
-};
-use regevent_gw::sip::{HeaderName, Message};
+use common::free_port;
+use common::takeover::Peers;
 use regevent_lab::peer::UdpPeer;
 
 const USERS: usize = 5;
@@ -123,44 +121,8 @@ async fn kill_9_then_restart_carries_on_in_every_old_dialog() {
     let mut gw = spawn(&config, &admin, port);
 
     // UEs registered, each subscription granted 20 s (refresh at 10 s) and notified.
-    let mut subs: Vec<Message> = Vec::new();
-    let mut paths: Vec<String> = Vec::new();
-    for i in 0..USERS {
-        let user = format!("u{i}");
-        ue.send(gw_addr, &register_bytes(&user, ue.addr, "UDP", 1, 600, ""))
-            .await
-            .unwrap();
-        let (fwd, from) = next_of(&core, "REGISTER", false).await.expect("REGISTER");
-        paths.push(fwd.header(HeaderName::Path).expect("Path").to_owned());
-        core.send(from, &register_ok(&fwd, scscf.addr, 600, &[]))
-            .await
-            .unwrap();
-        next_of(&ue, "REGISTER", true).await.expect("200 to the UE");
-        let (sub, from) = next_of(&scscf, "SUBSCRIBE", false)
-            .await
-            .expect("SUBSCRIBE");
-        assert!(sub.to().tag().is_none(), "an initial SUBSCRIBE");
-        scscf
-            .send(from, &subscribe_ok(&sub, scscf.addr, 20))
-            .await
-            .unwrap();
-        let pui = format!("sip:{user}@{DOMAIN}");
-        let n = notify(
-            &sub,
-            port,
-            scscf.addr,
-            1,
-            "active;expires=20",
-            "application/reginfo+xml",
-            &reginfo(0, &pui, "active", "sip:x@127.0.0.1"),
-        );
-        scscf.send(gw_addr, &n).await.unwrap();
-        let (resp, _) = next_of(&scscf, "NOTIFY", true)
-            .await
-            .expect("200 to NOTIFY");
-        assert_eq!(resp.status(), Some(200));
-        subs.push(sub);
-    }
+    let mut peers = Peers::new(&core, &scscf, &ue, gw_addr, port);
+    let (subs, paths) = peers.register_and_subscribe(USERS).await;
     let state = dir.path().join("state");
     tokio::task::spawn_blocking(move || durable(&state))
         .await
@@ -173,84 +135,10 @@ async fn kill_9_then_restart_carries_on_in_every_old_dialog() {
     drop(gw);
     let gw = spawn(&config, &admin, port_again);
 
-    for (i, sub) in subs.iter().enumerate() {
-        let pui = format!("sip:u{i}@{DOMAIN}");
-        // The S-CSCF's next NOTIFY in the old dialog: 200, not 481.
-        let n = notify(
-            sub,
-            port,
-            scscf.addr,
-            2,
-            "active;expires=20",
-            "application/reginfo+xml",
-            &reginfo(1, &pui, "active", "sip:x@127.0.0.1"),
-        );
-        scscf.send(gw_addr, &n).await.unwrap();
-        let (resp, _) = next_of(&scscf, "NOTIFY", true)
-            .await
-            .expect("answer to NOTIFY");
-        assert_eq!(
-            resp.status(),
-            Some(200),
-            "NOTIFY in the old dialog of {pui}"
-        );
-        // A terminating request through the Path the core learned reaches the UE.
-        let msg = format!(
-            "MESSAGE {pui} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKk9m{i}\r\nMax-Forwards: 70\r\n\
-             Route: {}\r\nFrom: <sip:bob@{DOMAIN}>;tag=b\r\nTo: <{pui}>\r\nCall-ID: k9m{i}\r\nCSeq: 1 MESSAGE\r\n\
-             Content-Length: 0\r\n\r\n",
-            core.addr,
-            paths[i].trim()
-        );
-        core.send(gw_addr, msg.as_bytes()).await.unwrap();
-        let (m, _) = next_of(&ue, "MESSAGE", false)
-            .await
-            .expect("MESSAGE through the old Path");
-        assert_eq!(m.call_id(), format!("k9m{i}"));
+    let refreshes = peers.old_dialogs_carry_on(&subs, &paths, "k9m").await;
+    for r in &refreshes {
+        // The refresh asks for what the first SUBSCRIBE asked.
+        assert_eq!(r.expires().unwrap(), Some(660));
     }
-
-    // Every SUBSCRIBE from now on is in an old dialog: the refreshes (granted 20 s: due 10 s
-    // after the grant), then the unsubscribes after de-REGISTERs. None is initial.
-    let old = |m: &Message| subs.iter().position(|s| s.call_id() == m.call_id());
-    let mut refreshed = [false; USERS];
-    while refreshed.iter().any(|r| !r) {
-        let (m, from) = scscf.recv(Duration::from_secs(60)).await.expect("refresh");
-        if !m.is_request() || m.method_str() != "SUBSCRIBE" {
-            continue;
-        }
-        let i = old(&m).expect("a SUBSCRIBE in an old dialog, never an initial one");
-        assert_eq!(m.to().tag(), Some("scscf-tag"));
-        assert!(m.cseq().seq > subs[i].cseq().seq);
-        assert_eq!(m.expires().unwrap(), Some(660));
-        refreshed[i] = true;
-        scscf
-            .send(from, &subscribe_ok(&m, scscf.addr, 20))
-            .await
-            .unwrap();
-    }
-    for i in 0..USERS {
-        let user = format!("u{i}");
-        ue.send(gw_addr, &register_bytes(&user, ue.addr, "UDP", 2, 0, ""))
-            .await
-            .unwrap();
-        let (fwd, from) = next_of(&core, "REGISTER", false)
-            .await
-            .expect("de-REGISTER");
-        core.send(from, &register_ok(&fwd, scscf.addr, 0, &[]))
-            .await
-            .unwrap();
-        let unsub = loop {
-            let (m, _) = next_of(&scscf, "SUBSCRIBE", false)
-                .await
-                .expect("unsubscribe");
-            if m.expires().unwrap() == Some(0) {
-                break m;
-            }
-        };
-        let j = old(&unsub).expect("the unsubscribe is in an old dialog");
-        assert_eq!(j, i);
-        assert_eq!(unsub.to().tag(), Some("scscf-tag"));
-    }
-    let _ = WAIT;
     drop(gw);
 }

@@ -12,11 +12,9 @@ mod common_proc;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{
-    free_port, next_of, notify, reginfo, register_bytes, register_ok, subscribe_ok, DOMAIN,
-};
+use common::free_port;
+use common::takeover::Peers;
 use common_proc::{free_tcp_port, redis_config, wait_until, Gw, RedisServer};
-use regevent_gw::sip::{HeaderName, Message};
 use regevent_lab::peer::UdpPeer;
 
 const USERS: usize = 5;
@@ -53,44 +51,8 @@ async fn a_standby_takes_over_every_dialog_and_path_from_redis() {
     let mut a = Gw::spawn("A", &config_a, &admin);
     a.wait_ready(Duration::from_secs(30));
 
-    let mut subs: Vec<Message> = Vec::new();
-    let mut paths: Vec<String> = Vec::new();
-    for i in 0..USERS {
-        let user = format!("u{i}");
-        ue.send(gw_addr, &register_bytes(&user, ue.addr, "UDP", 1, 600, ""))
-            .await
-            .unwrap();
-        let (fwd, from) = next_of(&core, "REGISTER", false).await.expect("REGISTER");
-        paths.push(fwd.header(HeaderName::Path).expect("Path").to_owned());
-        core.send(from, &register_ok(&fwd, scscf.addr, 600, &[]))
-            .await
-            .unwrap();
-        next_of(&ue, "REGISTER", true).await.expect("200 to the UE");
-        let (sub, from) = next_of(&scscf, "SUBSCRIBE", false)
-            .await
-            .expect("SUBSCRIBE");
-        assert!(sub.to().tag().is_none(), "an initial SUBSCRIBE");
-        scscf
-            .send(from, &subscribe_ok(&sub, scscf.addr, 20))
-            .await
-            .unwrap();
-        let pui = format!("sip:{user}@{DOMAIN}");
-        let n = notify(
-            &sub,
-            port,
-            scscf.addr,
-            1,
-            "active;expires=20",
-            "application/reginfo+xml",
-            &reginfo(0, &pui, "active", "sip:x@127.0.0.1"),
-        );
-        scscf.send(gw_addr, &n).await.unwrap();
-        let (resp, _) = next_of(&scscf, "NOTIFY", true)
-            .await
-            .expect("200 to NOTIFY");
-        assert_eq!(resp.status(), Some(200));
-        subs.push(sub);
-    }
+    let mut peers = Peers::new(&core, &scscf, &ue, gw_addr, port);
+    let (subs, paths) = peers.register_and_subscribe(USERS).await;
 
     // Redis holds every registration and every subscription with its first NOTIFY applied,
     // under the prefix derived from the identity.
@@ -131,79 +93,6 @@ async fn a_standby_takes_over_every_dialog_and_path_from_redis() {
         "B keeps no local state"
     );
 
-    for (i, sub) in subs.iter().enumerate() {
-        let pui = format!("sip:u{i}@{DOMAIN}");
-        let n = notify(
-            sub,
-            port,
-            scscf.addr,
-            2,
-            "active;expires=20",
-            "application/reginfo+xml",
-            &reginfo(1, &pui, "active", "sip:x@127.0.0.1"),
-        );
-        scscf.send(gw_addr, &n).await.unwrap();
-        let (resp, _) = next_of(&scscf, "NOTIFY", true)
-            .await
-            .expect("answer to NOTIFY");
-        assert_eq!(
-            resp.status(),
-            Some(200),
-            "NOTIFY in the old dialog of {pui}"
-        );
-        let msg = format!(
-            "MESSAGE {pui} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKrt{i}\r\nMax-Forwards: 70\r\n\
-             Route: {}\r\nFrom: <sip:bob@{DOMAIN}>;tag=b\r\nTo: <{pui}>\r\nCall-ID: rt{i}\r\nCSeq: 1 MESSAGE\r\n\
-             Content-Length: 0\r\n\r\n",
-            core.addr,
-            paths[i].trim()
-        );
-        core.send(gw_addr, msg.as_bytes()).await.unwrap();
-        let (m, _) = next_of(&ue, "MESSAGE", false)
-            .await
-            .expect("MESSAGE through the old Path");
-        assert_eq!(m.call_id(), format!("rt{i}"));
-    }
-
-    // Every SUBSCRIBE from B is in an old dialog: the refreshes (granted 20 s by A's peer: due
-    // 10 s after the grant), then the unsubscribes after de-REGISTERs. None is initial.
-    let old = |m: &Message| subs.iter().position(|s| s.call_id() == m.call_id());
-    let mut refreshed = [false; USERS];
-    while refreshed.iter().any(|r| !r) {
-        let (m, from) = scscf.recv(Duration::from_secs(60)).await.expect("refresh");
-        if !m.is_request() || m.method_str() != "SUBSCRIBE" {
-            continue;
-        }
-        let i = old(&m).expect("a SUBSCRIBE in an old dialog, never an initial one");
-        assert_eq!(m.to().tag(), Some("scscf-tag"));
-        assert!(m.cseq().seq > subs[i].cseq().seq);
-        refreshed[i] = true;
-        scscf
-            .send(from, &subscribe_ok(&m, scscf.addr, 20))
-            .await
-            .unwrap();
-    }
-    for i in 0..USERS {
-        let user = format!("u{i}");
-        ue.send(gw_addr, &register_bytes(&user, ue.addr, "UDP", 2, 0, ""))
-            .await
-            .unwrap();
-        let (fwd, from) = next_of(&core, "REGISTER", false)
-            .await
-            .expect("de-REGISTER");
-        core.send(from, &register_ok(&fwd, scscf.addr, 0, &[]))
-            .await
-            .unwrap();
-        let unsub = loop {
-            let (m, _) = next_of(&scscf, "SUBSCRIBE", false)
-                .await
-                .expect("unsubscribe");
-            if m.expires().unwrap() == Some(0) {
-                break m;
-            }
-        };
-        assert_eq!(old(&unsub), Some(i), "the unsubscribe is in an old dialog");
-        assert_eq!(unsub.to().tag(), Some("scscf-tag"));
-    }
+    peers.old_dialogs_carry_on(&subs, &paths, "rt").await;
     drop(b);
 }

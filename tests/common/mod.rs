@@ -14,6 +14,7 @@ use regevent_gw::config::{Config, Listener, Network, Profile, Transport};
 use regevent_gw::sip::{writer, HeaderName, Message};
 use regevent_lab::peer::UdpPeer;
 
+pub mod takeover;
 pub mod virt;
 
 pub const WAIT: Duration = Duration::from_secs(3);
