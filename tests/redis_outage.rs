@@ -14,7 +14,8 @@ use common_proc::{free_tcp_port, redis_config, wait_until, Gw, RedisServer};
 use regevent_gw::state::Record;
 
 const RATE: u32 = 200;
-const SECONDS: u32 = 10;
+// Long enough that the load still runs through the outage below on a slow machine.
+const SECONDS: u32 = 20;
 const USERS: usize = (RATE * SECONDS) as usize;
 const CONNECTED: &str = "regevent_state_connected{backend=\"redis\"}";
 

@@ -11,10 +11,7 @@ use super::settings::{Config, ConfigError, TrunkGroup};
 impl Config {
     /// Every warning, in trunk group order, each naming the file and the key.
     pub fn warnings(&self) -> Vec<ConfigError> {
-        let file = self.file.as_ref().map_or_else(
-            || "<built-in defaults>".to_string(),
-            |p| p.display().to_string(),
-        );
+        let file = super::load::file_label(self.file.as_deref());
         let mut out = Vec::new();
         for (j, tg) in self.trunk_groups.iter().enumerate() {
             let warn = |problem: String| ConfigError {

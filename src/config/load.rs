@@ -175,8 +175,13 @@ fn merge(clean: &toml::Table, env: config::Map<String, String>) -> Result<RawCon
         .map_err(|e| e.to_string())
 }
 
+/// How problems name the configuration: its file, or the built-in defaults.
+pub(super) fn file_label(file: Option<&Path>) -> String {
+    file.map_or_else(|| BUILT_IN.to_string(), |p| p.display().to_string())
+}
+
 pub(crate) fn load(file: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
-    let file_name = file.map_or_else(|| BUILT_IN.to_string(), |p| p.display().to_string());
+    let file_name = file_label(file);
     let mut errors = Vec::new();
     let (clean, positions) = match file {
         None => (toml::Table::new(), HashMap::new()),

@@ -207,10 +207,7 @@ impl Config {
             .map(|(key, _)| *key)
             .collect();
 
-        let file_name = file.as_ref().map_or_else(
-            || "<built-in defaults>".to_string(),
-            |p| p.display().to_string(),
-        );
+        let file_name = super::load::file_label(file.as_deref());
         let running: Vec<&str> = run.sip.listen.iter().map(|l| l.name.as_str()).collect();
         let errors: Vec<ConfigError> = trunk_groups
             .iter()

@@ -453,18 +453,20 @@ impl Core {
     }
 
     fn on_request(&mut self, now: Instant, inb: &Inbound, msg: &Message) {
-        let ours = || {
-            let tag = msg.to().tag()?;
-            self.engine.find_dialog(msg.call_id(), tag)
+        let method = msg.method();
+        // Only NOTIFYs of our own dialogs are ours; every other one (a UE's, IBCF) is proxied.
+        let ours = match method {
+            Some(Method::Notify) => msg
+                .to()
+                .tag()
+                .and_then(|tag| self.engine.find_dialog(msg.call_id(), tag)),
+            _ => None,
         };
-        match msg.method() {
-            Some(Method::Register) => self.register.forward(now, &mut self.ctx, inb, msg),
-            // Only NOTIFYs of our own dialogs are ours; every other one (a UE's, IBCF) is proxied.
-            Some(Method::Notify) if ours().is_some() => {
-                if let Some(sub) = ours() {
-                    let (ctx, engine) = (&mut self.ctx, &mut self.engine);
-                    self.notifies.handle(now, ctx, engine, sub, inb, msg);
-                }
+        match (method, ours) {
+            (Some(Method::Register), _) => self.register.forward(now, &mut self.ctx, inb, msg),
+            (_, Some(sub)) => {
+                let (ctx, engine) = (&mut self.ctx, &mut self.engine);
+                self.notifies.handle(now, ctx, engine, sub, inb, msg);
             }
             _ => self.proxy.request(
                 now,
